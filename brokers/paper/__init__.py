@@ -1,0 +1,4 @@
+from brokers.paper.broker import PaperBroker
+from brokers.paper.fill_model import FillModel
+
+__all__ = ["FillModel", "PaperBroker"]

@@ -1,0 +1,210 @@
+"""The `cockpit` command line.
+
+`cockpit` runs the engine (headless until the TUI lands; `--no-ui` always headless);
+`positions|orders|fills|pnl` read the store without an engine; `paper reset` archives
+the paper account and starts a fresh one. Expected failures print one line, never a
+traceback: exit 2 for bad usage or config, 1 for other refusals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = "config.toml"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code attached."""
+
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help=f"config file (default: $COCKPIT_CONFIG or ./{DEFAULT_CONFIG})")
+    parser.add_argument("--state-dir", metavar="DIR", default=default,
+                        help="state directory (default: engine.state_dir from the config)")
+
+
+def _speed(text: str) -> float | str:
+    from core.config import parse_speed
+
+    try:
+        return parse_speed(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        description="Terminal trading cockpit: runs the trading engine; subcommands read its state.",
+    )
+    _common(parser, suppress=False)
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (logs to stderr)")
+    parser.add_argument("--speed", type=_speed, metavar="X",
+                        help="replay pace: simulated seconds per wall second, or 'max'")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the engine (same as no command)")
+    _common(run, suppress=True)
+    run.add_argument("--no-ui", action="store_true", default=argparse.SUPPRESS, help="run headless")
+    run.add_argument("--speed", type=_speed, metavar="X", default=argparse.SUPPRESS, help="replay pace")
+
+    for name, helptext in (
+        ("positions", "open positions with average cost and P&L"),
+        ("orders", "orders, newest first"),
+        ("fills", "fills, oldest first"),
+        ("pnl", "realized, unrealized, commissions and net P&L"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _common(p, suppress=True)
+        p.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
+        if name in ("orders", "fills"):
+            p.add_argument("--limit", type=int, default=0, metavar="N", help="only the newest N (0 = all)")
+        if name == "orders":
+            p.add_argument("--open", action="store_true", help="only orders still working")
+        if name == "positions":
+            p.add_argument("--all", action="store_true", help="include flat positions")
+
+    paper = sub.add_parser("paper", help="the paper broker's account")
+    paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
+    reset = paper_sub.add_parser("reset", help="archive the paper account and start a fresh one")
+    _common(reset, suppress=True)
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except CliError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("cockpit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command or "run"
+    if command == "run":
+        return _run(args)
+    if command == "paper":
+        return _paper_reset(args)
+    return _read(command, args)
+
+
+def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Any:
+    from core.config import ConfigError, load_config
+
+    explicit = getattr(args, "config", None)
+    path = Path(explicit or os.environ.get("COCKPIT_CONFIG") or DEFAULT_CONFIG)
+    if not explicit and not os.environ.get("COCKPIT_CONFIG") and not path.is_file():
+        raise CliError(
+            f"no {DEFAULT_CONFIG} in {Path.cwd()}: pass --config PATH "
+            "(the repository's config.toml is the default config)",
+            EXIT_USAGE,
+        )
+    state_dir = getattr(args, "state_dir", None)
+    try:
+        return load_config(path, state_dir=Path(state_dir) if state_dir else None, overrides=overrides)
+    except ConfigError as exc:
+        raise CliError(f"config error: {exc}", EXIT_USAGE) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.config import ConfigError
+    from core.data.bar_files import BarFileError
+
+    from cockpit.logs import setup_logging
+    from cockpit.state_lock import StateDirBusy
+
+    overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
+    settings = _settings(args, overrides)
+    lcfg = settings.logging
+    setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups)
+    # Until the TUI lands, `cockpit` runs headless too.
+    from cockpit.headless import run_headless
+
+    try:
+        return asyncio.run(run_headless(settings))
+    except (ConfigError, BarFileError) as exc:
+        raise CliError(f"config error: {exc}", EXIT_USAGE) from None
+    except StateDirBusy as exc:
+        raise CliError(str(exc)) from None
+
+
+def _read(command: str, args: argparse.Namespace) -> int:
+    from cockpit import readers
+    from cockpit.wiring import db_path
+
+    settings = _settings(args)
+    try:
+        conn = readers.connect_readonly(db_path(settings))
+    except readers.NoState as exc:
+        raise CliError(str(exc)) from None
+    with conn:
+        if command == "positions":
+            data: Any = readers.positions(conn, include_flat=args.all)
+        elif command == "orders":
+            data = readers.orders(conn, only_open=args.open, limit=args.limit)
+        elif command == "fills":
+            data = readers.fills(conn, limit=args.limit)
+        else:
+            data = readers.pnl(conn)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        from cockpit.tables import render
+
+        render(command, data)
+    return EXIT_OK
+
+
+def _paper_reset(args: argparse.Namespace) -> int:
+    from cockpit.state_lock import is_locked
+    from cockpit.wiring import db_path
+
+    settings = _settings(args)
+    db = db_path(settings)
+    if is_locked(settings.state_dir):
+        raise CliError(f"an engine is running on {settings.state_dir}: stop it before resetting the paper account")
+    if not db.exists():
+        print(f"no paper account at {settings.state_dir}: the next `cockpit` run starts a fresh one")
+        return EXIT_OK
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    archive = settings.state_dir / "archive" / f"reset-{stamp}"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("paper reset needs confirmation: run it in a terminal or pass --yes")
+        answer = input(
+            f"Reset the paper account in {settings.state_dir}? Its orders, fills, positions and cash move to "
+            f"{archive} and the next run starts with {settings.paper.starting_cash} cash. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("paper reset cancelled; nothing changed")
+            return EXIT_FAIL
+    archive.mkdir(parents=True, exist_ok=False)
+    for suffix in ("", "-wal", "-shm"):
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            shutil.move(str(part), archive / part.name)
+    print(f"paper account reset: old state archived in {archive}; the next run starts fresh "
+          f"with {settings.paper.starting_cash} cash")
+    return EXIT_OK

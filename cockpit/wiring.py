@@ -1,0 +1,80 @@
+"""Builds an engine from settings: picks the clock, the broker and the feed, makes strategies.
+
+This is where adapters are injected into core (core never imports brokers/).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brokers.paper import PaperBroker
+from core.bus import Bus
+from core.clock import SimClock
+from core.config import ConfigError, Settings
+from core.data.bar_files import BarFileError, bundled_path
+from core.engine import Engine
+from core.feeds.replay import ReplayFeed
+from core.store import DB_FILENAME, Store
+from core.strategies import KINDS, Strategy
+
+
+def db_path(settings: Settings) -> Path:
+    return settings.state_dir / DB_FILENAME
+
+
+def resolve_data_path(settings: Settings, path: str) -> Path:
+    """``bundled:daily/X.csv`` names a file shipped in the package; other paths are config-relative."""
+    if path.startswith("bundled:"):
+        return bundled_path(path.removeprefix("bundled:"))
+    return settings.resolve(path)
+
+
+def make_strategies(settings: Settings) -> list[Strategy]:
+    """Instantiate the configured strategies; a bad kind or parameter is a ConfigError."""
+    from pydantic import ValidationError
+
+    feed_symbols = {f.symbol for f in settings.feed.files}
+    strategies: list[Strategy] = []
+    for name, cfg in settings.strategies.items():
+        cls = KINDS.get(cfg.kind)
+        if cls is None:
+            raise ConfigError(
+                f"strategies.{name}.kind: unknown strategy kind {cfg.kind!r} (known: {', '.join(sorted(KINDS))})"
+            )
+        symbols = cfg.symbols or sorted(feed_symbols)
+        missing = sorted(set(symbols) - feed_symbols)
+        if missing:
+            raise ConfigError(
+                f"strategies.{name}.symbols: {', '.join(missing)} not in any [[feed.files]] entry"
+            )
+        try:
+            strategy = cls(name, symbols, cfg.params)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"strategies.{name}.params.{'.'.join(str(p) for p in e['loc']) or '(all)'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+            raise ConfigError(problems) from None
+        strategy.enabled = cfg.enabled
+        strategies.append(strategy)
+    return strategies
+
+
+def build_engine(settings: Settings) -> Engine:
+    """The engine for ``settings``: replay feed on a simulated clock, paper broker."""
+    strategies = make_strategies(settings)
+    for spec in settings.feed.files:
+        try:
+            path = resolve_data_path(settings, spec.path)
+        except BarFileError as exc:
+            raise ConfigError(f"feed.files[{spec.symbol}].path: {exc}") from None
+        if not path.is_file():
+            raise ConfigError(f"feed.files[{spec.symbol}].path: no such file: {path}")
+    store = Store(db_path(settings))
+    clock = SimClock()
+    bus = Bus()
+    broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper)
+    feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
+    return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
+                  strategies=strategies)

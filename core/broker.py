@@ -1,0 +1,63 @@
+"""The one broker interface every adapter implements (paper, ibkr).
+
+core/ defines it and never imports an adapter: brokers are injected. Order placement is
+fire-and-forget; everything the broker says back (acks, fills, cancels, rejects) arrives
+through the report handler on the engine's loop, in the order the broker said it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+
+from core.model import AccountSnapshot, BrokerPosition, Execution, Order, OrderUpdate
+
+Report = Execution | OrderUpdate
+ReportHandler = Callable[[Report], None]
+
+
+class Broker(ABC):
+    kind: str = "abstract"
+
+    def __init__(self) -> None:
+        self._handler: ReportHandler | None = None
+
+    def set_report_handler(self, handler: ReportHandler) -> None:
+        self._handler = handler
+
+    def _report(self, report: Report) -> None:
+        if self._handler is not None:
+            self._handler(report)
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool: ...
+
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    def place(self, order: Order) -> None:
+        """Send ``order``; it must already be durable in the store."""
+
+    @abstractmethod
+    def cancel(self, client_order_id: str) -> None: ...
+
+    @abstractmethod
+    def cancel_all(self) -> None: ...
+
+    @abstractmethod
+    async def positions(self) -> list[BrokerPosition]: ...
+
+    @abstractmethod
+    async def open_orders(self) -> list[Order]: ...
+
+    @abstractmethod
+    async def executions_since(self, since: datetime | None) -> list[Execution]: ...
+
+    @abstractmethod
+    async def account(self) -> AccountSnapshot: ...

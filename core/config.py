@@ -1,0 +1,213 @@
+"""The configuration: config.toml read into pydantic-settings models.
+
+Precedence: explicit overrides (CLI) > environment (``COCKPIT_<SECTION>__<KEY>``) >
+the TOML file. Unknown keys and bad values refuse to start with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "COCKPIT_"
+
+
+class ConfigError(Exception):
+    """A config that must not start the engine; the message names the key and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class EngineConfig(_Section):
+    state_dir: Path = Path("state")
+    instance_name: str = "cockpit"
+    flush_interval_ms: int = Field(50, ge=1, le=5000)
+
+
+class BrokerConfig(_Section):
+    kind: Literal["paper"] = "paper"
+
+
+class PaperConfig(_Section):
+    starting_cash: Decimal = Field(Decimal("100000"), gt=0)
+    slippage_bps: Decimal = Field(Decimal("1"), ge=0, le=1000)
+    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
+    commission_min: Decimal = Field(Decimal("1.00"), ge=0)
+    commission_max_pct: Decimal = Field(Decimal("0.01"), ge=0, le=1)
+    max_volume_share: Decimal = Field(Decimal("0.1"), gt=0, le=1)
+    latency_ms: int = Field(50, ge=0, le=60000)
+    price_increment: Decimal = Field(Decimal("0.0001"), gt=0)
+
+
+class ReplayFile(_Section):
+    symbol: str = Field(min_length=1, max_length=16)
+    path: str
+    tz: str = "America/New_York"
+    bar_time: Literal["start", "end"] = "end"
+    bar_seconds: int | None = Field(None, gt=0)
+    calendar: str | None = "XNYS"
+
+
+class FeedConfig(_Section):
+    kind: Literal["replay"] = "replay"
+    speed: float | Literal["max"] = 86400.0
+    start: date | None = None
+    end: date | None = None
+    quotes_per_bar: Literal[1, 2, 4] = 4
+    spread_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
+    price_increment: Decimal = Field(Decimal("0.01"), gt=0)
+    files: list[ReplayFile] = Field(default_factory=list)
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _speed(cls, value: Any) -> Any:
+        return parse_speed(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> FeedConfig:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        symbols = [f.symbol for f in self.files]
+        dupes = sorted({s for s in symbols if symbols.count(s) > 1})
+        if dupes:
+            raise ValueError(f"symbol(s) listed twice in feed.files: {', '.join(dupes)}")
+        return self
+
+
+class RiskConfig(_Section):
+    max_order_qty: Decimal = Field(Decimal("10000"), gt=0)
+    max_order_notional: Decimal = Field(Decimal("100000"), gt=0)
+    max_position_qty: Decimal = Field(Decimal("20000"), gt=0)
+
+
+class StrategyConfig(_Section):
+    kind: str
+    enabled: bool = True
+    symbols: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str = "logs/cockpit.log"
+    max_bytes: int = Field(10_000_000, ge=10_000)
+    backups: int = Field(5, ge=0, le=100)
+
+
+class Settings(BaseSettings):
+    """The whole config. Built by ``load_config``; never read from the wall or cwd implicitly."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    feed: FeedConfig = Field(default_factory=FeedConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    # Where the TOML came from: relative paths in it resolve against its folder.
+    config_path: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML arrives through init kwargs (see load_config) so that env wins over it.
+        return (env_settings, init_settings)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.engine.state_dir)
+
+    def resolve(self, path: Path | str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        if p.is_absolute() or self.config_path is None:
+            return p
+        return self.config_path.parent / p
+
+
+def parse_speed(value: Any) -> float | str:
+    """``max`` or a positive number of simulated seconds per wall second."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "max":
+            return "max"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"speed must be a positive number or 'max', not {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"speed must be a positive number or 'max', not {value!r}")
+    return float(value)
+
+
+def load_config(
+    path: Path,
+    *,
+    state_dir: Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Read ``path`` (which must exist), apply the environment and ``overrides``, validate.
+
+    Raises ConfigError with one line naming the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (pass --config PATH to an existing config.toml)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        settings = Settings(**data, config_path=path.resolve())
+        if overrides:
+            merged = settings.model_dump(exclude={"config_path"})
+            for section, values in overrides.items():
+                merged.setdefault(section, {}).update(values)
+            settings = Settings.model_validate({**merged, "config_path": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    if state_dir is not None:
+        settings.engine.state_dir = state_dir.expanduser().resolve()
+    return settings
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    """One line per problem: where, what, and what was given."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        env_name = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        where = f"{loc} (env {env_name})" if env_name in os.environ else loc
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key '{loc}': remove it or check its spelling")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
+        lines.append(f"{path}: {where}: {msg}{shown}")
+    return "; ".join(lines)

@@ -1,0 +1,300 @@
+"""The engine: feed -> strategies -> risk gate -> OMS -> broker -> book -> store.
+
+One asyncio loop, one writer: every state change happens here, in the order events
+arrived. The broker is injected (core never imports an adapter). Orders are committed
+to the store before they are sent; everything else is written in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from core.broker import Broker
+from core.bus import Bus
+from core.clock import Clock, SimClock
+from core.config import Settings
+from core.events import FillApplied
+from core.feeds.replay import Cursor, ReplayFeed
+from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
+from core.oms import OrderManager
+from core.portfolio import Portfolio, Position
+from core.risk import OrderRequest, RiskGate
+from core.serialize import dt
+from core.store import Store
+from core.strategies import Strategy
+
+log = logging.getLogger("cockpit.engine")
+
+_PUT_CURSOR = (
+    "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
+    " ON CONFLICT(feed) DO UPDATE SET ts=excluded.ts, n_at_ts=excluded.n_at_ts"
+)
+
+
+class Engine:
+    """Owns the book and the order flow; feeds, broker and strategies are handed in."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        bus: Bus,
+        broker: Broker,
+        feed: ReplayFeed,
+        strategies: list[Strategy],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.broker = broker
+        self.feed = feed
+        self.strategies = strategies
+        self.portfolio = Portfolio()
+        self.gate = RiskGate(settings.risk)
+        self.oms: OrderManager | None = None
+        self.warming_up = False
+        self.events_processed = 0
+        self.cursor: Cursor | None = None
+        self._cursor_dirty = False
+        self._dirty_marks: set[str] = set()
+        self._stop = asyncio.Event()
+        self._bar_handlers: dict[str, list[Callable[[Bar], None]]] = defaultdict(list)
+        self._quote_handlers: dict[str, list[Callable[[Quote], None]]] = defaultdict(list)
+        self._strategies_by_name = {s.name: s for s in strategies}
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
+        await self.store.open()
+        instance_id = await self._meta("instance_id", lambda: secrets.token_hex(3))
+        await self._meta("created_at", lambda: dt(self.clock.now()))
+        await self._load_book()
+        self.oms = OrderManager(
+            store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
+            clock=self.clock, bus=self.bus, instance_id=instance_id,
+        )
+        await self.oms.load()
+        self.bus.subscribe(FillApplied, self._on_fill)
+        self.store.before_flush(self._before_flush)
+        await self.broker.connect()
+        await self.oms.recover()
+        await self.store.flush()
+
+        self.feed.load()
+        row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
+        self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
+        for strategy in self.strategies:
+            strategy.ctx = self
+            strategy.on_start()
+            for symbol in strategy.symbols:
+                if strategy.overrides("on_bar"):
+                    self._bar_handlers[symbol].append(self._guard(strategy, strategy.on_bar))
+                if strategy.overrides("on_quote"):
+                    self._quote_handlers[symbol].append(self._guard(strategy, strategy.on_quote))
+        history = self.feed.bars_before(self.cursor)
+        if history:
+            self.warming_up = True
+            for bar in history:
+                for handler in self._bar_handlers.get(bar.symbol, ()):
+                    handler(bar)
+            self.warming_up = False
+            log.info("resuming replay after %s (%d bars replayed to warm strategies up)",
+                     self.cursor.ts if self.cursor else None, len(history))
+        if isinstance(self.clock, SimClock) and self.cursor is not None:
+            self.clock.advance_to(self.cursor.ts)
+
+    async def _meta(self, key: str, make: Callable[[], str]) -> str:
+        row = await self.store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        if row:
+            return str(row["value"])
+        value = make()
+        self.store.append("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        await self.store.flush()
+        return value
+
+    async def _load_book(self) -> None:
+        acct = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM account")}
+        if "starting_cash" not in acct:
+            cash = self.settings.paper.starting_cash
+            for key in ("starting_cash", "cash"):
+                self.store.append("INSERT INTO account (key, value) VALUES (?, ?)", (key, str(cash)))
+            await self.store.flush()
+            self.portfolio.cash = cash
+        else:
+            self.portfolio.cash = Decimal(acct["cash"])
+        for r in await self.store.fetchall("SELECT * FROM positions"):
+            self.portfolio.positions[r["symbol"]] = Position(
+                r["symbol"], Decimal(r["qty"]), Decimal(r["avg_cost"]), Decimal(r["realized_pnl"]),
+                Decimal(r["commissions"]), Decimal(r["last_price"]) if r["last_price"] else None,
+            )
+
+    def request_stop(self) -> None:
+        """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> bool:
+        """Replay until the feed is exhausted (True) or a stop was requested (False)."""
+        assert self.oms is not None
+        oms = self.oms
+        clock = self.clock
+        advance = clock.advance_to if isinstance(clock, SimClock) else None
+        quote_bus = self.bus.handlers(Quote)
+        bar_bus = self.bus.handlers(Bar)
+        last_prices = oms.last_prices
+        positions = self.portfolio.positions
+        dirty = self._dirty_marks
+        flush_every = self.settings.engine.flush_interval_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + flush_every
+        cur_ts = self.cursor.ts if self.cursor else None
+        n_at_ts = self.cursor.n_at_ts if self.cursor else 0
+        processed = 0
+        try:
+            async for batch in self.feed.stream(self.cursor, self.settings.feed.speed, self._stop):
+                for ev in batch:
+                    ts = ev.ts
+                    if advance is not None:
+                        advance(ts)
+                    sym = ev.symbol
+                    if type(ev) is Quote:
+                        for h in quote_bus:
+                            h(ev)
+                        last_prices[sym] = ev.last
+                        pos = positions.get(sym)
+                        if pos is not None:
+                            pos.last_price = ev.last
+                            dirty.add(sym)
+                        for h in self._quote_handlers.get(sym, ()):
+                            h(ev)
+                    else:
+                        for h in bar_bus:
+                            h(ev)
+                        last_prices[sym] = ev.close
+                        pos = positions.get(sym)
+                        if pos is not None:
+                            pos.last_price = ev.close
+                            dirty.add(sym)
+                        for h in self._bar_handlers.get(sym, ()):
+                            h(ev)
+                    if ts == cur_ts:
+                        n_at_ts += 1
+                    else:
+                        cur_ts, n_at_ts = ts, 1
+                    processed += 1
+                    if oms.has_unsent:
+                        self.cursor = Cursor(cur_ts, n_at_ts)
+                        self._cursor_dirty = True
+                        await oms.send_pending()
+                self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
+                self._cursor_dirty = True
+                if loop.time() >= next_flush:
+                    await self.store.flush()
+                    next_flush = loop.time() + flush_every
+                else:
+                    await asyncio.sleep(0)
+                if self._stop.is_set():
+                    break
+        finally:
+            self.events_processed += processed
+        return not self._stop.is_set()
+
+    async def shutdown(self) -> None:
+        """Stop strategies, flush everything, disconnect, close the store."""
+        for strategy in self.strategies:
+            try:
+                strategy.on_stop()
+            except Exception:
+                log.exception("strategy %s failed in on_stop", strategy.name)
+        if self.oms is not None and self.oms.has_unsent:
+            await self.oms.send_pending()
+        await self.store.flush()
+        await self.broker.disconnect()
+        await self.store.close()
+
+    # ---- the strategy context ------------------------------------------------------
+
+    def position(self, strategy: str, symbol: str) -> Decimal:
+        assert self.oms is not None
+        return self.oms.strategy_positions.get((strategy, symbol), ZERO)
+
+    def target_position(self, strategy: str, symbol: str, qty: Decimal) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        current = self.position(strategy, symbol)
+        working = self.oms.working_signed(strategy, symbol)
+        if current + working == qty:
+            return
+        if working:
+            self.cancel_orders(strategy, symbol)
+        delta = qty - current
+        if delta:
+            side = Side.BUY if delta > 0 else Side.SELL
+            self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET), TimeInForce.DAY)
+
+    def submit_order(
+        self,
+        strategy: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: Decimal | None = None,
+        tif: TimeInForce = TimeInForce.DAY,
+    ) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price), tif)
+
+    def cancel_orders(self, strategy: str, symbol: str) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        for order in self.oms.open_orders_of(strategy, symbol):
+            self.oms.cancel(order.client_order_id)
+
+    # ---- internals -----------------------------------------------------------------
+
+    def _guard(self, strategy: Strategy, hook: Callable[[object], None]) -> Callable[[object], None]:
+        """Run a strategy hook only while enabled; an exception disables it instead of the engine."""
+
+        def call(event: object) -> None:
+            if not strategy.enabled:
+                return
+            try:
+                hook(event)
+            except Exception:
+                strategy.enabled = False
+                log.exception("strategy %s raised and was disabled", strategy.name)
+
+        return call
+
+    def _on_fill(self, event: FillApplied) -> None:
+        strategy = self._strategies_by_name.get(event.strategy)
+        if strategy is not None and strategy.enabled and strategy.overrides("on_fill"):
+            self._guard(strategy, strategy.on_fill)(event.fill)
+
+    def _before_flush(self) -> None:
+        if self._cursor_dirty and self.cursor is not None:
+            self.store.put(("cursor", self.feed.name), _PUT_CURSOR,
+                           (self.feed.name, dt(self.cursor.ts), self.cursor.n_at_ts))
+            self._cursor_dirty = False
+        if self._dirty_marks and self.oms is not None:
+            for symbol in self._dirty_marks:
+                self.oms.persist_position(symbol)
+            self._dirty_marks.clear()

@@ -1,0 +1,201 @@
+"""SQLite state store (WAL, through aiosqlite) with batched writes and migrations.
+
+Writes are buffered in memory and committed together by ``flush()``: the engine never
+waits per row. A flush is one transaction, so what is on disk is always a consistent
+prefix of the engine's history. Callers that must be durable before acting (an order
+before it is sent) await ``flush()``.
+
+Two kinds of write: ``append`` (history rows, kept in order) and ``put`` (current-state
+rows keyed by what they describe; only the latest put per key is written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger("cockpit.store")
+
+DB_FILENAME = "cockpit.sqlite"
+
+CORE_MIGRATIONS: list[str] = [
+    # v1
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE orders (
+        client_order_id TEXT PRIMARY KEY,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        order_type TEXT NOT NULL,
+        tif TEXT NOT NULL,
+        limit_price TEXT,
+        status TEXT NOT NULL,
+        filled_qty TEXT NOT NULL,
+        avg_fill_price TEXT,
+        broker_order_id TEXT,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX orders_status ON orders(status);
+    CREATE TABLE fills (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        exec_id TEXT NOT NULL UNIQUE,
+        client_order_id TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        price TEXT NOT NULL,
+        commission TEXT NOT NULL,
+        realized_pnl TEXT NOT NULL,
+        ts TEXT NOT NULL
+    );
+    CREATE INDEX fills_ts ON fills(ts);
+    CREATE TABLE positions (
+        symbol TEXT PRIMARY KEY,
+        qty TEXT NOT NULL,
+        avg_cost TEXT NOT NULL,
+        realized_pnl TEXT NOT NULL,
+        commissions TEXT NOT NULL,
+        last_price TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE account (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE risk_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE feed_cursor (feed TEXT PRIMARY KEY, ts TEXT NOT NULL, n_at_ts INTEGER NOT NULL);
+    """,
+]
+
+
+class Store:
+    """The engine's one writer to SQLite."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+        self._appends: list[tuple[str, tuple[Any, ...]]] = []
+        self._puts: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        self._lock = asyncio.Lock()
+        self._before_flush: list[Callable[[], None]] = []
+        self.rows_written = 0
+        self.commits = 0
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed order or fill survives a power loss, not only a crash.
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        await self.migrate("core", CORE_MIGRATIONS)
+
+    async def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Apply the migrations of ``component`` not applied yet; return the version now."""
+        async with self.db.execute(
+            "SELECT version FROM schema_migrations WHERE component = ?", (component,)
+        ) as cur:
+            row = await cur.fetchone()
+        version = row[0] if row else 0
+        if version > len(migrations):
+            raise RuntimeError(
+                f"{self.path}: schema of '{component}' is version {version}, newer than this "
+                f"cockpit knows ({len(migrations)}): upgrade cockpit or use another state dir"
+            )
+        for number, script in enumerate(migrations[version:], start=version + 1):
+            await self.db.executescript(
+                "BEGIN;\n" + script + f"\nINSERT INTO schema_migrations VALUES ('{component}', {number})"
+                f" ON CONFLICT(component) DO UPDATE SET version = {number};\nCOMMIT;"
+            )
+            log.info("store %s: migrated %s to schema v%d", self.path.name, component, number)
+        return len(migrations)
+
+    def before_flush(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at the start of every flush (to put coalesced state such as cursors)."""
+        self._before_flush.append(hook)
+
+    def append(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._appends.append((sql, params))
+
+    def put(self, key: Any, sql: str, params: tuple[Any, ...]) -> None:
+        self._puts[key] = (sql, params)
+
+    @property
+    def pending(self) -> int:
+        return len(self._appends) + len(self._puts)
+
+    async def flush(self) -> None:
+        """Commit everything buffered so far in one transaction."""
+        async with self._lock:
+            for hook in self._before_flush:
+                hook()
+            if not self._appends and not self._puts:
+                return
+            appends, self._appends = self._appends, []
+            puts, self._puts = list(self._puts.values()), {}
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in _group(appends):
+                    await db.executemany(sql, rows)
+                for sql, rows in _group(puts):
+                    await db.executemany(sql, rows)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            self.rows_written += len(appends) + len(puts)
+            self.commits += 1
+
+    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        self.db.row_factory = sqlite3.Row
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        await self.flush()
+        await self._db.close()
+        self._db = None
+
+
+def _group(items: Iterable[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Consecutive statements with the same SQL become one executemany, order kept."""
+    groups: list[tuple[str, list[tuple[Any, ...]]]] = []
+    for sql, params in items:
+        if groups and groups[-1][0] == sql:
+            groups[-1][1].append(params)
+        else:
+            groups.append((sql, [params]))
+    return groups
