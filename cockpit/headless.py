@@ -41,5 +41,5 @@ async def run_headless(settings: Settings) -> int:
 
 
 def _on_signal(engine: object, sig: signal.Signals) -> None:
-    log.info("%s received: stopping after the event in hand, state will be flushed", sig.name)
+    log.info("%s received: stopping after the events in hand, state will be flushed", sig.name)
     engine.request_stop()  # type: ignore[attr-defined]

@@ -19,6 +19,12 @@ ReportHandler = Callable[[Report], None]
 
 class Broker(ABC):
     kind: str = "abstract"
+    #: True when the venue records an order in the engine's own store, in the same
+    #: transaction as the engine's order row (the paper broker). Then order and venue
+    #: record are durable together or not at all, and the OMS needs no separate
+    #: write-ahead commit before sending. False for any real broker: the order is
+    #: committed before it leaves.
+    records_in_engine_store: bool = False
 
     def __init__(self) -> None:
         self._handler: ReportHandler | None = None

@@ -161,10 +161,16 @@ class OrderManager:
         return bool(self._to_send)
 
     async def send_pending(self) -> None:
-        """Commit queued orders, then hand them to the broker (write-ahead)."""
+        """Commit queued orders, then hand them to the broker (write-ahead).
+
+        A broker whose records live in our own store transactions (paper) needs no commit
+        first: order and venue record become durable together, so after a crash either
+        both exist or the event that made the order is replayed.
+        """
         if not self._to_send:
             return
-        await self.store.flush()
+        if not self.broker.records_in_engine_store:
+            await self.store.flush()
         batch, self._to_send = self._to_send, []
         for order in batch:
             if order.status is not OrderStatus.NEW:

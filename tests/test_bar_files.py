@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.data.bar_files import BarFile, BarFileError, DroppedRow, bundled_path, read_bar_file
 
@@ -183,6 +185,11 @@ def test_backtrader_1min_header_missing_time() -> None:
     jan2 = [b for b in bf.bars if b.ts.date() == datetime(2006, 1, 2).date()]
     assert jan2[-1].ts == utc(2006, 1, 2, 19, 4)  # 20:04 CET
     assert sum(b.open == b.high == b.low == b.close for b in bf.bars) == 5736
+    # Minutes without trades have no row: gaps stay gaps (725 intra-day steps > 1 min).
+    steps = [(y.ts - x.ts) for x, y in zip(bf.bars, bf.bars[1:]) if x.ts.date() == y.ts.date()]
+    assert len(steps) == 30848 and sum(s > timedelta(minutes=1) for s in steps) == 725
+    per_day = Counter(b.ts.date() for b in bf.bars)
+    assert (min(per_day.values()), max(per_day.values())) == (584, 780)
     assert all(b.ts - b.start == timedelta(minutes=1) for b in bf.bars)
     assert_valid(bf)
 
@@ -428,3 +435,45 @@ def test_single_intraday_bar_needs_bar_seconds(tmp_path: Path) -> None:
     with pytest.raises(BarFileError, match="bar_seconds"):
         read_bar_file(path, "T")
     assert len(read_bar_file(path, "T", bar_seconds=60).bars) == 1
+
+
+@st.composite
+def bar_rows(draw: st.DrawFn) -> list[tuple[int, str, str, str, str, str]]:
+    """Valid rows: increasing minute offsets and OHLC text that obeys the rules."""
+    n = draw(st.integers(1, 30))
+    minutes = sorted(draw(st.sets(st.integers(0, 600), min_size=n, max_size=n)))
+    price = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("99999"), places=4)
+    rows = []
+    for m in minutes:
+        a, b = draw(price), draw(price)
+        lo, hi = min(a, b), max(a, b)
+        o = draw(st.decimals(min_value=lo, max_value=hi, places=4))
+        c = draw(st.decimals(min_value=lo, max_value=hi, places=4))
+        v = draw(st.integers(0, 10**9))
+        rows.append((m, str(o), str(hi), str(lo), str(c), str(v)))
+    return rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=bar_rows(), eol=st.sampled_from(["\n", "\r\n"]), final=st.booleans(), bom=st.booleans())
+def test_valid_rows_round_trip_exactly(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[int, str, str, str, str, str]],
+    eol: str,
+    final: bool,
+    bom: bool,
+) -> None:
+    base = datetime(2024, 1, 2, 9, 30)
+    body = eol.join(
+        f"{(base + timedelta(minutes=m)).strftime('%Y-%m-%d,%H:%M:%S')},{o},{h},{lo},{c},{v}"
+        for m, o, h, lo, c, v in rows
+    )
+    text = ("\ufeff" if bom else "") + "Date,Time,Open,High,Low,Close,Volume" + eol + body + (eol if final else "")
+    path = write(tmp_path_factory.mktemp("rt"), text)
+    bf = read_bar_file(path, "T", bar_time="start", bar_seconds=60)
+    assert bf.dropped == []
+    assert [(b.open, b.high, b.low, b.close, b.volume) for b in bf.bars] == [
+        (Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v)) for _, o, h, lo, c, v in rows
+    ]
+    assert [str(b.open) for b in bf.bars] == [o for _, o, *_ in rows]
+    assert [b.start for b in bf.bars] == [utc(2024, 1, 2, 14, 30) + timedelta(minutes=m) for m, *_ in rows]

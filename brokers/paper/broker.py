@@ -127,6 +127,7 @@ class PaperOrder:
 
 class PaperBroker(Broker):
     kind = "paper"
+    records_in_engine_store = True
 
     def __init__(self, *, store: Store, clock: Clock, bus: Bus, config: PaperConfig,
                  market_tz: str = "America/New_York") -> None:

@@ -66,11 +66,22 @@ class ReplayFeed:
                      f", {bars[0].start.date()} .. {bars[-1].ts.date()}" if bars else "")
 
     def bars_before(self, cursor: Cursor | None) -> list[Bar]:
-        """Bars already replayed before ``cursor``, in replay order (to warm strategies up)."""
+        """Bars already replayed up to and including ``cursor``, in replay order (to warm
+        strategies up); bars that share the cursor's timestamp count only if they were done."""
         if cursor is None:
             return []
-        done = [b for bars in self.bars.values() for b in bars if b.ts < cursor.ts]
-        done.sort(key=lambda b: b.ts)
+        done: list[Bar] = []
+        at_ts = 0
+        streams = [self._symbol_events(i, bars) for i, bars in enumerate(self.bars.values())]
+        for ts, _, _, event in heapq.merge(*streams):
+            if ts > cursor.ts:
+                break
+            if ts == cursor.ts:
+                at_ts += 1
+                if at_ts > cursor.n_at_ts:
+                    break
+            if type(event) is Bar:
+                done.append(event)
         return done
 
     def events(self, after: Cursor | None = None) -> Iterator[Event]:
