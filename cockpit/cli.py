@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import sys
@@ -148,6 +149,11 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"config error: {exc}", EXIT_USAGE) from None
     except StateDirBusy as exc:
         raise CliError(str(exc)) from None
+    except Exception as exc:
+        # Unexpected: the traceback goes to the log file, one line to the operator.
+        logging.getLogger("cockpit").exception("engine failed")
+        log_file = settings.state_dir / lcfg.file
+        raise CliError(f"engine failed: {type(exc).__name__}: {exc} (traceback in {log_file})") from None
 
 
 def _read(command: str, args: argparse.Namespace) -> int:

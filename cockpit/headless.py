@@ -23,8 +23,8 @@ async def run_headless(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _on_signal, engine, sig)
         started = loop.time()
-        await engine.start()
         try:
+            await engine.start()
             exhausted = await engine.run()
         finally:
             await engine.shutdown()

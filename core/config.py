@@ -184,11 +184,10 @@ def load_config(
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         settings = Settings(**data, config_path=path.resolve())
-        if overrides:
-            merged = settings.model_dump(exclude={"config_path"})
-            for section, values in overrides.items():
-                merged.setdefault(section, {}).update(values)
-            settings = Settings.model_validate({**merged, "config_path": path.resolve()})
+        for section, values in (overrides or {}).items():
+            # Re-validate just that section: the command line beats the environment.
+            current = getattr(settings, section)
+            setattr(settings, section, type(current).model_validate({**current.model_dump(), **values}))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     if state_dir is not None:

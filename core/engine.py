@@ -75,6 +75,7 @@ class Engine:
 
     async def start(self) -> None:
         """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
+        self.feed.load()  # first: a bad data file refuses to start before anything is opened
         await self.store.open()
         instance_id = await self._meta("instance_id", lambda: secrets.token_hex(3))
         await self._meta("created_at", lambda: dt(self.clock.now()))
@@ -90,7 +91,6 @@ class Engine:
         await self.oms.recover()
         await self.store.flush()
 
-        self.feed.load()
         row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
         self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
         for strategy in self.strategies:
@@ -219,9 +219,10 @@ class Engine:
                 strategy.on_stop()
             except Exception:
                 log.exception("strategy %s failed in on_stop", strategy.name)
+        if not self.store.is_open:
+            return  # start() failed before the store opened: nothing to flush
         if self.oms is not None and self.oms.has_unsent:
             await self.oms.send_pending()
-        await self.store.flush()
         await self.broker.disconnect()
         await self.store.close()
 

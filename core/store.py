@@ -98,6 +98,10 @@ class Store:
         self.commits = 0
 
     @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("store is not open")

@@ -19,8 +19,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from core.config import FeedConfig, ReplayFile
-from core.data.bar_files import BarFile, read_bar_file
+from core.config import ConfigError, FeedConfig, ReplayFile
+from core.data.bar_files import BarFile, BarFileError, read_bar_file
 from core.model import Bar, Quote
 
 log = logging.getLogger("cockpit.feed")
@@ -54,10 +54,13 @@ class ReplayFeed:
         """Read every configured file (bad rows are dropped with a warning by the reader)."""
         cfg = self.config
         for spec in cfg.files:
-            bar_file = read_bar_file(
-                self._resolve(spec.path), spec.symbol, tz=spec.tz, bar_time=spec.bar_time,
-                bar_seconds=spec.bar_seconds, calendar=spec.calendar,
-            )
+            try:
+                bar_file = read_bar_file(
+                    self._resolve(spec.path), spec.symbol, tz=spec.tz, bar_time=spec.bar_time,
+                    bar_seconds=spec.bar_seconds, calendar=spec.calendar,
+                )
+            except (BarFileError, ValueError) as exc:
+                raise ConfigError(f"feed.files[{spec.symbol}]: {exc}") from None
             bars = _in_range(bar_file.bars, spec, cfg)
             self.files.append(bar_file)
             self.bars[spec.symbol] = bars
