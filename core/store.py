@@ -134,7 +134,7 @@ class Store:
             )
         for number, script in enumerate(migrations[version:], start=version + 1):
             await self.db.executescript(
-                "BEGIN;\n" + script + f"\nINSERT INTO schema_migrations VALUES ('{component}', {number})"
+                "BEGIN;\n" + script + f";\nINSERT INTO schema_migrations VALUES ('{component}', {number})"
                 f" ON CONFLICT(component) DO UPDATE SET version = {number};\nCOMMIT;"
             )
             log.info("store %s: migrated %s to schema v%d", self.path.name, component, number)

@@ -181,3 +181,16 @@ def test_paper_broker_implements_the_broker_interface() -> None:
     assert issubclass(PaperBroker, Broker) and not PaperBroker.__abstractmethods__
     assert PaperConfig().latency_ms == 50
     assert Execution.__slots__
+
+
+async def test_illegal_status_report_is_refused_and_logged(tmp_path: Path, make_rig, caplog) -> None:
+    from core.model import OrderUpdate
+
+    rig = await make_rig()
+    rig.quote("AAPL", "100", OPEN)
+    order = await rig.order(Side.BUY, 10)
+    rig.quote("AAPL", "100", OPEN + 100 * MS)
+    assert order.status is OrderStatus.FILLED
+    rig.oms.on_report(OrderUpdate(order.client_order_id, OrderStatus.ACCEPTED, OPEN + 200 * MS))
+    assert order.status is OrderStatus.FILLED
+    assert "illegal transition FILLED -> ACCEPTED" in caplog.text

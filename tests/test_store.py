@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.store import CORE_MIGRATIONS, Store
+
+
+async def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    await store.open()
+    assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await store.fetchone("SELECT version FROM schema_migrations WHERE component='core'"))[0] == len(
+        CORE_MIGRATIONS)
+    assert await store.migrate("extra", ["CREATE TABLE a (x)", "CREATE TABLE b (y)"]) == 2
+    await store.close()
+    again = Store(tmp_path / "s.sqlite")
+    await again.open()  # re-opening applies nothing twice
+    assert await again.migrate("extra", ["CREATE TABLE a (x)", "CREATE TABLE b (y)", "CREATE TABLE c (z)"]) == 3
+    await again.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE a (x)", "CREATE TABLE b (y)"])
+    with pytest.raises(RuntimeError, match="newer than this cockpit knows"):
+        await store.migrate("extra", ["CREATE TABLE a (x)"])
+    await store.close()
+
+
+async def test_flush_is_one_transaction_and_puts_keep_only_the_latest(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    await store.open()
+    upsert = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+    store.put(("meta", "a"), upsert, ("a", "1"))
+    store.put(("meta", "a"), upsert, ("a", "2"))
+    store.append("INSERT INTO meta (key, value) VALUES (?, ?)", ("b", "x"))
+    store.append("INSERT INTO meta (key, value) VALUES (?, ?)", ("b", "duplicate key fails the batch"))
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.flush()
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:  # nothing of the failed batch landed
+        assert conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    store.put(("meta", "a"), upsert, ("a", "1"))
+    store.put(("meta", "a"), upsert, ("a", "2"))
+    await store.flush()
+    assert store.commits == 1
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='a'").fetchone()[0] == "2"
+    await store.close()
