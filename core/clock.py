@@ -84,6 +84,10 @@ class SimClock(Clock):
         Time never goes backwards: an earlier ``when`` leaves the clock where it is.
         """
         timers = self._timers
+        if not timers or timers[0][0] > when:  # the common case in a replay: nothing due
+            if when > self._now:
+                self._now = when
+            return
         while timers and timers[0][0] <= when:
             due, _, handle = heapq.heappop(timers)
             if due > self._now:

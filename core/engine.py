@@ -157,6 +157,7 @@ class Engine:
         last_prices = oms.last_prices
         positions = self.portfolio.positions
         dirty = self._dirty_marks
+        quote_hooks, bar_hooks = self._quote_handlers, self._bar_handlers
         flush_every = self.settings.engine.flush_interval_ms / 1000
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + flush_every
@@ -171,25 +172,18 @@ class Engine:
                         advance(ts)
                     sym = ev.symbol
                     if type(ev) is Quote:
-                        for h in quote_bus:
-                            h(ev)
-                        last_prices[sym] = ev.last
-                        pos = positions.get(sym)
-                        if pos is not None:
-                            pos.last_price = ev.last
-                            dirty.add(sym)
-                        for h in self._quote_handlers.get(sym, ()):
-                            h(ev)
+                        venue, hooks, price = quote_bus, quote_hooks, ev.last
                     else:
-                        for h in bar_bus:
-                            h(ev)
-                        last_prices[sym] = ev.close
-                        pos = positions.get(sym)
-                        if pos is not None:
-                            pos.last_price = ev.close
-                            dirty.add(sym)
-                        for h in self._bar_handlers.get(sym, ()):
-                            h(ev)
+                        venue, hooks, price = bar_bus, bar_hooks, ev.close
+                    for h in venue:  # the paper venue fills first, at this price
+                        h(ev)
+                    last_prices[sym] = price
+                    pos = positions.get(sym)
+                    if pos is not None:
+                        pos.last_price = price
+                        dirty.add(sym)
+                    for h in hooks.get(sym, ()):
+                        h(ev)
                     if ts == cur_ts:
                         n_at_ts += 1
                     else:

@@ -90,7 +90,7 @@ class ReplayFeed:
     def events(self, after: Cursor | None = None) -> Iterator[Event]:
         """Every event in replay order, skipping those at or before ``after``."""
         streams = [self._symbol_events(i, bars) for i, bars in enumerate(self.bars.values())]
-        merged = heapq.merge(*streams)
+        merged = heapq.merge(*streams) if len(streams) > 1 else streams[0] if streams else iter(())
         if after is None:
             for item in merged:
                 yield item[3]

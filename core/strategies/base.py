@@ -7,7 +7,6 @@ Floats are fine inside strategy math; quantities handed back are whole shares.
 
 from __future__ import annotations
 
-from abc import ABC
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
@@ -45,7 +44,7 @@ class StrategyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Strategy(ABC):
+class Strategy:
     """Override the ``on_*`` hooks you need; call the helpers to trade."""
 
     Params: ClassVar[type[StrategyParams]] = StrategyParams
