@@ -161,6 +161,7 @@ class Engine:
         flush_every = self.settings.engine.flush_interval_ms / 1000
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + flush_every
+        flushing: asyncio.Future[None] | None = None
         cur_ts = self.cursor.ts if self.cursor else None
         n_at_ts = self.cursor.n_at_ts if self.cursor else 0
         processed = 0
@@ -195,15 +196,20 @@ class Engine:
                         await oms.send_pending()
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
                 self._cursor_dirty = True
-                if loop.time() >= next_flush:
-                    await self.store.flush()
+                if loop.time() >= next_flush and (flushing is None or flushing.done()):
+                    if flushing is not None:
+                        flushing.result()  # a failed commit stops the engine: state must not drift
+                    # Committed in the background: the engine goes on with the next batch while
+                    # the database thread writes this one (the buffers were swapped already).
+                    flushing = asyncio.ensure_future(self.store.flush())
                     next_flush = loop.time() + flush_every
-                else:
-                    await asyncio.sleep(0)
+                await asyncio.sleep(0)
                 if self._stop.is_set():
                     break
         finally:
             self.events_processed += processed
+            if flushing is not None:
+                await flushing
         return not self._stop.is_set()
 
     async def shutdown(self) -> None:
