@@ -110,3 +110,11 @@ def test_paper_reset_confirms_archives_and_starts_fresh(cockpit_cmd, clean_env, 
 def test_every_subcommand_accepts_config_and_state_dir(cockpit_cmd, clean_env, what: str) -> None:
     result = cockpit(cockpit_cmd, clean_env, what, "--help")
     assert "--config PATH" in result.stdout and "--state-dir DIR" in result.stdout
+
+
+def test_a_disabled_strategy_does_not_trade(cockpit_cmd, clean_env, tmp_path: Path) -> None:
+    args = ["--config", str(CONFIG), "--state-dir", str(tmp_path)]
+    env = {**clean_env, "COCKPIT_FEED__END": "2009-12-31", "COCKPIT_STRATEGIES__RSI_REVERSION__ENABLED": "false"}
+    assert cockpit(cockpit_cmd, env, *args, "--no-ui", "--speed", "max").returncode == 0
+    fills = json.loads(cockpit(cockpit_cmd, env, "fills", "--json", *args).stdout)
+    assert fills and {f["strategy"] for f in fills} == {"sma_cross"}
