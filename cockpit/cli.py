@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -139,7 +140,11 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
     settings = _settings(args, overrides)
     lcfg = settings.logging
-    setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups)
+    try:
+        setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups)
+    except OSError as exc:
+        raise CliError(f"cannot write the log file under state dir {settings.state_dir}: {exc.strerror}"
+                       " (pass a writable --state-dir DIR)") from None
     # Until the TUI lands, `cockpit` runs headless too.
     from cockpit.headless import run_headless
 
@@ -161,19 +166,22 @@ def _read(command: str, args: argparse.Namespace) -> int:
     from cockpit.wiring import db_path
 
     settings = _settings(args)
+    db = db_path(settings)
     try:
-        conn = readers.connect_readonly(db_path(settings))
+        conn = readers.connect_readonly(db)
+        with conn:
+            if command == "positions":
+                data: Any = readers.positions(conn, include_flat=args.all)
+            elif command == "orders":
+                data = readers.orders(conn, only_open=args.open, limit=args.limit)
+            elif command == "fills":
+                data = readers.fills(conn, limit=args.limit)
+            else:
+                data = readers.pnl(conn)
     except readers.NoState as exc:
         raise CliError(str(exc)) from None
-    with conn:
-        if command == "positions":
-            data: Any = readers.positions(conn, include_flat=args.all)
-        elif command == "orders":
-            data = readers.orders(conn, only_open=args.open, limit=args.limit)
-        elif command == "fills":
-            data = readers.fills(conn, limit=args.limit)
-        else:
-            data = readers.pnl(conn)
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read {db}: {exc} (is it a cockpit state dir? has the engine started once?)") from None
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "COCKPIT_"
 
@@ -62,7 +62,7 @@ class FeedConfig(_Section):
     speed: float | Literal["max"] = 86400.0
     start: date | None = None
     end: date | None = None
-    quotes_per_bar: Literal[1, 2, 4] = 4
+    quotes_per_bar: int = 4
     spread_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
     price_increment: Decimal = Field(Decimal("0.01"), gt=0)
     files: list[ReplayFile] = Field(default_factory=list)
@@ -71,6 +71,13 @@ class FeedConfig(_Section):
     @classmethod
     def _speed(cls, value: Any) -> Any:
         return parse_speed(value)
+
+    @field_validator("quotes_per_bar")
+    @classmethod
+    def _quotes(cls, value: int) -> int:
+        if value not in (1, 2, 4):
+            raise ValueError(f"quotes_per_bar must be 1, 2 or 4, not {value}")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> FeedConfig:
@@ -94,6 +101,14 @@ class StrategyConfig(_Section):
     enabled: bool = True
     symbols: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique(cls, symbols: list[str]) -> list[str]:
+        dupes = sorted({s for s in symbols if symbols.count(s) > 1})
+        if dupes:
+            raise ValueError(f"symbol(s) listed twice: {', '.join(dupes)}")
+        return symbols
 
 
 class LoggingConfig(_Section):
@@ -190,6 +205,10 @@ def load_config(
             setattr(settings, section, type(current).model_validate({**current.model_dump(), **values}))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:
+        # e.g. COCKPIT_FEED__FILES='[1' : an environment value that is not even parseable
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"environment: {exc}{cause} (check the COCKPIT_* variables)") from None
     if state_dir is not None:
         settings.engine.state_dir = state_dir.expanduser().resolve()
     return settings

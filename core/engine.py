@@ -18,7 +18,7 @@ from decimal import Decimal
 from core.broker import Broker
 from core.bus import Bus
 from core.clock import Clock, SimClock
-from core.config import Settings
+from core.config import ConfigError, Settings
 from core.events import FillApplied
 from core.feeds.replay import Cursor, ReplayFeed
 from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
@@ -31,6 +31,7 @@ from core.strategies import Strategy
 
 log = logging.getLogger("cockpit.engine")
 
+_PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 _PUT_CURSOR = (
     "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
     " ON CONFLICT(feed) DO UPDATE SET ts=excluded.ts, n_at_ts=excluded.n_at_ts"
@@ -93,6 +94,19 @@ class Engine:
 
         row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
         self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
+        # The cursor counts events in replay order; another file list or quote count would
+        # make it point elsewhere, replaying or skipping events. Refuse instead.
+        fingerprint = self.feed.fingerprint()
+        stored = await self._meta("replay_fingerprint", lambda: fingerprint)
+        if stored != fingerprint:
+            if self.cursor is not None:
+                await self.store.close()
+                raise ConfigError(
+                    "feed: the replay's files, their order, start date or quotes_per_bar changed since "
+                    f"this state dir was written ({self.settings.state_dir}); resuming would replay or skip "
+                    "events. Restore the old [feed] settings, use another --state-dir, or `cockpit paper reset`"
+                )
+            self.store.put(("meta", "replay_fingerprint"), _PUT_META, ("replay_fingerprint", fingerprint))
         for strategy in self.strategies:
             strategy.ctx = self
             strategy.on_start()

@@ -183,12 +183,12 @@ class OrderManager:
         if order is None:
             return False
         if order.status is OrderStatus.NEW:
-            self._set_status(order, OrderStatus.CANCELLED, "cancelled before sending")
-            return True
+            return self._set_status(order, OrderStatus.CANCELLED, "cancelled before sending")
         if order.status is OrderStatus.PENDING_CANCEL:
             return True
-        self._set_status(order, OrderStatus.PENDING_CANCEL)
-        self.broker.cancel(client_order_id)
+        if order.status is not OrderStatus.UNKNOWN and not self._set_status(order, OrderStatus.PENDING_CANCEL):
+            return False
+        self.broker.cancel(client_order_id)  # an UNKNOWN order may be live: ask anyway
         return True
 
     # ---- broker reports ------------------------------------------------------------
@@ -254,12 +254,13 @@ class OrderManager:
 
     # ---- helpers -------------------------------------------------------------------
 
-    def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> None:
+    def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> bool:
+        """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
         try:
             check_transition(order.client_order_id, order.status, status)
         except IllegalTransition as exc:
             log.error("%s (refused)", exc)
-            return
+            return False
         order.status = status
         if reason:
             order.reason = reason
@@ -270,6 +271,7 @@ class OrderManager:
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
         self.bus.publish(OrderChanged(order))
+        return True
 
     def _persist(self, o: Order) -> None:
         self.store.put(

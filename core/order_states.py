@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.model import OrderStatus as S
 
 LEGAL: dict[S, frozenset[S]] = {
-    S.NEW: frozenset({S.SUBMITTED, S.REJECTED}),
+    S.NEW: frozenset({S.SUBMITTED, S.REJECTED, S.CANCELLED}),
     S.SUBMITTED: frozenset(
         {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.PENDING_CANCEL, S.UNKNOWN}
     ),

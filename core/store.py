@@ -84,6 +84,10 @@ CORE_MIGRATIONS: list[str] = [
 ]
 
 
+class StoreFailed(Exception):
+    """A commit failed earlier: the store takes no more writes."""
+
+
 class Store:
     """The engine's one writer to SQLite."""
 
@@ -96,6 +100,7 @@ class Store:
         self._before_flush: list[Callable[[], None]] = []
         self.rows_written = 0
         self.commits = 0
+        self.failed: BaseException | None = None
 
     @property
     def is_open(self) -> bool:
@@ -156,6 +161,8 @@ class Store:
 
     async def flush(self) -> None:
         """Commit everything buffered so far in one transaction."""
+        if self.failed is not None:
+            raise StoreFailed(f"{self.path}: an earlier commit failed ({self.failed!r}); refusing to write on")
         async with self._lock:
             for hook in self._before_flush:
                 hook()
@@ -163,7 +170,14 @@ class Store:
                 return
             appends, self._appends = self._appends, []
             puts, self._puts = list(self._puts.values()), {}
-            await self._in_db_thread(_write_batch, _group(appends) + _group(puts))
+            try:
+                await self._in_db_thread(_write_batch, _group(appends) + _group(puts))
+            except BaseException as exc:
+                # The batch is lost from memory; committing anything after it would store
+                # later state on top of a hole. The store refuses all further writes: what
+                # is on disk stays a consistent prefix and a restart resumes from it.
+                self.failed = exc
+                raise
             self.rows_written += len(appends) + len(puts)
             self.commits += 1
 
@@ -187,11 +201,15 @@ class Store:
         return rows[0] if rows else None
 
     async def close(self) -> None:
+        """Flush (unless a commit already failed) and close; the connection closes regardless."""
         if self._db is None:
             return
-        await self.flush()
-        await self._db.close()
-        self._db = None
+        try:
+            if self.failed is None:
+                await self.flush()
+        finally:
+            await self._db.close()
+            self._db = None
 
 
 def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:

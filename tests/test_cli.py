@@ -118,3 +118,30 @@ def test_a_disabled_strategy_does_not_trade(cockpit_cmd, clean_env, tmp_path: Pa
     assert cockpit(cockpit_cmd, env, *args, "--no-ui", "--speed", "max").returncode == 0
     fills = json.loads(cockpit(cockpit_cmd, env, "fills", "--json", *args).stdout)
     assert fills and {f["strategy"] for f in fills} == {"sma_cross"}
+
+
+def test_changing_the_replay_under_a_cursor_refuses_to_resume(cockpit_cmd, clean_env, tmp_path: Path) -> None:
+    args = ["--config", str(CONFIG), "--state-dir", str(tmp_path)]
+    env = {**clean_env, "COCKPIT_FEED__END": "2008-03-31"}
+    assert cockpit(cockpit_cmd, env, *args, "--no-ui", "--speed", "max").returncode == 0
+    changed = cockpit(cockpit_cmd, {**env, "COCKPIT_FEED__QUOTES_PER_BAR": "2"}, *args, "--no-ui", "--speed", "max")
+    assert changed.returncode == 2 and "quotes_per_bar changed" in changed.stderr
+    no_traceback(changed)
+    extended = cockpit(cockpit_cmd, {**env, "COCKPIT_FEED__END": "2008-06-30"}, *args, "--no-ui", "--speed", "max")
+    assert extended.returncode == 0 and "resuming replay after" in extended.stderr
+
+
+def test_unreadable_inputs_end_in_one_line(cockpit_cmd, clean_env, tmp_path: Path) -> None:
+    args = ["--config", str(CONFIG)]
+    (tmp_path / "cockpit.sqlite").write_text("not a database")
+    result = cockpit(cockpit_cmd, clean_env, "fills", *args, "--state-dir", str(tmp_path))
+    assert result.returncode == 1 and "cannot read" in result.stderr
+    no_traceback(result)
+    result = cockpit(cockpit_cmd, {**clean_env, "COCKPIT_FEED__FILES": "[1"}, "pnl", *args)
+    assert result.returncode == 2 and "COCKPIT_" in result.stderr
+    no_traceback(result)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cockpit(cockpit_cmd, clean_env, *args, "--state-dir", str(blocker / "sub"), "--no-ui")
+    assert result.returncode == 1 and "writable --state-dir" in result.stderr
+    no_traceback(result)

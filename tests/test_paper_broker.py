@@ -194,3 +194,39 @@ async def test_illegal_status_report_is_refused_and_logged(tmp_path: Path, make_
     rig.oms.on_report(OrderUpdate(order.client_order_id, OrderStatus.ACCEPTED, OPEN + 200 * MS))
     assert order.status is OrderStatus.FILLED
     assert "illegal transition FILLED -> ACCEPTED" in caplog.text
+
+
+async def test_cancel_before_sending_really_cancels(tmp_path: Path, make_rig) -> None:
+    rig = await make_rig()
+    rig.quote("AAPL", "100", OPEN)
+    from core.model import OrderType
+    from core.risk import OrderRequest
+
+    order = rig.oms.submit(OrderRequest("test", "AAPL", Side.BUY, D(10), OrderType.MARKET))
+    assert rig.oms.cancel(order.client_order_id) is True
+    await rig.oms.send_pending()
+    rig.quote("AAPL", "100", OPEN + 100 * MS)
+    assert order.status is OrderStatus.CANCELLED and rig.portfolio.qty("AAPL") == 0
+    assert await rig.broker.open_orders() == []
+
+
+async def test_day_order_session_survives_restart_and_still_expires(tmp_path: Path, make_rig) -> None:
+    rig = await make_rig()
+    rig.quote("AAPL", "100", OPEN)
+    order = await rig.order(Side.BUY, 10, limit="90")
+    rig.quote("AAPL", "100", OPEN + timedelta(hours=1))  # live today, does not fill
+    await rig.store.close()
+    again = await make_rig(clock=rig.clock)  # restart before the day's bar
+    again.bar("AAPL", OPEN, OPEN + timedelta(hours=6, minutes=30), "100")
+    assert again.oms.orders[order.client_order_id].status is OrderStatus.CANCELLED
+    again.quote("AAPL", "89", OPEN + timedelta(days=1))
+    assert again.portfolio.qty("AAPL") == 0
+
+
+async def test_half_day_bar_expires_day_orders(tmp_path: Path, make_rig) -> None:
+    rig = await make_rig()
+    rig.quote("AAPL", "100", OPEN)
+    order = await rig.order(Side.BUY, 10, limit="90")
+    rig.quote("AAPL", "100", OPEN + timedelta(hours=1))
+    rig.bar("AAPL", OPEN, OPEN + timedelta(hours=3, minutes=30), "100")  # 13:00 close
+    assert order.status is OrderStatus.CANCELLED

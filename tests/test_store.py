@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import CORE_MIGRATIONS, Store
+from core.store import CORE_MIGRATIONS, Store, StoreFailed
 
 
 async def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
@@ -43,6 +43,15 @@ async def test_flush_is_one_transaction_and_puts_keep_only_the_latest(tmp_path: 
         await store.flush()
     with sqlite3.connect(tmp_path / "s.sqlite") as conn:  # nothing of the failed batch landed
         assert conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    # After a lost batch the store writes nothing more (no later state on top of a hole)...
+    store.put(("meta", "c"), upsert, ("c", "later"))
+    with pytest.raises(StoreFailed, match="an earlier commit failed"):
+        await store.flush()
+    await store.close()  # ...and still closes its connection (no thread left hanging)
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    store = Store(tmp_path / "s.sqlite")
+    await store.open()
     store.put(("meta", "a"), upsert, ("a", "1"))
     store.put(("meta", "a"), upsert, ("a", "2"))
     await store.flush()

@@ -103,6 +103,8 @@ _INSERT_EXEC = (
 # Venue-side order states (the engine has its own richer machine).
 PENDING, WORKING, FILLED, CANCELLED, REJECTED = "PENDING", "WORKING", "FILLED", "CANCELLED", "REJECTED"
 _OPEN = (PENDING, WORKING)
+# Bars at least this long stand for a whole session (a half day is 3.5 h; intraday bars are minutes).
+_SESSION_BAR = timedelta(hours=3)
 
 
 @dataclass(slots=True)
@@ -276,22 +278,24 @@ class PaperBroker(Broker):
             if po.tif is TimeInForce.DAY:
                 if po.session is None:
                     po.session = session
+                    self._persist(po)  # a restart must know which day this order belongs to
                 elif session > po.session:
                     self._close(po, CANCELLED, f"DAY order expired at the close of {po.session}")
                     continue
             self._try_fill(po, quote)
 
     def on_bar(self, bar: Bar) -> None:
-        """A bar spanning a whole session ends that session: its DAY orders expire."""
-        if bar.ts - bar.start < timedelta(hours=5):
+        """A bar spanning a session (daily bars, half days included) ends it: its DAY orders expire."""
+        if bar.ts - bar.start < _SESSION_BAR:
             return
         orders = self._by_symbol.get(bar.symbol)
         if not orders:
             return
         session = bar.ts.astimezone(self.tz).date()
         for po in list(orders):
-            if po.tif is TimeInForce.DAY and po.session == session and po.status == WORKING:
-                self._close(po, CANCELLED, f"DAY order expired at the close of {session}")
+            if po.tif is TimeInForce.DAY and po.session is not None and po.session <= session \
+                    and po.status == WORKING:
+                self._close(po, CANCELLED, f"DAY order expired at the close of {po.session}")
 
     def _try_fill(self, po: PaperOrder, quote: Quote) -> None:
         price = self.model.price(po.side, po.order_type, po.limit_price, quote)

@@ -10,7 +10,9 @@ cursor is (timestamp, how many events at that timestamp were done).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +51,20 @@ class ReplayFeed:
     @property
     def symbols(self) -> list[str]:
         return [f.symbol for f in self.config.files]
+
+    def fingerprint(self) -> str:
+        """What fixes the order of events: files and their reading, start date, quotes per bar.
+
+        The end date is left out: extending a replay keeps the order of what came before.
+        """
+        cfg = self.config
+        spec = {
+            "files": [f.model_dump(mode="json") for f in cfg.files],
+            "start": cfg.start.isoformat() if cfg.start else None,
+            "quotes_per_bar": cfg.quotes_per_bar,
+            "spread_bps": str(cfg.spread_bps),
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def load(self) -> None:
         """Read every configured file (bad rows are dropped with a warning by the reader)."""
