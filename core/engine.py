@@ -79,19 +79,6 @@ class Engine:
         self.feed.load()  # first: a bad data file refuses to start before anything is opened
         await self.store.open()
         instance_id = await self._meta("instance_id", lambda: secrets.token_hex(3))
-        await self._meta("created_at", lambda: dt(self.clock.now()))
-        await self._load_book()
-        self.oms = OrderManager(
-            store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
-            clock=self.clock, bus=self.bus, instance_id=instance_id,
-        )
-        await self.oms.load()
-        self.bus.subscribe(FillApplied, self._on_fill)
-        self.store.before_flush(self._before_flush)
-        await self.broker.connect()
-        await self.oms.recover()
-        await self.store.flush()
-
         row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
         self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
         # The cursor counts events in replay order; another file list or quote count would
@@ -107,6 +94,18 @@ class Engine:
                     "events. Restore the old [feed] settings, use another --state-dir, or `cockpit paper reset`"
                 )
             self.store.put(("meta", "replay_fingerprint"), _PUT_META, ("replay_fingerprint", fingerprint))
+        await self._load_book()
+        self.oms = OrderManager(
+            store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
+            clock=self.clock, bus=self.bus, instance_id=instance_id,
+        )
+        await self.oms.load()
+        self.bus.subscribe(FillApplied, self._on_fill)
+        self.store.before_flush(self._before_flush)
+        await self.broker.connect()
+        await self.oms.recover()
+        await self.store.flush()
+
         for strategy in self.strategies:
             strategy.ctx = self
             strategy.on_start()

@@ -180,7 +180,6 @@ class PaperBroker(Broker):
             self._put_account("account_id", self.account_id)
             self._put_account("cash", dec(self.cash))
             self._put_account("starting_cash", dec(self.cash))
-            self._put_account("created_at", dt(self.clock.now()))
             await self.store.flush()
             log.info("opened new paper account %s with %s", self.account_id, self.cash)
         else:
