@@ -139,13 +139,15 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
     settings = _settings(args, overrides)
+    if not getattr(args, "no_ui", False) and sys.stdout.isatty() and sys.stdin.isatty():
+        return _run_tui(settings)
     lcfg = settings.logging
     try:
         setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups)
     except OSError as exc:
         raise CliError(f"cannot write the log file under state dir {settings.state_dir}: {exc.strerror}"
                        " (pass a writable --state-dir DIR)") from None
-    # Until the TUI lands, `cockpit` runs headless too.
+    # Without a terminal (systemd, docker, a pipe) `cockpit` runs headless too.
     from cockpit.headless import run_headless
 
     try:
@@ -159,6 +161,23 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("cockpit").exception("engine failed")
         log_file = settings.state_dir / lcfg.file
         raise CliError(f"engine failed: {type(exc).__name__}: {exc} (traceback in {log_file})") from None
+
+
+def _run_tui(settings: Any) -> int:
+    from core.config import ConfigError
+    from core.data.bar_files import BarFileError
+
+    from cockpit.state_lock import StateDirBusy
+    from cockpit.tui.run import run_tui
+
+    try:
+        return run_tui(settings)
+    except (ConfigError, BarFileError) as exc:
+        raise CliError(f"config error: {exc}", EXIT_USAGE) from None
+    except StateDirBusy as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write under state dir {settings.state_dir}: {exc}") from None
 
 
 def _read(command: str, args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from core.oms import OrderManager
 from core.portfolio import Portfolio, Position
 from core.risk import OrderRequest, RiskGate
 from core.serialize import dt
+from core.snapshot import EngineSnapshot, order_views, position_views
 from core.store import Store
 from core.strategies import Strategy
 
@@ -177,7 +178,6 @@ class Engine:
         flushing: asyncio.Future[None] | None = None
         cur_ts = self.cursor.ts if self.cursor else None
         n_at_ts = self.cursor.n_at_ts if self.cursor else 0
-        processed = 0
         try:
             async for batch in self.feed.stream(self.cursor, self.settings.feed.speed, self._stop):
                 for ev in batch:
@@ -202,11 +202,11 @@ class Engine:
                         n_at_ts += 1
                     else:
                         cur_ts, n_at_ts = ts, 1
-                    processed += 1
                     if oms.has_unsent:
                         self.cursor = Cursor(cur_ts, n_at_ts)
                         self._cursor_dirty = True
                         await oms.send_pending()
+                self.events_processed += len(batch)
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
                 self._cursor_dirty = True
                 if loop.time() >= next_flush and (flushing is None or flushing.done()):
@@ -220,7 +220,6 @@ class Engine:
                 if self._stop.is_set():
                     break
         finally:
-            self.events_processed += processed
             if flushing is not None:
                 await flushing
         return not self._stop.is_set()
@@ -238,6 +237,27 @@ class Engine:
             await self.oms.send_pending()
         await self.broker.disconnect()
         await self.store.close()
+
+    def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
+        """A frozen picture of the book and the orders, for a UI frame or an API call."""
+        pnl = self.portfolio.pnl()
+        orders = list(self.oms.orders.values()) if self.oms is not None else []
+        return EngineSnapshot(
+            taken_at=self.clock.now(),
+            mode="PAPER" if self.broker.kind == "paper" else "LIVE",
+            broker_kind=self.broker.kind,
+            broker_connected=self.broker.connected,
+            feed=self.feed.name,
+            last_event_at=self.cursor.ts if self.cursor else None,
+            events_processed=self.events_processed,
+            cash=self.portfolio.cash,
+            equity=self.portfolio.equity(),
+            realized=pnl.realized,
+            unrealized=pnl.unrealized,
+            commissions=pnl.commissions,
+            positions=position_views(self.portfolio),
+            orders=order_views(orders, max_orders),
+        )
 
     # ---- the strategy context ------------------------------------------------------
 

@@ -1,0 +1,185 @@
+"""The cockpit app: the engine runs on this app's own asyncio loop, the screen shows snapshots.
+
+The UI never changes engine state itself and never draws per tick: a 4 Hz timer takes one
+engine snapshot and redraws the panes from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_HALF_UP, Decimal
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.worker import Worker
+
+from core.engine import Engine
+from core.snapshot import EngineSnapshot
+
+from cockpit.tui.alerts import AlertBuffer
+from cockpit.tui.screens import ConfirmScreen, HelpScreen
+
+log = logging.getLogger("cockpit.tui")
+
+REFRESH_SECONDS = 0.25
+_CENT = Decimal("0.01")
+_LEVEL_STYLE = {logging.ERROR: "bold red", logging.WARNING: "yellow", logging.INFO: "", logging.CRITICAL: "bold red"}
+
+
+def money(value: Decimal | None) -> Text:
+    if value is None:
+        return Text("-", justify="right")
+    style = "red" if value < 0 else ""
+    return Text(f"{value.quantize(_CENT, ROUND_HALF_UP):,}", style=style, justify="right")
+
+
+def num(value: Decimal | None, places: str = "0.01") -> Text:
+    if value is None:
+        return Text("-", justify="right")
+    return Text(f"{value.quantize(Decimal(places), ROUND_HALF_UP)}", justify="right")
+
+
+class CockpitApp(App[int]):
+    CSS_PATH = "cockpit.tcss"
+    TITLE = "cockpit"
+    BINDINGS = [
+        Binding("q", "quit_cockpit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Keys", id="app.help", key_display="?"),
+    ]
+
+    def __init__(self, engine: Engine, alerts: AlertBuffer) -> None:
+        super().__init__()
+        self.engine = engine
+        self.alerts = alerts
+        self._alerts_seen = 0
+        self._engine_worker: Worker[None] | None = None
+        self.engine_state = "starting"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Horizontal(id="top"):
+            yield DataTable(id="positions", cursor_type="none", show_cursor=False)
+            yield Static(id="pnl")
+        yield DataTable(id="orders", cursor_type="none", show_cursor=False)
+        yield RichLog(id="alerts", max_lines=500, markup=False, wrap=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        positions = self.query_one("#positions", DataTable)
+        positions.border_title = "Positions"
+        for label, width in (("symbol", 8), ("qty", 8), ("avg cost", 10), ("last", 10), ("mkt value", 12),
+                             ("unrealized", 11), ("unr %", 7), ("realized", 11)):
+            positions.add_column(label, width=width, key=label)
+        orders = self.query_one("#orders", DataTable)
+        orders.border_title = "Orders"
+        for label, width in (("id", 10), ("strategy", 13), ("symbol", 6), ("side", 4), ("qty", 7), ("filled", 7),
+                             ("type", 6), ("limit", 9), ("status", 16), ("created", 16), ("reason", 40)):
+            orders.add_column(label, width=width, key=label)
+        self.query_one("#pnl", Static).border_title = "P&L"
+        self.query_one("#alerts", RichLog).border_title = "Alerts"
+        self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
+                                              exit_on_error=False)
+        self.set_interval(REFRESH_SECONDS, self.refresh_panes)
+        self.refresh_panes()
+
+    async def _run_engine(self) -> None:
+        """The engine on the app's loop: an error becomes an alert, never a dead screen."""
+        try:
+            await self.engine.start()
+            self.engine_state = "running"
+            finished = await self.engine.run()
+            self.engine_state = "replay finished" if finished else "stopped"
+            if finished:
+                log.info("replay finished: the engine is idle; press q to quit")
+        except Exception as exc:
+            self.engine_state = "failed"
+            log.exception("engine failed: %s", exc)
+
+    # ---- drawing -------------------------------------------------------------------
+
+    def refresh_panes(self) -> None:
+        snap = self.engine.snapshot() if self.engine.oms is not None else None
+        self._draw_status(snap)
+        if snap is not None:
+            self._draw_positions(snap)
+            self._draw_orders(snap)
+            self._draw_pnl(snap)
+        self._drain_alerts()
+
+    def _draw_status(self, snap: EngineSnapshot | None) -> None:
+        if snap is None:
+            text = f"PAPER | {self.engine_state}"
+        else:
+            clock = snap.taken_at.astimezone(self.engine.broker.tz).strftime("%Y-%m-%d %H:%M %Z") \
+                if hasattr(self.engine.broker, "tz") else snap.taken_at.isoformat()
+            broker = "connected" if snap.broker_connected else "DISCONNECTED"
+            text = (f"{snap.mode} | feed {snap.feed}: {snap.events_processed:,} events | engine {self.engine_state}"
+                    f" | broker {snap.broker_kind} {broker} | {clock} | equity {snap.equity:,.2f}"
+                    f" | net P&L {snap.net:,.2f}")
+        self.query_one("#status", Static).update(text)
+
+    def _draw_positions(self, snap: EngineSnapshot) -> None:
+        table = self.query_one("#positions", DataTable)
+        table.clear()
+        for p in snap.positions:
+            table.add_row(p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"),
+                          money(p.market_value), money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"),
+                          money(p.realized_pnl))
+
+    def _draw_orders(self, snap: EngineSnapshot) -> None:
+        table = self.query_one("#orders", DataTable)
+        table.clear()
+        for o in snap.orders:
+            style = "red" if o.status.value == "REJECTED" else ("bold" if not o.status.is_terminal else "dim")
+            table.add_row(o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
+                          o.order_type, num(o.limit_price), Text(o.status.value, style=style),
+                          o.created_at.strftime("%Y-%m-%d %H:%M"), o.reason or "")
+
+    def _draw_pnl(self, snap: EngineSnapshot) -> None:
+        rows = (("realized", snap.realized), ("unrealized", snap.unrealized), ("commissions", snap.commissions),
+                ("net", snap.net), ("cash", snap.cash), ("equity", snap.equity))
+        text = Text()
+        for label, value in rows:
+            text.append(f"{label:<12}")
+            text.append_text(money(value))
+            text.append("\n")
+        self.query_one("#pnl", Static).update(text)
+
+    def _drain_alerts(self) -> None:
+        new = self.alerts.version - self._alerts_seen
+        if new <= 0:
+            return
+        self._alerts_seen = self.alerts.version
+        pane = self.query_one("#alerts", RichLog)
+        for alert in list(self.alerts.items)[-min(new, len(self.alerts.items)):]:
+            pane.write(Text(f"{logging.getLevelName(alert.level):<7} {alert.message}",
+                            style=_LEVEL_STYLE.get(alert.level, "")))
+
+    # ---- actions -------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        self.push_screen(HelpScreen(rows))
+
+    def action_quit_cockpit(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._shutdown(), name="shutdown", group="shutdown", exclusive=True)
+
+        self.push_screen(ConfirmScreen("Quit? The engine stops and its state is flushed."), answered)
+
+    async def _shutdown(self) -> None:
+        self.engine_state = "stopping"
+        self.engine.request_stop()
+        if self._engine_worker is not None:
+            await self._engine_worker.wait()
+        try:
+            await self.engine.shutdown()
+        except Exception:
+            log.exception("engine shutdown failed")
+            self.exit(1)
+            return
+        self.exit(0)

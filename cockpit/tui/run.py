@@ -1,0 +1,24 @@
+"""Runs the cockpit app: file logging plus the alerts pane (stderr would tear the screen)."""
+
+from __future__ import annotations
+
+import logging
+
+from core.config import Settings
+
+from cockpit.logs import setup_logging
+from cockpit.state_lock import StateLock
+from cockpit.tui.alerts import AlertBuffer
+from cockpit.tui.app import CockpitApp
+from cockpit.wiring import build_engine
+
+
+def run_tui(settings: Settings) -> int:
+    lcfg = settings.logging
+    setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups, stderr=False)
+    alerts = AlertBuffer()
+    logging.getLogger().addHandler(alerts)
+    engine = build_engine(settings)
+    with StateLock(settings.state_dir):
+        code = CockpitApp(engine, alerts).run()
+    return code or 0

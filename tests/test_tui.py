@@ -1,0 +1,72 @@
+"""The cockpit app driven by Textual's Pilot over a real engine (paper, real data, SQLite)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cockpit.tui.alerts import AlertBuffer
+from cockpit.tui.app import CockpitApp
+from cockpit.tui.screens import ConfirmScreen, HelpScreen
+from cockpit.wiring import build_engine
+from core.config import load_config
+from tests.conftest import CONFIG, ROOT
+
+
+def make_app(tmp_path: Path) -> CockpitApp:
+    settings = load_config(CONFIG, state_dir=tmp_path,
+                           overrides={"feed": {"speed": "max", "end": "2008-03-31"}})
+    return CockpitApp(build_engine(settings), AlertBuffer())
+
+
+async def test_engine_trades_on_the_app_loop_and_quit_flushes_state(tmp_path: Path, clean_env) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        assert app._engine_worker is not None
+        await app._engine_worker.wait()
+        assert app.engine_state == "replay finished"
+        app.refresh_panes()
+        await pilot.pause()
+        assert app.query_one("#orders").row_count > 0
+        assert "PAPER" in str(app.query_one("#status").render())
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)  # "no" keeps the cockpit running
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+    assert app.return_value == 0
+    assert not app.engine.store.is_open  # shut down, flushed and closed
+    out = subprocess.run([sys.executable, "-m", "cockpit", "fills", "--json", "--config", str(CONFIG),
+                          "--state-dir", str(tmp_path)], cwd=ROOT, env=clean_env, capture_output=True, text=True)
+    assert out.returncode == 0 and '"symbol"' in out.stdout
+
+
+async def test_help_lists_the_keys(tmp_path: Path, clean_env) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert ("q", "Quit") in app.screen.rows
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+        app.engine.request_stop()
+        await app._engine_worker.wait()
+        await app.engine.shutdown()
+
+
+def test_headless_path_never_imports_textual() -> None:
+    code = (
+        "import sys, cockpit.cli, cockpit.headless, cockpit.wiring, core.engine, brokers.paper;"
+        "assert 'textual' not in sys.modules, 'textual imported';"
+        "cockpit.cli.build_parser();"
+        "assert 'textual' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
