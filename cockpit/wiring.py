@@ -74,7 +74,8 @@ def build_engine(settings: Settings) -> Engine:
     store = Store(db_path(settings))
     clock = SimClock()
     bus = Bus()
-    broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper)
+    broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper,
+                         market_tz=settings.engine.market_tz)
     feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
                   strategies=strategies)

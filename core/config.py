@@ -30,7 +30,20 @@ class _Section(BaseModel):
 class EngineConfig(_Section):
     state_dir: Path = Path("state")
     instance_name: str = "cockpit"
+    market_tz: str = "America/New_York"  # the exchange's time: clock display, trading days
     flush_interval_ms: int = Field(50, ge=1, le=5000)
+
+
+    @field_validator("market_tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class BrokerConfig(_Section):

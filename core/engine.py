@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from core.broker import Broker
 from core.bus import Bus
 from core.clock import Clock, SimClock
 from core.config import ConfigError, Settings
-from core.events import FillApplied
+from core.events import FillApplied, IntentRejected
 from core.feeds.replay import Cursor, ReplayFeed
 from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.oms import OrderManager
 from core.portfolio import Portfolio, Position
 from core.risk import OrderRequest, RiskGate
 from core.serialize import dt
+from core.metrics import EquityTracker
 from core.snapshot import EngineSnapshot, order_views, position_views
 from core.store import Store
 from core.strategies import Strategy
@@ -72,6 +74,9 @@ class Engine:
         self._bar_handlers: dict[str, list[Callable[[Bar], None]]] = defaultdict(list)
         self._quote_handlers: dict[str, list[Callable[[Quote], None]]] = defaultdict(list)
         self._strategies_by_name = {s.name: s for s in strategies}
+        self.market_tz = ZoneInfo(settings.engine.market_tz)
+        self.equity = EquityTracker(self.market_tz)
+        self.rejections: deque[IntentRejected] = deque(maxlen=50)
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -102,6 +107,7 @@ class Engine:
         )
         await self.oms.load()
         self.bus.subscribe(FillApplied, self._on_fill)
+        self.bus.subscribe(IntentRejected, self.rejections.append)
         self.store.before_flush(self._before_flush)
         await self.broker.connect()
         await self.oms.recover()
@@ -207,6 +213,8 @@ class Engine:
                         self._cursor_dirty = True
                         await oms.send_pending()
                 self.events_processed += len(batch)
+                if cur_ts is not None:
+                    self.equity.observe(cur_ts, self.portfolio.equity())
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
                 self._cursor_dirty = True
                 if loop.time() >= next_flush and (flushing is None or flushing.done()):
@@ -257,6 +265,11 @@ class Engine:
             commissions=pnl.commissions,
             positions=position_views(self.portfolio),
             orders=order_views(orders, max_orders),
+            rejections=tuple(self.rejections),
+            day_pnl=self.equity.day_pnl,
+            max_drawdown=self.equity.max_drawdown,
+            equity_curve=tuple(self.equity.curve),
+            market_tz=self.market_tz,
         )
 
     # ---- the strategy context ------------------------------------------------------

@@ -7,9 +7,10 @@ values) at a bounded rate, so a tick storm costs one snapshot per frame, not per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
+from core.events import IntentRejected
 from core.model import Order, OrderStatus
 from core.portfolio import Portfolio
 
@@ -57,6 +58,11 @@ class EngineSnapshot:
     commissions: Decimal
     positions: tuple[PositionView, ...]
     orders: tuple[OrderView, ...]
+    rejections: tuple[IntentRejected, ...]
+    day_pnl: Decimal
+    max_drawdown: Decimal
+    equity_curve: tuple[tuple[datetime, Decimal], ...]
+    market_tz: tzinfo
 
     @property
     def net(self) -> Decimal:

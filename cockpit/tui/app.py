@@ -12,9 +12,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, RichLog, Static
 from textual.worker import Worker
+from textual_plotext import PlotextPlot
 
 from core.engine import Engine
 from core.snapshot import EngineSnapshot
@@ -62,7 +63,9 @@ class CockpitApp(App[int]):
         yield Static(id="status")
         with Horizontal(id="top"):
             yield DataTable(id="positions", cursor_type="none", show_cursor=False)
-            yield Static(id="pnl")
+            with Vertical(id="pnl"):
+                yield Static(id="pnl-figures")
+                yield PlotextPlot(id="equity")
         yield DataTable(id="orders", cursor_type="none", show_cursor=False)
         yield RichLog(id="alerts", max_lines=500, markup=False, wrap=False)
         yield Footer()
@@ -78,7 +81,8 @@ class CockpitApp(App[int]):
         for label, width in (("id", 10), ("strategy", 13), ("symbol", 6), ("side", 4), ("qty", 7), ("filled", 7),
                              ("type", 6), ("limit", 9), ("status", 16), ("created", 16), ("reason", 40)):
             orders.add_column(label, width=width, key=label)
-        self.query_one("#pnl", Static).border_title = "P&L"
+        self.query_one("#pnl").border_title = "P&L"
+        self._curve_drawn: tuple[object, int] | None = None
         self.query_one("#alerts", RichLog).border_title = "Alerts"
         self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
                                               exit_on_error=False)
@@ -113,12 +117,11 @@ class CockpitApp(App[int]):
         if snap is None:
             text = f"PAPER | {self.engine_state}"
         else:
-            clock = snap.taken_at.astimezone(self.engine.broker.tz).strftime("%Y-%m-%d %H:%M %Z") \
-                if hasattr(self.engine.broker, "tz") else snap.taken_at.isoformat()
+            clock = snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z")
             broker = "connected" if snap.broker_connected else "DISCONNECTED"
             text = (f"{snap.mode} | feed {snap.feed}: {snap.events_processed:,} events | engine {self.engine_state}"
                     f" | broker {snap.broker_kind} {broker} | {clock} | equity {snap.equity:,.2f}"
-                    f" | net P&L {snap.net:,.2f}")
+                    f" | day P&L {snap.day_pnl:,.2f}")
         self.query_one("#status", Static).update(text)
 
     def _draw_positions(self, snap: EngineSnapshot) -> None:
@@ -132,21 +135,43 @@ class CockpitApp(App[int]):
     def _draw_orders(self, snap: EngineSnapshot) -> None:
         table = self.query_one("#orders", DataTable)
         table.clear()
+        for r in reversed(snap.rejections[-5:]):  # a refused intent shows with its reason
+            table.add_row("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), num(None), "", num(None),
+                          Text("REFUSED", style="bold red"), r.ts.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M"),
+                          Text(r.reason, style="red"))
         for o in snap.orders:
             style = "red" if o.status.value == "REJECTED" else ("bold" if not o.status.is_terminal else "dim")
             table.add_row(o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
                           o.order_type, num(o.limit_price), Text(o.status.value, style=style),
-                          o.created_at.strftime("%Y-%m-%d %H:%M"), o.reason or "")
+                          o.created_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M"), o.reason or "")
 
     def _draw_pnl(self, snap: EngineSnapshot) -> None:
         rows = (("realized", snap.realized), ("unrealized", snap.unrealized), ("commissions", snap.commissions),
-                ("net", snap.net), ("cash", snap.cash), ("equity", snap.equity))
+                ("net", snap.net), ("day", snap.day_pnl), ("max drawdown", -snap.max_drawdown),
+                ("equity", snap.equity))
         text = Text()
         for label, value in rows:
-            text.append(f"{label:<12}")
+            text.append(f"{label:<13}")
             text.append_text(money(value))
             text.append("\n")
-        self.query_one("#pnl", Static).update(text)
+        self.query_one("#pnl-figures", Static).update(text)
+        self._draw_curve(snap)
+
+    def _draw_curve(self, snap: EngineSnapshot) -> None:
+        """Redraw the equity chart only when the curve changed (it is the costly widget)."""
+        curve = snap.equity_curve
+        key = (curve[-1][0] if curve else None, len(curve))
+        if key == self._curve_drawn or len(curve) < 2:
+            return
+        self._curve_drawn = key
+        plot = self.query_one("#equity", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.plot([float(e) for _, e in curve], marker="braille")
+        plt.xticks([])
+        plt.title("equity")
+        plot.refresh()
 
     def _drain_alerts(self) -> None:
         new = self.alerts.version - self._alerts_seen
