@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # Cockpit key remapping: binding id -> key(s), e.g. "app.quit" = "ctrl+q" (ids: press ? in the app).
+    keys: dict[str, str] = Field(default_factory=dict)
 
     # Where the TOML came from: relative paths in it resolve against its folder.
     config_path: Path | None = Field(None, exclude=True)

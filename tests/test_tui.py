@@ -14,10 +14,10 @@ from core.config import load_config
 from tests.conftest import CONFIG, ROOT
 
 
-def make_app(tmp_path: Path) -> CockpitApp:
+def make_app(tmp_path: Path, keymap: dict[str, str] | None = None) -> CockpitApp:
     settings = load_config(CONFIG, state_dir=tmp_path,
                            overrides={"feed": {"speed": "max", "end": "2008-03-31"}})
-    return CockpitApp(build_engine(settings), AlertBuffer())
+    return CockpitApp(build_engine(settings), AlertBuffer(), keymap)
 
 
 async def test_engine_trades_on_the_app_loop_and_quit_flushes_state(tmp_path: Path, clean_env) -> None:
@@ -53,7 +53,7 @@ async def test_help_lists_the_keys(tmp_path: Path, clean_env) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        assert ("q", "Quit") in app.screen.rows
+        assert ("q", "Quit  [app.quit]") in app.screen.rows
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
@@ -70,3 +70,27 @@ def test_headless_path_never_imports_textual() -> None:
         "assert 'textual' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+async def test_keys_can_be_remapped_and_help_shows_the_new_key(tmp_path: Path, clean_env) -> None:
+    app = make_app(tmp_path, {"app.quit": "x"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert ("x", "Quit  [app.quit]") in app.screen.rows
+        await pilot.press("escape")
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+    assert app.return_value == 0
+
+
+def test_unknown_binding_id_is_refused(tmp_path: Path, clean_env) -> None:
+    import pytest
+
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown binding id"):
+        make_app(tmp_path, {"app.qiut": "x"})

@@ -7,16 +7,19 @@ engine snapshot and redraws the panes from it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
+from core.config import ConfigError
 from core.engine import Engine
 from core.snapshot import EngineSnapshot
 
@@ -43,6 +46,14 @@ def num(value: Decimal | None, places: str = "0.01") -> Text:
     return Text(f"{value.quantize(Decimal(places), ROUND_HALF_UP)}", justify="right")
 
 
+def binding_ids() -> set[str]:
+    """Every binding id a keymap may name."""
+    ids = set()
+    for owner in (CockpitApp, ConfirmScreen, HelpScreen):
+        ids.update(b.id for b in owner.BINDINGS if isinstance(b, Binding) and b.id)
+    return ids
+
+
 class CockpitApp(App[int]):
     CSS_PATH = "cockpit.tcss"
     TITLE = "cockpit"
@@ -51,10 +62,16 @@ class CockpitApp(App[int]):
         Binding("question_mark", "help", "Keys", id="app.help", key_display="?"),
     ]
 
-    def __init__(self, engine: Engine, alerts: AlertBuffer) -> None:
+    def __init__(self, engine: Engine, alerts: AlertBuffer, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.alerts = alerts
+        if keymap:
+            unknown = sorted(set(keymap) - binding_ids())
+            if unknown:
+                raise ConfigError(f"keys: unknown binding id(s) {', '.join(unknown)} "
+                                  f"(known: {', '.join(sorted(binding_ids()))})")
+            self.set_keymap(keymap)
         self._alerts_seen = 0
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
@@ -185,9 +202,26 @@ class CockpitApp(App[int]):
 
     # ---- actions -------------------------------------------------------------------
 
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette offers the same actions as the keys."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Quit cockpit", "Stop the engine (state flushed) and leave", self.action_quit_cockpit)
+        yield SystemCommand("Keys", "List every key", self.action_help)
+
     def action_help(self) -> None:
-        rows = [(b.key_display or b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        rows = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding):
+                key = self.get_key_display(self._active_binding(binding))
+                rows.append((key, f"{binding.description}  [{binding.id}]"))
         self.push_screen(HelpScreen(rows))
+
+    def _active_binding(self, binding: Binding) -> Binding:
+        """The binding as remapped by the keymap (what the user actually presses)."""
+        for _key, active in self.active_bindings.items():
+            if active.binding.id == binding.id:
+                return active.binding
+        return binding
 
     def action_quit_cockpit(self) -> None:
         def answered(yes: bool | None) -> None:

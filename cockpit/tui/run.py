@@ -20,5 +20,5 @@ def run_tui(settings: Settings) -> int:
     logging.getLogger().addHandler(alerts)
     engine = build_engine(settings)
     with StateLock(settings.state_dir):
-        code = CockpitApp(engine, alerts).run()
+        code = CockpitApp(engine, alerts, settings.keys).run()
     return code or 0
