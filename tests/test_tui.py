@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.app import CockpitApp
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
@@ -30,7 +32,7 @@ async def test_engine_trades_on_the_app_loop_and_quit_flushes_state(tmp_path: Pa
         await pilot.pause()
         assert app.query_one("#orders").row_count > 0
         assert "PAPER" in str(app.query_one("#status").render())
-        await pilot.press("q")
+        await pilot.press("ctrl+q")  # Textual's own quit key asks too
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
@@ -88,9 +90,24 @@ async def test_keys_can_be_remapped_and_help_shows_the_new_key(tmp_path: Path, c
 
 
 def test_unknown_binding_id_is_refused(tmp_path: Path, clean_env) -> None:
-    import pytest
-
     from core.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown binding id"):
         make_app(tmp_path, {"app.qiut": "x"})
+
+
+async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path, clean_env, caplog) -> None:
+    app = make_app(tmp_path)
+
+    def broken(snap) -> None:
+        raise RuntimeError("pane exploded")
+
+    with pytest.raises(RuntimeError, match="pane exploded"):  # run_test re-raises what crashed the app
+        async with app.run_test(size=(120, 40)) as pilot:
+            await app._engine_worker.wait()
+            app._draw_pnl = broken  # type: ignore[method-assign]
+            await pilot.pause(0.5)
+    assert app.crash == "RuntimeError: pane exploded"
+    assert "cockpit crashed" in caplog.text and "pane exploded" in caplog.text
+    assert not app._exit_renderables  # no rich traceback printed over the terminal
+    assert not app.engine.store.is_open  # shut down and flushed on the way out

@@ -75,6 +75,7 @@ class CockpitApp(App[int]):
         self._alerts_seen = 0
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
+        self.crash: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -200,6 +201,30 @@ class CockpitApp(App[int]):
             pane.write(Text(f"{logging.getLevelName(alert.level):<7} {alert.message}",
                             style=_LEVEL_STYLE.get(alert.level, "")))
 
+    # ---- crashes -------------------------------------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A crash: traceback to the log file, one line for the terminal (see run_tui).
+
+        ``_handle_exception``/``_exit_renderables`` are Textual's own (pinned 8.2.8) crash
+        path; Textual still restores the terminal.
+        """
+        log.critical("cockpit crashed", exc_info=error)
+        self.crash = f"{type(error).__name__}: {error}"
+        super()._handle_exception(error)
+        self._exit_renderables.clear()
+
+    async def on_unmount(self) -> None:
+        """However the app ends, the engine stops and its state is flushed."""
+        if self.engine.store.is_open:
+            self.engine.request_stop()
+            if self._engine_worker is not None and not self._engine_worker.is_finished:
+                self._engine_worker.cancel()
+            try:
+                await self.engine.shutdown()
+            except Exception:
+                log.exception("engine shutdown after a crash failed")
+
     # ---- actions -------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -222,6 +247,10 @@ class CockpitApp(App[int]):
             if active.binding.id == binding.id:
                 return active.binding
         return binding
+
+    async def action_quit(self) -> None:
+        """Textual's own quit (ctrl+q, the palette) asks too: leaving stops the engine."""
+        self.action_quit_cockpit()
 
     def action_quit_cockpit(self) -> None:
         def answered(yes: bool | None) -> None:

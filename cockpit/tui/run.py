@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from core.config import Settings
 
@@ -20,5 +21,10 @@ def run_tui(settings: Settings) -> int:
     logging.getLogger().addHandler(alerts)
     engine = build_engine(settings)
     with StateLock(settings.state_dir):
-        code = CockpitApp(engine, alerts, settings.keys).run()
+        app = CockpitApp(engine, alerts, settings.keys)
+        code = app.run()
+    if app.crash is not None:
+        log_file = settings.state_dir / lcfg.file
+        print(f"cockpit: crashed: {app.crash} (traceback in {log_file}; state was flushed)", file=sys.stderr)
+        return 1
     return code or 0
