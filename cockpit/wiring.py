@@ -5,6 +5,7 @@ This is where adapters are injected into core (core never imports brokers/).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from brokers.paper import PaperBroker
@@ -61,8 +62,12 @@ def make_strategies(settings: Settings) -> list[Strategy]:
     return strategies
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine for ``settings``: replay feed on a simulated clock, paper broker."""
+def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) -> Engine:
+    """The engine for ``settings``: replay feed on a simulated clock, paper broker.
+
+    ``new_id`` makes the random instance and account ids fixed (stable test screens).
+    """
+    ids = {"new_id": new_id} if new_id is not None else {}
     strategies = make_strategies(settings)
     for spec in settings.feed.files:
         try:
@@ -75,7 +80,7 @@ def build_engine(settings: Settings) -> Engine:
     clock = SimClock()
     bus = Bus()
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper,
-                         market_tz=settings.engine.market_tz)
+                         market_tz=settings.engine.market_tz, **ids)
     feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
-                  strategies=strategies)
+                  strategies=strategies, **ids)

@@ -54,8 +54,10 @@ class Engine:
         broker: Broker,
         feed: ReplayFeed,
         strategies: list[Strategy],
+        new_id: Callable[[], str] = lambda: secrets.token_hex(3),
     ) -> None:
         self.settings = settings
+        self._new_id = new_id  # the instance id in order ids; tests fix it for stable screens
         self.store = store
         self.clock = clock
         self.bus = bus
@@ -84,7 +86,7 @@ class Engine:
         """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
         self.feed.load()  # first: a bad data file refuses to start before anything is opened
         await self.store.open()
-        instance_id = await self._meta("instance_id", lambda: secrets.token_hex(3))
+        instance_id = await self._meta("instance_id", self._new_id)
         row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
         self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
         # The cursor counts events in replay order; another file list or quote count would

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -132,8 +133,10 @@ class PaperBroker(Broker):
     records_in_engine_store = True
 
     def __init__(self, *, store: Store, clock: Clock, bus: Bus, config: PaperConfig,
-                 market_tz: str = "America/New_York") -> None:
+                 market_tz: str = "America/New_York",
+                 new_id: Callable[[], str] = lambda: secrets.token_hex(3)) -> None:
         super().__init__()
+        self._new_id = new_id
         self.store = store
         self.clock = clock
         self.bus = bus
@@ -175,7 +178,7 @@ class PaperBroker(Broker):
     async def _load(self) -> None:
         acct = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM paper_account")}
         if "account_id" not in acct:
-            self.account_id = "DU" + secrets.token_hex(3).upper()
+            self.account_id = "DU" + self._new_id().upper()
             self.cash = self.config.starting_cash
             self._put_account("account_id", self.account_id)
             self._put_account("cash", dec(self.cash))

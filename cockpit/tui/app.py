@@ -255,11 +255,11 @@ class CockpitApp(App[int]):
     def action_quit_cockpit(self) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._shutdown(), name="shutdown", group="shutdown", exclusive=True)
+                self.run_worker(self._stop_engine_and_exit(), name="stop", group="stop", exclusive=True)
 
         self.push_screen(ConfirmScreen("Quit? The engine stops and its state is flushed."), answered)
 
-    async def _shutdown(self) -> None:
+    async def _stop_engine_and_exit(self) -> None:
         self.engine_state = "stopping"
         self.engine.request_stop()
         if self._engine_worker is not None:
