@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,37 @@ async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path,
     assert "cockpit crashed" in caplog.text and "pane exploded" in caplog.text
     assert not app._exit_renderables  # no rich traceback printed over the terminal
     assert not app.engine.store.is_open  # shut down and flushed on the way out
+
+
+async def test_alerts_newest_first_filtered_by_level_and_text(tmp_path: Path, clean_env) -> None:
+    from cockpit.tui.alerts_pane import AlertsPane
+
+    app = make_app(tmp_path)
+    log = logging.getLogger("cockpit.test")
+    log.setLevel(logging.INFO)
+    log.addHandler(app.alerts)
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            log.info("first order placed")
+            log.warning("feed is stale")
+            log.error("broker rejected order")
+            pane = app.query_one(AlertsPane)
+            pane.redraw()
+            lines = str(app.query_one("#alerts-lines").render()).splitlines()
+            assert lines[:3] == ["ERROR   broker rejected order", "WARNING feed is stale", "INFO    first order placed"]
+            await pilot.press("a")  # WARNING and up
+            lines = str(app.query_one("#alerts-lines").render()).splitlines()
+            assert lines == ["ERROR   broker rejected order", "WARNING feed is stale"]
+            await pilot.press("slash")
+            await pilot.press(*"stale")
+            await pilot.pause()
+            lines = str(app.query_one("#alerts-lines").render()).splitlines()
+            assert lines == ["WARNING feed is stale"]
+            await pilot.press("escape")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert pane.text == ""
+            app.engine.request_stop()
+            await app._engine_worker.wait()
+    finally:
+        log.removeHandler(app.alerts)

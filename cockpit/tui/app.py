@@ -15,7 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, RichLog, Static
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
@@ -24,13 +24,13 @@ from core.engine import Engine
 from core.snapshot import EngineSnapshot
 
 from cockpit.tui.alerts import AlertBuffer
+from cockpit.tui.alerts_pane import AlertsPane
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
 
 log = logging.getLogger("cockpit.tui")
 
 REFRESH_SECONDS = 0.25
 _CENT = Decimal("0.01")
-_LEVEL_STYLE = {logging.ERROR: "bold red", logging.WARNING: "yellow", logging.INFO: "", logging.CRITICAL: "bold red"}
 
 
 def money(value: Decimal | None) -> Text:
@@ -60,6 +60,9 @@ class CockpitApp(App[int]):
     BINDINGS = [
         Binding("q", "quit_cockpit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Keys", id="app.help", key_display="?"),
+        Binding("a", "alert_level", "Alert level", id="alerts.level"),
+        Binding("slash", "alert_filter", "Filter alerts", id="alerts.filter", key_display="/"),
+        Binding("escape", "clear_alert_filter", "Clear filter", id="alerts.clear", show=False),
     ]
 
     def __init__(self, engine: Engine, alerts: AlertBuffer, keymap: dict[str, str] | None = None) -> None:
@@ -72,7 +75,6 @@ class CockpitApp(App[int]):
                 raise ConfigError(f"keys: unknown binding id(s) {', '.join(unknown)} "
                                   f"(known: {', '.join(sorted(binding_ids()))})")
             self.set_keymap(keymap)
-        self._alerts_seen = 0
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
         self.crash: str | None = None
@@ -85,7 +87,7 @@ class CockpitApp(App[int]):
                 yield Static(id="pnl-figures")
                 yield PlotextPlot(id="equity")
         yield DataTable(id="orders", cursor_type="none", show_cursor=False)
-        yield RichLog(id="alerts", max_lines=500, markup=False, wrap=False)
+        yield AlertsPane(self.alerts, id="alerts")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -101,7 +103,6 @@ class CockpitApp(App[int]):
             orders.add_column(label, width=width, key=label)
         self.query_one("#pnl").border_title = "P&L"
         self._curve_drawn: tuple[object, int] | None = None
-        self.query_one("#alerts", RichLog).border_title = "Alerts"
         self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
                                               exit_on_error=False)
         self.set_interval(REFRESH_SECONDS, self.refresh_panes)
@@ -129,7 +130,7 @@ class CockpitApp(App[int]):
             self._draw_positions(snap)
             self._draw_orders(snap)
             self._draw_pnl(snap)
-        self._drain_alerts()
+        self.query_one(AlertsPane).redraw()
 
     def _draw_status(self, snap: EngineSnapshot | None) -> None:
         if snap is None:
@@ -191,16 +192,6 @@ class CockpitApp(App[int]):
         plt.title("equity")
         plot.refresh()
 
-    def _drain_alerts(self) -> None:
-        new = self.alerts.version - self._alerts_seen
-        if new <= 0:
-            return
-        self._alerts_seen = self.alerts.version
-        pane = self.query_one("#alerts", RichLog)
-        for alert in list(self.alerts.items)[-min(new, len(self.alerts.items)):]:
-            pane.write(Text(f"{logging.getLevelName(alert.level):<7} {alert.message}",
-                            style=_LEVEL_STYLE.get(alert.level, "")))
-
     # ---- crashes -------------------------------------------------------------------
 
     def _handle_exception(self, error: Exception) -> None:
@@ -232,6 +223,15 @@ class CockpitApp(App[int]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Quit cockpit", "Stop the engine (state flushed) and leave", self.action_quit_cockpit)
         yield SystemCommand("Keys", "List every key", self.action_help)
+
+    def action_alert_level(self) -> None:
+        self.query_one(AlertsPane).cycle_level()
+
+    def action_alert_filter(self) -> None:
+        self.query_one(AlertsPane).open_filter()
+
+    def action_clear_alert_filter(self) -> None:
+        self.query_one(AlertsPane).clear_filter()
 
     def action_help(self) -> None:
         rows = []
