@@ -10,11 +10,12 @@ from pathlib import Path
 
 from brokers.paper import PaperBroker
 from core.bus import Bus
-from core.clock import SimClock
+from core.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
 from core.data.bar_files import BarFileError, bundled_path
 from core.engine import Engine
 from core.feeds.replay import ReplayFeed
+from core.feeds.synthetic import SyntheticFeed
 from core.store import DB_FILENAME, Store
 from core.strategies import KINDS, Strategy
 
@@ -30,11 +31,17 @@ def resolve_data_path(settings: Settings, path: str) -> Path:
     return settings.resolve(path)
 
 
+def feed_symbols_of(settings: Settings) -> list[str]:
+    if settings.feed.kind == "synthetic":
+        return SyntheticFeed(settings.feed.synthetic, LiveClock()).symbols
+    return [f.symbol for f in settings.feed.files]
+
+
 def make_strategies(settings: Settings) -> list[Strategy]:
     """Instantiate the configured strategies; a bad kind or parameter is a ConfigError."""
     from pydantic import ValidationError
 
-    feed_symbols = {f.symbol for f in settings.feed.files}
+    feed_symbols = set(feed_symbols_of(settings))
     strategies: list[Strategy] = []
     for name, cfg in settings.strategies.items():
         cls = KINDS.get(cfg.kind)
@@ -46,7 +53,7 @@ def make_strategies(settings: Settings) -> list[Strategy]:
         missing = sorted(set(symbols) - feed_symbols)
         if missing:
             raise ConfigError(
-                f"strategies.{name}.symbols: {', '.join(missing)} not in any [[feed.files]] entry"
+                f"strategies.{name}.symbols: {', '.join(missing)} not in the {settings.feed.kind} feed"
             )
         try:
             strategy = cls(name, symbols, cfg.params)
@@ -63,7 +70,8 @@ def make_strategies(settings: Settings) -> list[Strategy]:
 
 
 def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) -> Engine:
-    """The engine for ``settings``: replay feed on a simulated clock, paper broker.
+    """The engine for ``settings``: a replay on a simulated clock or a synthetic feed on the
+    wall clock, and the paper broker.
 
     ``new_id`` makes the random instance and account ids fixed (stable test screens).
     """
@@ -77,10 +85,16 @@ def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) ->
         if not path.is_file():
             raise ConfigError(f"feed.files[{spec.symbol}].path: no such file: {path}")
     store = Store(db_path(settings))
-    clock = SimClock()
+    clock: Clock
+    feed: ReplayFeed | SyntheticFeed
+    if settings.feed.kind == "synthetic":
+        clock = LiveClock()
+        feed = SyntheticFeed(settings.feed.synthetic, clock)
+    else:
+        clock = SimClock()
+        feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
     bus = Bus()
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper,
                          market_tz=settings.engine.market_tz, **ids)
-    feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
                   strategies=strategies, **ids)

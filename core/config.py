@@ -70,8 +70,15 @@ class ReplayFile(_Section):
     calendar: str | None = "XNYS"
 
 
+class SyntheticConfig(_Section):
+    symbols: int = Field(50, ge=1, le=10000)
+    rate: int = Field(10000, ge=1, le=1_000_000)  # quotes per second, across all symbols
+    seed: int = 1
+
+
 class FeedConfig(_Section):
-    kind: Literal["replay"] = "replay"
+    kind: Literal["replay", "synthetic"] = "replay"
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     speed: float | Literal["max"] = 86400.0
     start: date | None = None
     end: date | None = None

@@ -22,6 +22,7 @@ from core.clock import Clock, SimClock
 from core.config import ConfigError, Settings
 from core.events import FillApplied, IntentRejected
 from core.feeds.replay import Cursor, ReplayFeed
+from core.feeds.synthetic import SyntheticFeed
 from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.oms import OrderManager
 from core.portfolio import Portfolio, Position
@@ -52,7 +53,7 @@ class Engine:
         clock: Clock,
         bus: Bus,
         broker: Broker,
-        feed: ReplayFeed,
+        feed: ReplayFeed | SyntheticFeed,
         strategies: list[Strategy],
         new_id: Callable[[], str] = lambda: secrets.token_hex(3),
     ) -> None:

@@ -145,3 +145,19 @@ def test_unreadable_inputs_end_in_one_line(cockpit_cmd, clean_env, tmp_path: Pat
     result = cockpit(cockpit_cmd, clean_env, *args, "--state-dir", str(blocker / "sub"), "--no-ui")
     assert result.returncode == 1 and "writable --state-dir" in result.stderr
     no_traceback(result)
+
+
+def test_synthetic_feed_runs_headless_and_stops_on_signal(cockpit_cmd, clean_env, tmp_path: Path) -> None:
+    import signal
+
+    config = tmp_path / "syn.toml"
+    config.write_text('[feed]\nkind = "synthetic"\nsynthetic = { symbols = 5, rate = 2000, seed = 3 }\n')
+    proc = subprocess.Popen([*cockpit_cmd, "--config", str(config), "--state-dir", str(tmp_path / "s"), "--no-ui"],
+                            env=clean_env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "paper account" in line and "connected" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0 and "stopped after" in rest
