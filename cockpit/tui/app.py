@@ -26,6 +26,7 @@ from core.snapshot import EngineSnapshot
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.alerts_pane import AlertsPane
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
+from cockpit.tui.tables import sync_rows
 
 log = logging.getLogger("cockpit.tui")
 
@@ -78,6 +79,8 @@ class CockpitApp(App[int]):
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
         self.crash: str | None = None
+        self._positions_shown: dict[str, object] = {}
+        self._orders_shown: dict[str, object] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -144,25 +147,29 @@ class CockpitApp(App[int]):
         self.query_one("#status", Static).update(text)
 
     def _draw_positions(self, snap: EngineSnapshot) -> None:
-        table = self.query_one("#positions", DataTable)
-        table.clear()
-        for p in snap.positions:
-            table.add_row(p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"),
-                          money(p.market_value), money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"),
-                          money(p.realized_pnl))
+        rows = [
+            (p.symbol, (p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"),
+                        money(p.market_value), money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"),
+                        money(p.realized_pnl)))
+            for p in snap.positions
+        ]
+        sync_rows(self.query_one("#positions", DataTable), rows, self._positions_shown)
 
     def _draw_orders(self, snap: EngineSnapshot) -> None:
-        table = self.query_one("#orders", DataTable)
-        table.clear()
-        for r in reversed(snap.rejections[-5:]):  # a refused intent shows with its reason
-            table.add_row("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), num(None), "", num(None),
-                          Text("REFUSED", style="bold red"), r.ts.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M"),
-                          Text(r.reason, style="red"))
+        tz = snap.market_tz
+        rows: list[tuple[str, tuple[str | Text, ...]]] = []
+        for n, r in enumerate(reversed(snap.rejections[-5:])):  # a refused intent shows with its reason
+            rows.append((f"refused-{r.ts.isoformat()}-{n}",
+                         ("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), num(None), "", num(None),
+                          Text("REFUSED", style="bold red"), r.ts.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                          Text(r.reason, style="red"))))
         for o in snap.orders:
             style = "red" if o.status.value == "REJECTED" else ("bold" if not o.status.is_terminal else "dim")
-            table.add_row(o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
+            rows.append((o.client_order_id,
+                         (o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
                           o.order_type, num(o.limit_price), Text(o.status.value, style=style),
-                          o.created_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M"), o.reason or "")
+                          o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), o.reason or "")))
+        sync_rows(self.query_one("#orders", DataTable), rows, self._orders_shown)
 
     def _draw_pnl(self, snap: EngineSnapshot) -> None:
         rows = (("realized", snap.realized), ("unrealized", snap.unrealized), ("commissions", snap.commissions),
