@@ -70,6 +70,7 @@ class Engine:
         self.oms: OrderManager | None = None
         self.warming_up = False
         self.events_processed = 0
+        self.last_batch_at: float | None = None  # loop time: how fresh the feed is, in wall terms
         self.cursor: Cursor | None = None
         self._cursor_dirty = False
         self._dirty_marks: set[str] = set()
@@ -216,6 +217,7 @@ class Engine:
                         self._cursor_dirty = True
                         await oms.send_pending()
                 self.events_processed += len(batch)
+                self.last_batch_at = loop.time()
                 if cur_ts is not None:
                     self.equity.observe(cur_ts, self.portfolio.equity())
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
@@ -261,6 +263,8 @@ class Engine:
             feed=self.feed.name,
             last_event_at=self.cursor.ts if self.cursor else None,
             events_processed=self.events_processed,
+            feed_age=(asyncio.get_running_loop().time() - self.last_batch_at)
+            if self.last_batch_at is not None else None,
             cash=self.portfolio.cash,
             equity=self.portfolio.equity(),
             realized=pnl.realized,

@@ -51,6 +51,7 @@ class EngineSnapshot:
     feed: str
     last_event_at: datetime | None
     events_processed: int
+    feed_age: float | None  # wall seconds since the feed last delivered
     cash: Decimal
     equity: Decimal
     realized: Decimal

@@ -141,7 +141,10 @@ class CockpitApp(App[int]):
         else:
             clock = snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z")
             broker = "connected" if snap.broker_connected else "DISCONNECTED"
-            text = (f"{snap.mode} | feed {snap.feed}: {snap.events_processed:,} events | engine {self.engine_state}"
+            # A finished or stopped feed has no freshness to show (and snapshots stay stable).
+            age = f"{snap.feed_age:.1f}s" if snap.feed_age is not None and self.engine_state == "running" else "-"
+            text = (f"{snap.mode} | engine {self.engine_state} | feed {snap.feed} last tick {age} ago,"
+                    f" {snap.events_processed:,} events"
                     f" | broker {snap.broker_kind} {broker} | {clock} | equity {snap.equity:,.2f}"
                     f" | day P&L {snap.day_pnl:,.2f}")
         self.query_one("#status", Static).update(text)
