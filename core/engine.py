@@ -81,6 +81,8 @@ class Engine:
         self.market_tz = ZoneInfo(settings.engine.market_tz)
         self.equity = EquityTracker(self.market_tz)
         self.rejections: deque[IntentRejected] = deque(maxlen=50)
+        # Realized P&L per symbol when the exchange day began (per batch: exact at a live pace).
+        self.realized_at_day_open: dict[str, Decimal] = {}
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -218,8 +220,8 @@ class Engine:
                         await oms.send_pending()
                 self.events_processed += len(batch)
                 self.last_batch_at = loop.time()
-                if cur_ts is not None:
-                    self.equity.observe(cur_ts, self.portfolio.equity())
+                if cur_ts is not None and self.equity.observe(cur_ts, self.portfolio.equity()):
+                    self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
                 self._cursor_dirty = True
                 if loop.time() >= next_flush and (flushing is None or flushing.done()):
@@ -270,7 +272,7 @@ class Engine:
             realized=pnl.realized,
             unrealized=pnl.unrealized,
             commissions=pnl.commissions,
-            positions=position_views(self.portfolio),
+            positions=position_views(self.portfolio, self.realized_at_day_open),
             orders=order_views(orders, max_orders),
             rejections=tuple(self.rejections),
             day_pnl=self.equity.day_pnl,

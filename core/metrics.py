@@ -23,9 +23,11 @@ class EquityTracker:
         self.day_open: Decimal | None = None
         self.last: Decimal | None = None
 
-    def observe(self, ts: datetime, equity: Decimal) -> None:
+    def observe(self, ts: datetime, equity: Decimal) -> bool:
+        """Record ``equity`` at ``ts``; True when ``ts`` starts a new exchange day."""
         day = ts.astimezone(self.tz).date()
-        if day != self.day:
+        new_day = day != self.day
+        if new_day:
             self.day = day
             self.day_open = self.last if self.last is not None else equity
         if self.peak is None or equity > self.peak:
@@ -36,6 +38,7 @@ class EquityTracker:
         if not self.curve or self.curve[-1][0] != ts:
             self.curve.append((ts, equity))
         self.last = equity
+        return new_day
 
     @property
     def day_pnl(self) -> Decimal:

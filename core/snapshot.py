@@ -25,6 +25,7 @@ class PositionView:
     unrealized_pnl: Decimal
     unrealized_pct: Decimal | None
     realized_pnl: Decimal
+    realized_today: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class EngineSnapshot:
         return self.realized + self.unrealized - self.commissions
 
 
-def position_views(portfolio: Portfolio) -> tuple[PositionView, ...]:
+def position_views(portfolio: Portfolio, realized_at_day_open: dict[str, Decimal]) -> tuple[PositionView, ...]:
     views = []
     for p in sorted(portfolio.positions.values(), key=lambda p: p.symbol):
         if p.qty == 0 and p.realized_pnl == 0:
@@ -78,7 +79,8 @@ def position_views(portfolio: Portfolio) -> tuple[PositionView, ...]:
         cost = p.avg_cost * p.qty
         pct = (p.unrealized_pnl / abs(cost) * 100) if cost else None
         views.append(PositionView(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value,
-                                  p.unrealized_pnl, pct, p.realized_pnl))
+                                  p.unrealized_pnl, pct, p.realized_pnl,
+                                  p.realized_pnl - realized_at_day_open.get(p.symbol, Decimal(0))))
     return tuple(views)
 
 

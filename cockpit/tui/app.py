@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from rich.text import Text
@@ -45,6 +46,15 @@ def num(value: Decimal | None, places: str = "0.01") -> Text:
     if value is None:
         return Text("-", justify="right")
     return Text(f"{value.quantize(Decimal(places), ROUND_HALF_UP)}", justify="right")
+
+
+def age(delta: timedelta) -> Text:
+    """Engine-time age, compact: 45s, 12m, 3h, 2d."""
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return Text(f"{seconds // size}{unit}", justify="right")
+    return Text(f"{seconds}s", justify="right")
 
 
 def binding_ids() -> set[str]:
@@ -96,13 +106,14 @@ class CockpitApp(App[int]):
     def on_mount(self) -> None:
         positions = self.query_one("#positions", DataTable)
         positions.border_title = "Positions"
-        for label, width in (("symbol", 8), ("qty", 8), ("avg cost", 10), ("last", 10), ("mkt value", 12),
-                             ("unrealized", 11), ("unr %", 7), ("realized", 11)):
+        for label, width in (("symbol", 7), ("qty", 7), ("avg cost", 9), ("last", 9), ("mkt value", 11),
+                             ("unrealized", 10), ("unr %", 6), ("real.today", 10), ("realized", 10)):
             positions.add_column(label, width=width, key=label)
         orders = self.query_one("#orders", DataTable)
         orders.border_title = "Orders"
         for label, width in (("id", 10), ("strategy", 13), ("symbol", 6), ("side", 4), ("qty", 7), ("filled", 7),
-                             ("type", 6), ("limit", 9), ("status", 16), ("created", 16), ("reason", 40)):
+                             ("type", 6), ("limit", 9), ("status", 16), ("created", 16), ("age", 8),
+                             ("reason", 40)):
             orders.add_column(label, width=width, key=label)
         self.query_one("#pnl").border_title = "P&L"
         self._curve_drawn: tuple[object, int] | None = None
@@ -153,7 +164,7 @@ class CockpitApp(App[int]):
         rows = [
             (p.symbol, (p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"),
                         money(p.market_value), money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"),
-                        money(p.realized_pnl)))
+                        money(p.realized_today), money(p.realized_pnl)))
             for p in snap.positions
         ]
         sync_rows(self.query_one("#positions", DataTable), rows, self._positions_shown)
@@ -165,13 +176,14 @@ class CockpitApp(App[int]):
             rows.append((f"refused-{r.ts.isoformat()}-{n}",
                          ("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), num(None), "", num(None),
                           Text("REFUSED", style="bold red"), r.ts.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                          Text(r.reason, style="red"))))
+                          age(snap.taken_at - r.ts), Text(r.reason, style="red"))))
         for o in snap.orders:
             style = "red" if o.status.value == "REJECTED" else ("bold" if not o.status.is_terminal else "dim")
             rows.append((o.client_order_id,
                          (o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
                           o.order_type, num(o.limit_price), Text(o.status.value, style=style),
-                          o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), o.reason or "")))
+                          o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), age(snap.taken_at - o.created_at),
+                          o.reason or "")))
         sync_rows(self.query_one("#orders", DataTable), rows, self._orders_shown)
 
     def _draw_pnl(self, snap: EngineSnapshot) -> None:
