@@ -9,6 +9,7 @@ import signal
 from core.config import Settings
 from core.serialize import dec
 
+from cockpit.gc_policy import freeze_startup_objects
 from cockpit.state_lock import StateLock
 from cockpit.wiring import build_engine
 
@@ -25,6 +26,7 @@ async def run_headless(settings: Settings) -> int:
         started = loop.time()
         try:
             await engine.start()
+            freeze_startup_objects()
             exhausted = await engine.run()
         finally:
             await engine.shutdown()

@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker
@@ -24,6 +25,7 @@ from core.config import ConfigError
 from core.engine import Engine
 from core.snapshot import EngineSnapshot
 
+from cockpit.gc_policy import freeze_startup_objects
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.alerts_pane import AlertsPane
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
@@ -126,6 +128,7 @@ class CockpitApp(App[int]):
         """The engine on the app's loop: an error becomes an alert, never a dead screen."""
         try:
             await self.engine.start()
+            freeze_startup_objects()
             self.engine_state = "running"
             finished = await self.engine.run()
             self.engine_state = "replay finished" if finished else "stopped"
@@ -139,12 +142,15 @@ class CockpitApp(App[int]):
 
     def refresh_panes(self) -> None:
         snap = self.engine.snapshot() if self.engine.oms is not None else None
-        self._draw_status(snap)
-        if snap is not None:
-            self._draw_positions(snap)
-            self._draw_orders(snap)
-            self._draw_pnl(snap)
-        self.query_one(AlertsPane).redraw()
+        try:
+            self._draw_status(snap)
+            if snap is not None:
+                self._draw_positions(snap)
+                self._draw_orders(snap)
+                self._draw_pnl(snap)
+            self.query_one(AlertsPane).redraw()
+        except NoMatches:
+            pass  # the app is tearing down: the panes are gone
 
     def _draw_status(self, snap: EngineSnapshot | None) -> None:
         if snap is None:
