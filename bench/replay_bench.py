@@ -463,26 +463,10 @@ def main() -> int:
           "backtrader = cerebro.run incl. CSV load) ===")
     qs = args.quotes
     head = ["dataset", "bars"] + [f"ours q={q}" for q in qs] + ["backtrader"] + [f"ours q={q}/bt" for q in qs]
-    rows = []
-    for row in table:
-        bt_rate = row.get("bt", {}).get("full")
-        cells = [row["dataset"], f"{row['bars']:,}"]
-        cells += [fmt_rate(row[f"q{q}"]["full"]) for q in qs]
-        cells.append(fmt_rate(bt_rate) if bt_rate else "n/a")
-        cells += [f"{row[f'q{q}']['full'] / bt_rate:.2f}x" if bt_rate else "n/a" for q in qs]
-        rows.append(cells)
-    _print_table(head, rows)
+    _print_table(head, _summary_rows(table, qs, "full"))
     print()
     print("same, ours run() only (excludes start: store open, file load, calendar; and shutdown):")
-    rows = []
-    for row in table:
-        bt_rate = row.get("bt", {}).get("full")
-        cells = [row["dataset"], f"{row['bars']:,}"]
-        cells += [fmt_rate(row[f"q{q}"]["run"]) for q in qs]
-        cells.append(fmt_rate(bt_rate) if bt_rate else "n/a")
-        cells += [f"{row[f'q{q}']['run'] / bt_rate:.2f}x" if bt_rate else "n/a" for q in qs]
-        rows.append(cells)
-    _print_table(head, rows)
+    _print_table(head, _summary_rows(table, qs, "run"))
     print()
     print("medians (full path / backtrader):")
     for row in table:
@@ -499,6 +483,19 @@ def main() -> int:
     if args.profile:
         profile_minute(args.tmpdir, args.profile_top)
     return 0
+
+
+def _summary_rows(table: list[dict], qs: list[int], phase: str) -> list[list[str]]:
+    """One row per dataset: our bars/s for ``phase`` ("full" or "run"), backtrader's, the ratios."""
+    rows = []
+    for row in table:
+        bt_rate = row.get("bt", {}).get("full")
+        cells = [row["dataset"], f"{row['bars']:,}"]
+        cells += [fmt_rate(row[f"q{q}"][phase]) for q in qs]
+        cells.append(fmt_rate(bt_rate) if bt_rate else "n/a")
+        cells += [f"{row[f'q{q}'][phase] / bt_rate:.2f}x" if bt_rate else "n/a" for q in qs]
+        rows.append(cells)
+    return rows
 
 
 def _print_table(head: list[str], rows: list[list[str]]) -> None:

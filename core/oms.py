@@ -76,7 +76,6 @@ class OrderManager:
         self._seen_execs: set[str] = set()
         self._next_seq = 1
         self._to_send: list[Order] = []
-        self.last_fill_ts: datetime | None = None
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -91,11 +90,10 @@ class OrderManager:
             order = _order_from_row(r)
             self.orders[order.client_order_id] = order
             self.open_orders[order.client_order_id] = order
-        for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty, ts FROM fills"):
+        for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty FROM fills"):
             self._seen_execs.add(r["exec_id"])
             signed = Decimal(r["qty"]) * Side(r["side"]).sign
             self.strategy_positions[(r["strategy"], r["symbol"])] += signed
-            self.last_fill_ts = datetime.fromisoformat(r["ts"])
 
     async def recover(self) -> None:
         """After a (re)start: settle orders that never left, apply fills we missed."""
@@ -227,7 +225,6 @@ class OrderManager:
         self.portfolio.apply_fill(ex)
         realized = pos.realized_pnl - realized_before
         self.strategy_positions[(strategy, ex.symbol)] += ex.qty * ex.side.sign
-        self.last_fill_ts = ex.ts
         self.store.append(
             _INSERT_FILL,
             (ex.exec_id, ex.client_order_id, strategy, ex.symbol, ex.side.value, dec(ex.qty),

@@ -155,10 +155,6 @@ class Store:
     def put(self, key: Any, sql: str, params: tuple[Any, ...]) -> None:
         self._puts[key] = (sql, params)
 
-    @property
-    def pending(self) -> int:
-        return len(self._appends) + len(self._puts)
-
     async def flush(self) -> None:
         """Commit everything buffered so far in one transaction."""
         if self.failed is not None:
