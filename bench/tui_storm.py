@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import platform
@@ -62,6 +63,16 @@ async def storm(seconds: float, rate: int, symbols: int) -> None:
     app.action_alert_level = cycle  # type: ignore[method-assign]
     app.refresh_panes = refresh  # type: ignore[method-assign]
     latencies: list[float] = []
+    gc_pauses: list[tuple[int, float]] = []
+    gc_started = 0.0
+
+    def gc_watch(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_started) * 1000))
+
     async with app.run_test(size=(160, 50)):
         while app.engine.oms is None:
             await asyncio.sleep(0.01)
@@ -69,6 +80,7 @@ async def storm(seconds: float, rate: int, symbols: int) -> None:
             app.engine.portfolio.position(sym).qty = Decimal(100)
             app.engine.portfolio.position(sym).avg_cost = Decimal(100)
         await asyncio.sleep(1.0)  # warm up
+        gc.callbacks.append(gc_watch)
         events0, cpu0, wall0, frames0 = app.engine.events_processed, time.process_time(), time.perf_counter(), frames
         while time.perf_counter() - wall0 < seconds:
             sent = time.perf_counter()
@@ -79,6 +91,7 @@ async def storm(seconds: float, rate: int, symbols: int) -> None:
             latencies.append((handled[-1] - sent) * 1000)
             await asyncio.sleep(0.2)
         wall = time.perf_counter() - wall0
+        gc.callbacks.remove(gc_watch)
         cpu = time.process_time() - cpu0
         events = app.engine.events_processed - events0
         drawn = frames - frames0
@@ -96,6 +109,11 @@ async def storm(seconds: float, rate: int, symbols: int) -> None:
     print(f"  pane redraws        {drawn / wall:.1f} per second (snapshot + all panes); one redraw p50 "
           f"{redraw_ms[len(redraw_ms) // 2]:.1f} ms, max {redraw_ms[-1]:.1f} ms (updating the widgets; "
           "Textual paints after)")
+    for gen in (0, 1, 2):
+        pauses = sorted(ms for g, ms in gc_pauses if g == gen)
+        if pauses:
+            print(f"  gc generation {gen}     {len(pauses)} collections, max {pauses[-1]:.1f} ms,"
+                  f" total {sum(pauses):.0f} ms")
     print(f"  CPU                 {cpu / wall * 100:.0f}% of one core for the whole process")
 
 

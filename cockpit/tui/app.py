@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
@@ -29,7 +29,8 @@ from cockpit.gc_policy import freeze_startup_objects
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.alerts_pane import AlertsPane
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
-from cockpit.tui.tables import sync_rows
+from cockpit.tui.status_line import status_line
+from cockpit.tui.fixed_table import Cell, Column, FixedTable
 
 log = logging.getLogger("cockpit.tui")
 
@@ -37,26 +38,38 @@ REFRESH_SECONDS = 0.25
 _CENT = Decimal("0.01")
 
 
-def money(value: Decimal | None) -> Text:
+def money(value: Decimal | None) -> Cell:
     if value is None:
-        return Text("-", justify="right")
-    style = "red" if value < 0 else ""
-    return Text(f"{value.quantize(_CENT, ROUND_HALF_UP):,}", style=style, justify="right")
+        return "-"
+    text = f"{value.quantize(_CENT, ROUND_HALF_UP):,}"
+    return (text, "red") if value < 0 else text
 
 
-def num(value: Decimal | None, places: str = "0.01") -> Text:
+def num(value: Decimal | None, places: str = "0.01") -> str:
     if value is None:
-        return Text("-", justify="right")
-    return Text(f"{value.quantize(Decimal(places), ROUND_HALF_UP)}", justify="right")
+        return "-"
+    return f"{value.quantize(Decimal(places), ROUND_HALF_UP)}"
 
 
-def age(delta: timedelta) -> Text:
+def age(delta: timedelta) -> str:
     """Engine-time age, compact: 45s, 12m, 3h, 2d."""
     seconds = max(0, int(delta.total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return Text(f"{seconds // size}{unit}", justify="right")
-    return Text(f"{seconds}s", justify="right")
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+POSITION_COLUMNS = (
+    Column("symbol", 7), Column("qty", 7, True), Column("avg cost", 9, True), Column("last", 9, True),
+    Column("mkt value", 11, True), Column("unrealized", 10, True), Column("unr %", 6, True),
+    Column("real.today", 10, True), Column("realized", 10, True),
+)
+ORDER_COLUMNS = (
+    Column("id", 10), Column("strategy", 13), Column("symbol", 6), Column("side", 4), Column("qty", 7, True),
+    Column("filled", 7, True), Column("type", 6), Column("limit", 9, True), Column("status", 16),
+    Column("created", 16), Column("age", 6, True), Column("reason", 40),
+)
 
 
 def binding_ids() -> set[str]:
@@ -91,32 +104,21 @@ class CockpitApp(App[int]):
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
         self.crash: str | None = None
-        self._positions_shown: dict[str, object] = {}
-        self._orders_shown: dict[str, object] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         with Horizontal(id="top"):
-            yield DataTable(id="positions", cursor_type="none", show_cursor=False)
+            yield FixedTable(POSITION_COLUMNS, id="positions")
             with Vertical(id="pnl"):
                 yield Static(id="pnl-figures")
                 yield PlotextPlot(id="equity")
-        yield DataTable(id="orders", cursor_type="none", show_cursor=False)
+        yield FixedTable(ORDER_COLUMNS, id="orders")
         yield AlertsPane(self.alerts, id="alerts")
         yield Footer()
 
     def on_mount(self) -> None:
-        positions = self.query_one("#positions", DataTable)
-        positions.border_title = "Positions"
-        for label, width in (("symbol", 7), ("qty", 7), ("avg cost", 9), ("last", 9), ("mkt value", 11),
-                             ("unrealized", 10), ("unr %", 6), ("real.today", 10), ("realized", 10)):
-            positions.add_column(label, width=width, key=label)
-        orders = self.query_one("#orders", DataTable)
-        orders.border_title = "Orders"
-        for label, width in (("id", 10), ("strategy", 13), ("symbol", 6), ("side", 4), ("qty", 7), ("filled", 7),
-                             ("type", 6), ("limit", 9), ("status", 16), ("created", 16), ("age", 8),
-                             ("reason", 40)):
-            orders.add_column(label, width=width, key=label)
+        self.query_one("#positions").border_title = "Positions"
+        self.query_one("#orders").border_title = "Orders"
         self.query_one("#pnl").border_title = "P&L"
         self._curve_drawn: tuple[object, int] | None = None
         self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
@@ -153,55 +155,44 @@ class CockpitApp(App[int]):
             pass  # the app is tearing down: the panes are gone
 
     def _draw_status(self, snap: EngineSnapshot | None) -> None:
-        if snap is None:
-            text = f"PAPER | {self.engine_state}"
-        else:
-            clock = snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z")
-            broker = "connected" if snap.broker_connected else "DISCONNECTED"
-            # A finished or stopped feed has no freshness to show (and snapshots stay stable).
-            age = f"{snap.feed_age:.1f}s" if snap.feed_age is not None and self.engine_state == "running" else "-"
-            text = (f"{snap.mode} | engine {self.engine_state} | feed {snap.feed} last tick {age} ago,"
-                    f" {snap.events_processed:,} events"
-                    f" | broker {snap.broker_kind} {broker} | {clock} | equity {snap.equity:,.2f}"
-                    f" | day P&L {snap.day_pnl:,.2f}")
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(status_line(snap, self.engine_state))
 
     def _draw_positions(self, snap: EngineSnapshot) -> None:
         rows = [
-            (p.symbol, (p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"),
-                        money(p.market_value), money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"),
-                        money(p.realized_today), money(p.realized_pnl)))
+            (p.symbol, num(p.qty, "1"), num(p.avg_cost, "0.0001"), num(p.last, "0.01"), money(p.market_value),
+             money(p.unrealized_pnl), num(p.unrealized_pct, "0.01"), money(p.realized_today), money(p.realized_pnl))
             for p in snap.positions
         ]
-        sync_rows(self.query_one("#positions", DataTable), rows, self._positions_shown)
+        self.query_one("#positions", FixedTable).set_rows(rows)
 
     def _draw_orders(self, snap: EngineSnapshot) -> None:
         tz = snap.market_tz
-        rows: list[tuple[str, tuple[str | Text, ...]]] = []
-        for n, r in enumerate(reversed(snap.rejections[-5:])):  # a refused intent shows with its reason
-            rows.append((f"refused-{r.ts.isoformat()}-{n}",
-                         ("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), num(None), "", num(None),
-                          Text("REFUSED", style="bold red"), r.ts.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
-                          age(snap.taken_at - r.ts), Text(r.reason, style="red"))))
+        rows: list[tuple[Cell, ...]] = []
+        for r in reversed(snap.rejections[-5:]):  # a refused intent shows with its reason
+            rows.append(("-", r.strategy, r.symbol, r.side.value, num(r.qty, "1"), "-", "", "-",
+                         ("REFUSED", "bold red"), r.ts.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                         age(snap.taken_at - r.ts), (r.reason, "red")))
         for o in snap.orders:
             style = "red" if o.status.value == "REJECTED" else ("bold" if not o.status.is_terminal else "dim")
-            rows.append((o.client_order_id,
-                         (o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
-                          o.order_type, num(o.limit_price), Text(o.status.value, style=style),
-                          o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), age(snap.taken_at - o.created_at),
-                          o.reason or "")))
-        sync_rows(self.query_one("#orders", DataTable), rows, self._orders_shown)
+            rows.append((o.client_order_id, o.strategy, o.symbol, o.side, num(o.qty, "1"), num(o.filled_qty, "1"),
+                         o.order_type, num(o.limit_price), (o.status.value, style),
+                         o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), age(snap.taken_at - o.created_at),
+                         o.reason or ""))
+        self.query_one("#orders", FixedTable).set_rows(rows)
 
     def _draw_pnl(self, snap: EngineSnapshot) -> None:
         rows = (("realized", snap.realized), ("unrealized", snap.unrealized), ("commissions", snap.commissions),
                 ("net", snap.net), ("day", snap.day_pnl), ("max drawdown", -snap.max_drawdown),
                 ("equity", snap.equity))
-        text = Text()
+        figures = self.query_one("#pnl-figures", Static)
+        width = min(figures.size.width, 28) or 28
+        text = Text(no_wrap=True, overflow="ellipsis")
         for label, value in rows:
+            cell = money(value)
+            figure, style = (cell, "") if isinstance(cell, str) else cell
             text.append(f"{label:<13}")
-            text.append_text(money(value))
-            text.append("\n")
-        self.query_one("#pnl-figures", Static).update(text)
+            text.append(f"{figure:>{max(1, width - 13)}}\n", style=style)
+        figures.update(text)
         self._draw_curve(snap)
 
     def _draw_curve(self, snap: EngineSnapshot) -> None:

@@ -1,0 +1,43 @@
+"""The status bar's text: what a trader checks first, most important on the left.
+
+Mode, trading state and broker link come first so that a narrow terminal (80 columns,
+where the bar wraps to two lines) still shows them. Alarming states are coloured and
+bold, and read as words too (a 16-colour or monochrome terminal loses nothing).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from core.snapshot import EngineSnapshot
+
+SEP = " │ "
+
+
+def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
+    text = Text(no_wrap=False, overflow="fold")
+    if snap is None:
+        text.append("PAPER" if engine_state else "", style="bold")
+        text.append(f"{SEP}engine {engine_state}")
+        return text
+    parts: list[tuple[str, str]] = [
+        (snap.mode, "bold reverse red" if snap.mode == "LIVE" else "bold green"),
+    ]
+    if engine_state != "running":
+        parts.append((f"engine {engine_state}", "bold yellow" if engine_state != "failed" else "bold red"))
+    # A finished or stopped feed has no freshness to show (and snapshots stay stable).
+    if snap.feed_age is not None and engine_state == "running":
+        stale = snap.feed_age > 5
+        parts.append((f"{snap.feed} {'STALE' if stale else 'ok'} {snap.feed_age:.1f}s", "bold red" if stale else ""))
+    else:
+        parts.append((f"{snap.feed} {snap.events_processed:,} ev", ""))
+    parts.append((f"broker {snap.broker_kind} {'up' if snap.broker_connected else 'DOWN'}",
+                  "" if snap.broker_connected else "bold reverse red"))
+    parts.append((snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z"), ""))
+    parts.append((f"equity {snap.equity:,.2f}", ""))
+    parts.append((f"day {snap.day_pnl:+,.2f}", "red" if snap.day_pnl < 0 else "green"))
+    for n, (part, style) in enumerate(parts):
+        if n:
+            text.append(SEP, style="dim")
+        text.append(part, style=style)
+    return text
