@@ -96,7 +96,7 @@ async def storm(seconds: float, rate: int, symbols: int) -> None:
         events = app.engine.events_processed - events0
         drawn = frames - frames0
         app.engine.request_stop()
-        await app._engine_worker.wait()
+        await app.engine_done.wait()
         await app.engine.shutdown()
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731

@@ -26,8 +26,7 @@ def make_app(tmp_path: Path, keymap: dict[str, str] | None = None) -> CockpitApp
 async def test_engine_trades_on_the_app_loop_and_quit_flushes_state(tmp_path: Path, clean_env) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        assert app._engine_worker is not None
-        await app._engine_worker.wait()
+        await app.engine_done.wait()
         assert app.engine_state == "replay finished"
         app.refresh_panes()
         await pilot.pause()
@@ -61,7 +60,7 @@ async def test_help_lists_the_keys(tmp_path: Path, clean_env) -> None:
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
         app.engine.request_stop()
-        await app._engine_worker.wait()
+        await app.engine_done.wait()
         await app.engine.shutdown()
 
 
@@ -105,7 +104,7 @@ async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path,
 
     with pytest.raises(RuntimeError, match="pane exploded"):  # run_test re-raises what crashed the app
         async with app.run_test(size=(120, 40)) as pilot:
-            await app._engine_worker.wait()
+            await app.engine_done.wait()
             app._draw_pnl = broken  # type: ignore[method-assign]
             await pilot.pause(0.5)
     assert app.crash == "RuntimeError: pane exploded"
@@ -143,6 +142,6 @@ async def test_alerts_newest_first_filtered_by_level_and_text(tmp_path: Path, cl
             await pilot.pause()
             assert pane.text == ""
             app.engine.request_stop()
-            await app._engine_worker.wait()
+            await app.engine_done.wait()
     finally:
         log.removeHandler(app.alerts)

@@ -29,7 +29,7 @@ def cockpit_app(tmp_path: Path, clean_env):
 
 async def finished(pilot) -> None:
     app = pilot.app
-    await app._engine_worker.wait()
+    await app.engine_done.wait()
     app.refresh_panes()
     await pilot.pause()
 

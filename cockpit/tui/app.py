@@ -6,7 +6,9 @@ engine snapshot and redraws the panes from it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,6 +37,7 @@ from cockpit.tui.fixed_table import Cell, Column, FixedTable
 log = logging.getLogger("cockpit.tui")
 
 REFRESH_SECONDS = 0.25
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _CENT = Decimal("0.01")
 
 
@@ -103,6 +106,7 @@ class CockpitApp(App[int]):
             self.set_keymap(keymap)
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
+        self.engine_done = asyncio.Event()  # set when the engine's run ends, however it ends
         self.crash: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -121,10 +125,23 @@ class CockpitApp(App[int]):
         self.query_one("#orders").border_title = "Orders"
         self.query_one("#pnl").border_title = "P&L"
         self._curve_drawn: tuple[object, int] | None = None
-        self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
-                                              exit_on_error=False)
+        # The engine starts once the first frame is on screen: loading data and calendars
+        # blocks the loop for a moment, and the trader should see the cockpit meanwhile.
+        self.call_after_refresh(self._start_engine)
         self.set_interval(REFRESH_SECONDS, self.refresh_panes)
         self.refresh_panes()
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        """SIGTERM (systemd, kill) or SIGHUP (the ssh session went away): stop cleanly, no prompt."""
+        log.warning("%s received: stopping the engine, state will be flushed", sig.name)
+        self.run_worker(self._stop_engine_and_exit(), name="stop", group="stop", exclusive=True)
+
+    def _start_engine(self) -> None:
+        self._engine_worker = self.run_worker(self._run_engine(), name="engine", group="engine",
+                                              exit_on_error=False)
 
     async def _run_engine(self) -> None:
         """The engine on the app's loop: an error becomes an alert, never a dead screen."""
@@ -139,6 +156,8 @@ class CockpitApp(App[int]):
         except Exception as exc:
             self.engine_state = "failed"
             log.exception("engine failed: %s", exc)
+        finally:
+            self.engine_done.set()
 
     # ---- drawing -------------------------------------------------------------------
 
@@ -226,6 +245,9 @@ class CockpitApp(App[int]):
 
     async def on_unmount(self) -> None:
         """However the app ends, the engine stops and its state is flushed."""
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
         if self.engine.store.is_open:
             self.engine.request_stop()
             if self._engine_worker is not None and not self._engine_worker.is_finished:
