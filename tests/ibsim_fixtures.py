@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ib_async import IB
+from ib_async import IB, Trade
 
 from brokers.ibsim import IBGatewaySim
 
@@ -139,3 +139,9 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.002)
+
+
+async def status(trade: Trade, wanted: str, timeout: float = 5.0) -> None:
+    """Wait for ``trade`` to reach ``wanted`` (trade events are not latched, so poll the status)."""
+    await eventually(lambda: trade.orderStatus.status == wanted, timeout,
+                     what=f"status {wanted} of {trade.order.orderRef!r} (now {trade.orderStatus.status})")

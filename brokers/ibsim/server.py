@@ -488,8 +488,9 @@ class IBGatewaySim:
                 self._global_cancel()
         except (rq.BadRequest, IndexError, ValueError) as e:
             order_id = int(fields[1]) if msg_id == rq.PLACE_ORDER and fields[1:2] and fields[1].isdigit() else -1
+            text = f"Error reading request: {e}"
             log.warning("client %s sent a malformed order message: %s", client_id, e)
-            self._to_client(client_id, lambda v: m.error(v, order_id, 320, f"Error reading request: {e}"))
+            self._to_client(client_id, lambda v: m.error(v, order_id, 320, text))
         except Exception as e:
             log.exception("order message from client %s failed", client_id)
             self.handler_errors.append(f"order message {msg_id}: {type(e).__name__}: {e}")
