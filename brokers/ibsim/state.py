@@ -202,8 +202,8 @@ def load_state(path: Path) -> SimState | None:
         raise StateError(f"cannot read state file {path}: {e.strerror or e}") from e
     try:
         return state_from_json(json.loads(text))
-    except StateError:
-        raise
+    except StateError as e:
+        raise StateError(f"state file {path}: {e}") from e
     except (ValueError, KeyError, TypeError, InvalidOperation) as e:
         raise StateError(f"state file {path} is not a simulator state ({type(e).__name__}: {e})") from e
 
