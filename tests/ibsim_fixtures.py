@@ -114,14 +114,14 @@ async def connect(ib_log: IBLogGuard, sim: IBGatewaySim) -> AsyncIterator[Connec
     made: list[IB] = []
 
     async def factory(client_id: int = 1, *, max_version: int | None = None, port: int | None = None,
-                      timeout: float = 5.0) -> IB:
+                      timeout: float = 5.0, **kwargs: object) -> IB:
         ib = IB()
         if max_version is not None:
             ib.client.MaxClientVersion = max_version
         made.append(ib)
         t0 = time.monotonic()
         await ib.connectAsync("127.0.0.1", port or sim.port, clientId=client_id, timeout=timeout,
-                              raiseSyncErrors=True)
+                              raiseSyncErrors=True, **kwargs)
         ib.connect_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
         return ib
 

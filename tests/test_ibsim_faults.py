@@ -180,3 +180,50 @@ async def test_state_file_survives_a_new_simulator(tmp_path: Path, ib_log: IBLog
     finally:
         ib.disconnect()
         await second.stop()
+
+
+async def test_held_order_is_reported_to_the_next_session_of_its_client(
+    sim: IBGatewaySim, connect: Connect, ib_log: IBLogGuard
+) -> None:
+    """An order acked only after its client reconnected reaches the new session as a trade
+    with its fill attached (openOrder first), not as an orphan execution."""
+    ib_log.allow("Peer closed connection")
+    ib = await connect(client_id=3)
+    [c] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    await sim.delay_acks(True)
+    ib.placeOrder(c, MarketOrder("SELL", 15, orderRef="late-ack"))
+    await sim.wait_received(3)
+    await sim.drop_connections()
+    await eventually(lambda: not ib.isConnected(), what="drop seen")
+    back = await connect(client_id=3)
+    assert back.trades() == []
+    await sim.release_acks()
+    await eventually(lambda: [t.orderStatus.status for t in back.trades()] == ["Filled"], what="late ack")
+    [trade] = back.trades()
+    assert trade.order.orderRef == "late-ack"
+    assert [f.execution.shares for f in trade.fills] == [15.0]
+    await eventually(lambda: [p.position for p in back.positions()] == [-15.0], what="position push")
+
+
+async def test_fill_reaches_a_session_that_did_not_sync_open_orders(
+    sim: IBGatewaySim, connect: Connect, ib_log: IBLogGuard
+) -> None:
+    """A session that skipped reqOpenOrders still gets a fill of an older order as a trade
+    (openOrder first), not as an orphan execution."""
+    from ib_async import StartupFetch, StartupFetchALL
+
+    ib_log.allow("Peer closed connection")
+    ib = await connect(client_id=6)
+    [c] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    await sim.set_price("AAPL", 100)
+    resting = ib.placeOrder(c, LimitOrder("BUY", 8, 95, orderRef="old-session"))
+    await status(resting, "Submitted")
+    await sim.drop_connections()
+    await eventually(lambda: not ib.isConnected(), what="drop seen")
+    back = await connect(client_id=6, fetchFields=StartupFetchALL & ~StartupFetch.ORDERS_OPEN)
+    assert back.trades() == []
+    await sim.set_price("AAPL", 94)
+    await eventually(lambda: [t.orderStatus.status for t in back.trades()] == ["Filled"], what="fill")
+    [trade] = back.trades()
+    assert trade.order.orderRef == "old-session"
+    assert [f.execution.shares for f in trade.fills] == [8.0]

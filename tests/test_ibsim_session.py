@@ -244,3 +244,32 @@ async def test_connectivity_lost_then_restored(
         ib.cancelMktData(c)
         ticker = ib.reqMktData(c)
         await eventually(lambda: ticker.last == 202, what="ticks after resubscribing")
+
+
+async def test_client_zero_and_the_master_client(
+    tmp_path, ib_log: IBLogGuard, sim: IBGatewaySim, connect: Connect
+) -> None:
+    """Client 0 binds manual orders (reqAutoOpenOrders) but, like any client, sees only its
+    own API orders; a configured master client id sees every client's executions."""
+    sim.master_client_id = 99
+    worker = await connect(client_id=4)
+    [c] = await worker.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+    trade = worker.placeOrder(c, MarketOrder("BUY", 3, orderRef="w-1"))
+    await status(trade, "Filled")
+    zero = await connect(client_id=0)
+    assert sim.count_received(15, client_id=0) == 1  # ib_async asks client 0 to bind manual orders
+    assert zero.fills() == []
+    master = await connect(client_id=99)
+    assert [f.execution.orderRef for f in master.fills()] == ["w-1"]
+    assert [p.position for p in zero.positions()] == [3.0]  # positions are account-wide
+
+
+async def test_garbage_instead_of_the_handshake_is_closed(sim: IBGatewaySim, connect: Connect) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    finally:
+        writer.close()
+    ib = await connect()  # the simulator keeps serving
+    assert ib.isConnected()

@@ -101,6 +101,7 @@ class _Conn:
     market_data_type: int = 1
     times: deque[float] = field(default_factory=deque)
     dropped: int = 0
+    known: set[int] = field(default_factory=set)  # permIds this session has had an openOrder for
 
     def send(self, fields: list[object]) -> None:
         if self.closed or self.writer.is_closing():
@@ -163,7 +164,7 @@ class IBGatewaySim:
         self.executions_today_only = executions_today_only
         self.clock = clock
 
-        self.received: list[Received] = []
+        self.received: deque[Received] = deque(maxlen=50_000)  # the latest inbound messages
         self.handler_errors: list[str] = []  # simulator bugs: must stay empty
         self.save_errors: list[str] = []
 
@@ -639,18 +640,30 @@ class IBGatewaySim:
         )
         self._to_client(client_id, lambda v: m.open_order(v, probe, contract, "PreSubmitted", what_if))
 
+    def _send_open_order(self, conn: _Conn, order: SimOrder, status: str | None = None) -> None:
+        conn.send(m.open_order(conn.version, order, self._contract(order.symbol), status))
+        conn.known.add(order.perm_id)
+
     def _send_order(self, order: SimOrder) -> None:
         """openOrder + orderStatus to the owner's session, as TWS reports every state change."""
-        c = self._contract(order.symbol)
-        self._to_client(order.client_id, lambda v: m.open_order(v, order, c))
-        self._to_client(order.client_id, lambda v: m.order_status(order))
+        conn = self._client_conn(order.client_id)
+        if conn is not None:
+            self._send_open_order(conn, order)
+            conn.send(m.order_status(order))
 
     def _send_fill(self, fill: Fill) -> None:
+        """execDetails, openOrder, orderStatus, commissionReport to the owner; account pushes to all."""
         order, e = fill.order, fill.execution
-        c = self._contract(order.symbol)
-        self._to_client(order.client_id, lambda v: m.exec_details(v, -1, e, c))
-        self._send_order(order)
-        self._to_client(order.client_id, lambda v: m.commission_report(e))
+        conn = self._client_conn(order.client_id)
+        if conn is not None:
+            if order.perm_id not in conn.known:
+                # A session that has not heard of this order (it was placed by an earlier
+                # session of this client id and not re-requested) first gets it as open,
+                # so that the fill attaches to a trade, as TWS re-reports orders it binds.
+                self._send_open_order(conn, order, "Submitted")
+            conn.send(m.exec_details(conn.version, -1, e, self._contract(order.symbol)))
+            self._send_order(order)
+            conn.send(m.commission_report(e))
         self._push_account(order.symbol)
 
     def _cancel_request(self, client_id: int, order_id: int) -> None:
@@ -717,11 +730,15 @@ class IBGatewaySim:
                 if sym == symbol:
                     self._send_quote(conn, req_id, q, first=False)
 
-    def _match_symbol(self, symbol: str) -> None:
+    def _match_symbol(self, symbol: str) -> int:
+        """Fill what the new quote makes marketable; return how many fills there were."""
+        n = 0
         for order in self.book.working_orders(symbol):
             fill = self.book.match(order)
             if fill is not None:
                 self._send_fill(fill)
+                n += 1
+        return n
 
     # ================================================================== request handlers
 
@@ -746,8 +763,10 @@ class IBGatewaySim:
         conn.mkt.pop(int(fields[2]), None)
 
     def _visible(self, conn: _Conn, client_id: int) -> bool:
-        """Whether ``conn`` sees the orders/executions of ``client_id`` (own, or as master / client 0)."""
-        return client_id == conn.client_id or conn.client_id in (0, self.master_client_id)
+        """Whether ``conn`` sees the orders/executions of ``client_id``: its own, or all as the master client."""
+        return client_id == conn.client_id or (
+            self.master_client_id is not None and conn.client_id == self.master_client_id
+        )
 
     def _h_open_orders(self, conn: _Conn, fields: list[str]) -> None:
         self._send_open_orders(conn, all_clients=False)
@@ -758,8 +777,7 @@ class IBGatewaySim:
     def _send_open_orders(self, conn: _Conn, all_clients: bool) -> None:
         for order in self.book.working_orders():
             if all_clients or self._visible(conn, order.client_id):
-                c = self._contract(order.symbol)
-                conn.send(m.open_order(conn.version, order, c))
+                self._send_open_order(conn, order)
                 conn.send(m.order_status(order))
         conn.send(m.open_order_end())
 
@@ -936,13 +954,16 @@ class IBGatewaySim:
         """Advance the price paths ``n`` steps (all known symbols, or ``symbols``); return the last quotes."""
         out: dict[str, Quote] = {}
         targets = [s.upper() for s in symbols] if symbols else self.prices.symbols()
+        fills = 0
+        known = len(self.state.con_ids)
         for _ in range(n):
             for sym in targets:
                 out[sym] = self.prices.step(sym)
                 self._contract(sym)
                 self._broadcast_quote(sym, out[sym])
-                self._match_symbol(sym)
-        self._save()
+                fills += self._match_symbol(sym)
+        if fills or len(self.state.con_ids) != known:
+            self._save()  # price cursors alone are saved with the next change (and at stop)
         self._notify()
         return out
 
