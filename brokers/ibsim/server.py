@@ -308,6 +308,9 @@ class IBGatewaySim:
                 log.info("connection %s (client %s) ended: %s", conn.peer, conn.client_id, e)
         except asyncio.CancelledError:
             pass
+        except Exception as e:  # a simulator bug: drop this connection, keep serving the others
+            log.exception("connection %s (client %s) failed", conn.peer, conn.client_id)
+            self.handler_errors.append(f"connection: {type(e).__name__}: {e}")
         finally:
             self._forget(conn)
             if not conn.closed:
@@ -399,7 +402,12 @@ class IBGatewaySim:
     def _start_api(self, conn: _Conn, fields: list[str]) -> None:
         if conn.ready:
             return
-        client_id = int(fields[2])
+        try:
+            client_id = int(fields[2])
+        except (IndexError, ValueError):
+            conn.send(m.error(conn.version, -1, 320, f"Error reading request: startApi {fields[1:]!r}"))
+            conn.close()
+            return
         if self._client_conn(client_id) is not None:
             conn.send(m.error(
                 conn.version, -1, 326,
@@ -484,10 +492,12 @@ class IBGatewaySim:
             if msg_id == rq.PLACE_ORDER:
                 self._place_order(client_id, version, fields)
             elif msg_id == rq.CANCEL_ORDER:
+                if len(fields) < 3 or not fields[2].lstrip("-").isdigit():
+                    raise rq.BadRequest(f"cancelOrder without an order id: {fields[1:]!r}")
                 self._cancel_request(client_id, int(fields[2]))
             else:
                 self._global_cancel()
-        except (rq.BadRequest, IndexError, ValueError) as e:
+        except rq.BadRequest as e:
             order_id = int(fields[1]) if msg_id == rq.PLACE_ORDER and fields[1:2] and fields[1].isdigit() else -1
             text = f"Error reading request: {e}"
             log.warning("client %s sent a malformed order message: %s", client_id, e)
