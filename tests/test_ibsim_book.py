@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from brokers.ibsim.book import Book, commission_for
 from brokers.ibsim.prices import PriceBook
@@ -144,3 +146,26 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.undo()
     assert load_state(path).next_valid_id == 5
     assert list(tmp_path.iterdir()) == [path]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), st.integers(1, 2000),
+                          st.decimals("0.05", "500", places=2)), min_size=1, max_size=12),
+       st.decimals("0.05", "500", places=2))
+def test_pnl_is_conserved(trades: list[tuple[str, int, Decimal]], mark: Decimal) -> None:
+    """Whatever the fills: cash moves by exactly the trades and commissions, and realized +
+    unrealized P&L equals the change in net liquidation (to the cent per closing fill)."""
+    book = _book()
+    commissions = D(0)
+    flow = D(0)
+    for i, (action, qty, price) in enumerate(trades):
+        fill = book.fill(_order(book, action, qty, i + 1), D(qty), price)
+        commissions += fill.execution.commission
+        flow += (1 if action == "BUY" else -1) * qty * price
+    assert book.state.cash == D(1_000_000) - flow - commissions
+    book.prices.set_price("AAPL", mark)
+    pos = book.state.positions["AAPL"]
+    netliq = book.state.cash + pos.qty * mark
+    unrealized = (mark - pos.avg_cost) * pos.qty
+    assert abs(book.state.realized_pnl + unrealized - (netliq - D(1_000_000))) <= D("0.01") * len(trades)
+    assert pos.qty == sum((1 if a == "BUY" else -1) * q for a, q, _ in trades)

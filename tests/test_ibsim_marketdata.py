@@ -61,6 +61,12 @@ async def test_two_subscribers_and_a_snapshot(sim: IBGatewaySim, connect: Connec
     await eventually(lambda: ta.last == 450.25 and tb.last == 450.25, what="both subscribers")
     [snap] = await asyncio.wait_for(a.reqTickersAsync(ca), 5)
     assert (snap.bid, snap.ask, snap.last) == (450.24, 450.26, 450.25)
+    # Asking for delayed data still gets live data, and the ticker is told so (type 1).
+    b.reqMarketDataType(3)
+    [cq] = await b.qualifyContractsAsync(Stock("QQQ", "SMART", "USD"))
+    tq = b.reqMktData(cq)
+    await eventually(lambda: tq.last == float(sim.quote("QQQ").last), what="QQQ ticks")
+    assert tq.marketDataType == 1
 
 
 async def test_unknown_contract_gets_error_200(sim: IBGatewaySim, connect: Connect, ib_log: IBLogGuard) -> None:

@@ -73,6 +73,14 @@ async def test_raw_client_announcing_157_to_170_gets_170(sim: IBGatewaySim) -> N
         writer.close()
 
 
+@pytest.mark.parametrize(("announce", "expected"), [(b"v157..200", "178"), (b"v160..165", "165"), (b"v176", "176"),
+                                                    (b"v100..176 +PACEAPI", "176")])
+async def test_negotiated_version_is_min_of_client_max_and_178(sim: IBGatewaySim, announce: bytes, expected: str) -> None:
+    reader, writer, reply = await raw_handshake(sim.port, announce)
+    writer.close()
+    assert reply[0] == expected
+
+
 async def test_raw_client_below_157_is_closed(sim: IBGatewaySim) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
     try:
@@ -273,3 +281,12 @@ async def test_garbage_instead_of_the_handshake_is_closed(sim: IBGatewaySim, con
         writer.close()
     ib = await connect()  # the simulator keeps serving
     assert ib.isConnected()
+
+
+async def test_account_summary_and_multi_requests(sim: IBGatewaySim, connect: Connect) -> None:
+    ib = await connect()
+    summary = await asyncio.wait_for(ib.accountSummaryAsync(), 5)
+    tags = {v.tag: v.value for v in summary}
+    assert float(tags["NetLiquidation"]) == 1_000_000.0 and "BuyingPower" in tags
+    multi = {v.tag for v in ib.accountValues() if v.account == "DU1234567"}
+    assert {"NetLiquidation", "AvailableFunds", "RealizedPnL"} <= multi
