@@ -193,11 +193,18 @@ async def test_refused_order_ends_with_error_201(sim: IBGatewaySim, connect: Con
     assert [e.errorCode for e in refused.log if e.errorCode] == [201]
     assert "simulated margin check" in next(e.message for e in refused.log if e.errorCode == 201)
     assert refused.fills == [] and sim.position("AAPL") == 0
-    # Only that one order is refused.
-    ok = ib.placeOrder(c, MarketOrder("BUY", 1, orderRef="yes"))
+    # Only that one order is refused, and it did not use up a pending partial-fill cap.
+    await sim.partial_fill_next(1)
+    await sim.refuse_next_order("again")
+    again = ib.placeOrder(c, MarketOrder("BUY", 1, orderRef="again"))
+    await status(again, "Inactive")
+    ok = ib.placeOrder(c, MarketOrder("BUY", 3, orderRef="yes"))
+    await eventually(lambda: ok.orderStatus.filled == 1, what="capped first fill")
+    await sim.step_prices(symbols=["AAPL"])
     await status(ok, "Filled")
     completed = await ib.reqCompletedOrdersAsync(False)
-    assert {t.order.orderRef: t.orderStatus.status for t in completed} == {"nope": "Inactive", "yes": "Filled"}
+    assert {t.order.orderRef: t.orderStatus.status for t in completed} == {
+        "nope": "Inactive", "again": "Inactive", "yes": "Filled"}
 
 
 async def test_unsupported_order_type_is_refused(sim: IBGatewaySim, connect: Connect, ib_log: IBLogGuard) -> None:

@@ -86,9 +86,10 @@ class Book:
         if order_id >= self.state.next_valid_id:
             self.state.next_valid_id = order_id + 1
 
-    def add_order(self, order: SimOrder) -> None:
+    def add_order(self, order: SimOrder, live: bool = True) -> None:
+        """Record a new order; a ``live`` one takes the pending partial-fill cap."""
         order.placed_at = self.clock()
-        if self.partial_next is not None:
+        if live and self.partial_next is not None:
             order.fill_cap = self.partial_next
             self.partial_next = None
         self.state.orders[order.perm_id] = order

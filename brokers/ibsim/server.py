@@ -548,9 +548,10 @@ class IBGatewaySim:
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
         )
-        self.book.add_order(order)
-        if self._refusals:
-            reason = self._refusals.popleft()
+        refusal = self._refusals.popleft() if self._refusals else None
+        self.book.add_order(order, live=refusal is None)
+        if refusal is not None:
+            reason = refusal
             self.book.finish(order, "Inactive", f"Rejected: {reason}")
             self._reject(client_id, oid, 201, f"Order rejected - reason:{reason}")
             self._send_order(order)
