@@ -1,0 +1,143 @@
+"""IB market data as a live feed, with the same interface as the synthetic feed.
+
+The broker owns the subscriptions (they share its API session, its pacing and its
+reconnects: resubscribed after every reconnect and after IB's 1101); this feed turns ib_async
+ticker updates into ``Quote`` batches for the engine. Quotes are stamped with the engine
+clock's time, like the synthetic feed's. Nothing to resume: the fingerprint is constant so
+that a changed symbol list never blocks a restart.
+
+Quality: a quote with bid above ask, a non-positive price or a missing (NaN) side is
+quarantined (dropped, counted, logged sparingly). Before a symbol's first complete quote a
+missing side is just the subscription warming up, and is not counted. A missing last trade
+is replaced by the mid (the engine marks positions at ``last``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from core.clock import Clock
+from core.model import Bar, Quote
+
+from brokers.ibkr.convert import dec
+
+if TYPE_CHECKING:
+    from brokers.ibkr.broker import IbkrBroker
+
+log = logging.getLogger("cockpit.ibkr.feed")
+
+Event = Quote | Bar
+_TWO = Decimal(2)
+
+
+def check_quote(bid: float, ask: float, last: float) -> str | None:
+    """Why this top of book must not reach a strategy, or None if it is sound."""
+    if bid is None or ask is None or math.isnan(bid) or math.isnan(ask):
+        return "missing bid or ask"
+    if bid <= 0 or ask <= 0:
+        return f"non-positive price (bid {bid}, ask {ask})"
+    if bid > ask:
+        return f"crossed (bid {bid} > ask {ask})"
+    if last is not None and not math.isnan(last) and last <= 0:
+        return f"non-positive last {last}"
+    return None
+
+
+class IbkrFeed:
+    name = "ibkr"
+
+    def __init__(self, broker: IbkrBroker, symbols: Iterable[str], clock: Clock, *,
+                 max_buffered: int = 100_000) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.symbols = list(dict.fromkeys(symbols))
+        self.max_buffered = max_buffered
+        self.quarantined = 0
+        self.delivered = 0
+        self.overflowed = 0
+        self._wanted = set(self.symbols)
+        self._buffer: list[Quote] = []
+        self._arrived = asyncio.Event()
+        self._complete: set[str] = set()
+        self._last: dict[str, tuple[float, float, float]] = {}
+        self._quarantine_by_symbol: dict[str, int] = {}
+
+    @property
+    def stale(self) -> bool:
+        """No live data now (socket down, or IB's link down after 1100)."""
+        return not self.broker.connected
+
+    def load(self) -> None:
+        """Register the symbols with the broker: subscribed once connected, and after every reconnect."""
+        self.broker.want_quotes(self.symbols)
+
+    def fingerprint(self) -> str:
+        return "ibkr"
+
+    def bars_before(self, cursor: Any) -> list[Bar]:
+        return []
+
+    async def stream(self, after: Any, speed: float | str, stop: asyncio.Event,
+                     batch_size: int = 512) -> AsyncIterator[list[Event]]:
+        """Batches of quotes as IB sends them, until ``stop`` is set (``after`` and ``speed`` do not apply)."""
+        self.broker.want_quotes(self.symbols)
+        ib = self.broker.ib
+        ib.pendingTickersEvent += self._on_tickers
+        try:
+            while not stop.is_set():
+                if not self._buffer:
+                    self._arrived.clear()
+                    arrived = asyncio.ensure_future(self._arrived.wait())
+                    stopped = asyncio.ensure_future(stop.wait())
+                    try:
+                        await asyncio.wait({arrived, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        arrived.cancel()
+                        stopped.cancel()
+                    continue
+                batch = self._buffer[:batch_size]
+                del self._buffer[:batch_size]
+                yield batch
+        finally:
+            ib.pendingTickersEvent -= self._on_tickers
+
+    def _on_tickers(self, tickers: Iterable[Any]) -> None:
+        now = None
+        for ticker in tickers:
+            symbol = ticker.contract.symbol if ticker.contract is not None else ""
+            if symbol not in self._wanted:
+                continue
+            bid, ask, last = ticker.bid, ticker.ask, ticker.last
+            problem = check_quote(bid, ask, last)
+            if problem is not None:
+                if symbol in self._complete or not problem.startswith("missing"):
+                    self._quarantine(symbol, problem)
+                continue
+            self._complete.add(symbol)
+            key = (bid, ask, last)
+            if self._last.get(symbol) == key:
+                continue  # a size, volume or close update: the top of book did not move
+            self._last[symbol] = key
+            b, a = dec(bid), dec(ask)
+            px = dec(last) if last is not None and not math.isnan(last) else (b + a) / _TWO
+            if now is None:
+                now = self.clock.now()
+            if len(self._buffer) >= self.max_buffered:
+                del self._buffer[0]  # the engine is far behind: the oldest quote is the least useful
+                self.overflowed += 1
+            self._buffer.append(Quote(symbol, now, b, a, px))
+            self.delivered += 1
+        if self._buffer:
+            self._arrived.set()
+
+    def _quarantine(self, symbol: str, problem: str) -> None:
+        self.quarantined += 1
+        n = self._quarantine_by_symbol.get(symbol, 0) + 1
+        self._quarantine_by_symbol[symbol] = n
+        if n <= 10 or n % 1000 == 0:
+            log.warning("quote quarantined: %s %s (%d for %s so far)", symbol, problem, n, symbol)

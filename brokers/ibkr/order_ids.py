@@ -1,0 +1,89 @@
+"""Order ids that never repeat for a client id, across reconnects, gateway restarts and our restarts.
+
+A restarted gateway may announce a nextValidId below ids it already holds (seen live, and
+rehearsed by the simulator); reusing one gets error 103 or, worse, modifies nothing we
+meant. So the next id is ``max(nextValidId, highest id we ever used + 1)``. With a state
+file, the highest id is persisted in blocks: the file records an upper bound of ids handed
+out (written before any id of a new block is used, off the event loop), so a crash loses
+at most the unused rest of a block, never a used id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("cockpit.ibkr")
+
+
+class OrderIdAllocator:
+    def __init__(self, path: Path | None, client_id: int, block: int = 100) -> None:
+        self.path = path
+        self.client_id = client_id
+        self.block = block
+        self._next = 1
+        self._reserved = 0  # ids up to this one are durable (persisted) as used-or-reserved
+        self._loaded = False
+
+    @property
+    def next_id(self) -> int:
+        """The id the next ``allocate`` will return (at least)."""
+        return self._next
+
+    async def load(self) -> None:
+        """Read the state file (once); ids continue above what it records."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.path is None:
+            return
+        data = await asyncio.to_thread(_read, self.path)
+        reserved = int(data.get("clients", {}).get(str(self.client_id), 0))
+        self._reserved = reserved
+        self._next = max(self._next, reserved + 1)
+        if reserved:
+            log.info("order ids for client %d continue above %d (%s)", self.client_id, reserved, self.path)
+
+    def floor(self, next_valid_id: int) -> None:
+        """The gateway (or ib_async's counter) says ids below ``next_valid_id`` are taken."""
+        self._next = max(self._next, next_valid_id)
+
+    def skip_past(self, order_id: int, gap: int = 1000) -> None:
+        """Error 103: the gateway holds ``order_id`` already, and maybe more above it: jump."""
+        self._next = max(self._next, order_id + gap)
+
+    async def allocate(self) -> int:
+        oid = self._next
+        self._next += 1
+        if self.path is not None and oid > self._reserved:
+            reserved = oid + self.block - 1
+            await asyncio.to_thread(_write, self.path, self.client_id, reserved)
+            self._reserved = max(self._reserved, reserved)
+        return oid
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"ibkr.id_state_file {path}: unreadable ({exc}); fix or remove it") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, client_id: int, reserved: int) -> None:
+    data = _read(path)
+    clients = data.setdefault("clients", {})
+    clients[str(client_id)] = max(int(clients.get(str(client_id), 0)), reserved)
+    data["what"] = "highest IB order id reserved per API client id (cockpit ibkr adapter)"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

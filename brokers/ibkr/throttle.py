@@ -1,0 +1,60 @@
+"""Outgoing message pacing: at most N messages in any one-second window.
+
+IB disconnects clients that exceed 50 messages a second (error 100 first). A sliding
+window is exact about "any second", where a token bucket would let a full bucket plus a
+second's refill through in one window. Every request the adapter issues (orders, cancels,
+contract lookups, market-data subscriptions, resync requests) takes a slot first; ib_async's
+own limiter stays configured just below 50 as a backstop for the few messages it sends on
+its own (start-up sync, account summary after 1102).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+
+class Throttle:
+    """``await acquire()`` returns once a message may be sent now; the slot is then taken."""
+
+    def __init__(self, limit: int, window: float = 1.0, *, time: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.window = window
+        self._time = time
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._slow_until = 0.0
+        self._slow_limit = limit
+        self.waits = 0  # how often a sender had to wait: a measure of pressure
+
+    def _now(self) -> float:
+        return self._time() if self._time is not None else asyncio.get_running_loop().time()
+
+    def current_limit(self, now: float | None = None) -> int:
+        now = self._now() if now is None else now
+        return self._slow_limit if now < self._slow_until else self.limit
+
+    def slow_down(self, seconds: float = 30.0, factor: float = 0.5) -> None:
+        """After a pacing error (100): a lower limit for a while, since IB counts differently than we do."""
+        self._slow_limit = max(1, int(self.limit * factor))
+        self._slow_until = self._now() + seconds
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served
+            while True:
+                now = self._now()
+                sent = self._sent
+                while sent and now - sent[0] >= self.window:
+                    sent.popleft()
+                limit = self.current_limit(now)
+                if len(sent) < limit:
+                    sent.append(now)
+                    return
+                self.waits += 1
+                # the slot frees when the message that keeps us at the limit leaves the window
+                await self._sleep(sent[len(sent) - limit] + self.window - now + 1e-4)
