@@ -738,7 +738,9 @@ class IbkrBroker(Broker):
         t.working_at_ib = False
         status, text = orderState.status, orderState.completedStatus
         t.gateway_status = status
-        if status in convert.CANCELLED:
+        if status == "Filled":
+            t.terminal = True
+        elif status in convert.CANCELLED:
             self._finish(t, OrderStatus.CANCELLED, t.cancel_reason or text or "cancelled at IB", from_gateway=True)
         elif status == "Inactive":
             self._finish(t, OrderStatus.REJECTED, t.reject_reason or text or "inactive at IB", from_gateway=True)
@@ -753,6 +755,8 @@ class IbkrBroker(Broker):
                 t.accepted_reported = True
                 self._outbox.put(t.client_order_id, OrderUpdate(
                     t.client_order_id, OrderStatus.ACCEPTED, self.clock.now(), str(t.perm_id) if t.perm_id else None))
+        elif authoritative and status == "Filled":
+            t.terminal = True  # done; the engine learns it from the executions, never from a status
         elif authoritative and status in convert.CANCELLED:
             self._finish(t, OrderStatus.CANCELLED, t.cancel_reason or "cancelled at IB", from_gateway=True)
         elif authoritative and status == "Inactive":
