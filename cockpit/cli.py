@@ -1,8 +1,9 @@
 """The `cockpit` command line.
 
-`cockpit` runs the engine (headless until the TUI lands; `--no-ui` always headless);
-`positions|orders|fills|pnl` read the store without an engine; `paper reset` archives
-the paper account and starts a fresh one. Expected failures print one line, never a
+`cockpit` runs the engine (the cockpit app in a terminal; `--no-ui` headless);
+`positions|orders|fills|pnl` read the store without an engine; `status`, `flatten`,
+`halt`, ... drive a running engine through its control socket (cockpit/control_cli.py);
+`paper reset` archives the paper account and starts a fresh one. Expected failures print one line, never a
 traceback: exit 2 for bad usage or config, 1 for other refusals.
 """
 
@@ -82,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "positions":
             p.add_argument("--all", action="store_true", help="include flat positions")
 
+    from cockpit.control_cli import add_control_parsers
+
+    add_control_parsers(sub, lambda p: _common(p, suppress=True))
+
     paper = sub.add_parser("paper", help="the paper broker's account")
     paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
     reset = paper_sub.add_parser("reset", help="archive the paper account and start a fresh one")
@@ -101,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cockpit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cockpit status | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -109,7 +117,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "paper":
         return _paper_reset(args)
+    from cockpit.control_cli import COMMANDS
+
+    if command in COMMANDS:
+        return _control(command, args)
     return _read(command, args)
+
+
+def _control(command: str, args: argparse.Namespace) -> int:
+    from cockpit.control_cli import ControlCliError, run_control
+
+    settings = _settings(args)
+    try:
+        return run_control(command, args, settings.state_dir / settings.api.socket)
+    except ControlCliError as exc:
+        raise CliError(str(exc), exc.code) from None
 
 
 def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Any:

@@ -9,6 +9,7 @@ import signal
 from core.config import Settings
 from core.serialize import dec
 
+from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
 from cockpit.state_lock import StateLock
 from cockpit.wiring import build_engine
@@ -24,11 +25,14 @@ async def run_headless(settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _on_signal, engine, sig)
         started = loop.time()
+        control = ControlServer(engine, settings)
         try:
             await engine.start()
+            await control.start()
             freeze_startup_objects()
             exhausted = await engine.run()
         finally:
+            await control.stop()
             await engine.shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

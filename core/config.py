@@ -111,9 +111,56 @@ class FeedConfig(_Section):
 
 
 class RiskConfig(_Section):
-    max_order_qty: Decimal = Field(Decimal("10000"), gt=0)
-    max_order_notional: Decimal = Field(Decimal("100000"), gt=0)
-    max_position_qty: Decimal = Field(Decimal("20000"), gt=0)
+    """The pre-trade limits (core/risk.py). A value at a limit passes; beyond it is refused.
+
+    Every key can be changed at run time through ``RiskGate.set_limit``.
+    """
+
+    max_order_qty: Decimal = Field(Decimal("10000"), gt=0)  # shares in one order
+    max_order_notional: Decimal = Field(Decimal("100000"), gt=0)  # qty x (limit price or quote)
+    max_position_qty: Decimal = Field(Decimal("20000"), gt=0)  # |position + same-side working|
+    max_gross_exposure: Decimal = Field(Decimal("500000"), gt=0)  # sum |worst-case position| x mark
+    max_net_exposure: Decimal = Field(Decimal("250000"), gt=0)  # |sum worst-case signed position x mark|
+    price_collar_pct: Decimal = Field(Decimal("10"), gt=0)  # a limit this % from the quote at most
+    quote_max_age_seconds: float = Field(60.0, gt=0, le=604800, allow_inf_nan=False)  # new orders need a quote this fresh
+    daily_loss_limit: Decimal = Field(Decimal("5000"), gt=0)  # loss since the session open
+    daily_loss_action: Literal["REDUCING", "HALTED"] = "REDUCING"
+    max_orders_per_minute_per_strategy: int = Field(60, gt=0)  # any 60 s, per OrderRequest.strategy
+    max_orders_per_minute_total: int = Field(200, gt=0)  # any 60 s, all strategies and the operator
+    duplicate_window_seconds: float = Field(2.0, gt=0, le=86400, allow_inf_nan=False)  # same symbol, side, qty
+    allowed_symbols: list[str] = Field(default_factory=list)  # empty: every symbol
+
+    @field_validator("daily_loss_action", mode="before")
+    @classmethod
+    def _action(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_symbols", mode="before")
+    @classmethod
+    def _symbols_text(cls, value: Any) -> Any:
+        # "AAPL, MSFT" or "AAPL MSFT" from an environment variable or the cockpit; "*" = every symbol
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError(f"allowed_symbols: not a JSON list: {text!r}") from None
+            return [] if text in ("", "*") else text.replace(",", " ").split()
+        return value
+
+    @field_validator("allowed_symbols")
+    @classmethod
+    def _symbols(cls, symbols: list[str]) -> list[str]:
+        cleaned = [s.strip().upper() for s in symbols]
+        if any(not s or s == "*" for s in cleaned):
+            raise ValueError("allowed_symbols: a symbol is empty (an empty list allows every symbol)")
+        dupes = sorted({s for s in cleaned if cleaned.count(s) > 1})
+        if dupes:
+            raise ValueError(f"symbol(s) listed twice in allowed_symbols: {', '.join(dupes)}")
+        return cleaned
 
 
 class StrategyConfig(_Section):
@@ -138,6 +185,34 @@ class LoggingConfig(_Section):
     backups: int = Field(5, ge=0, le=100)
 
 
+class DeadmanConfig(_Section):
+    """The operator confirms presence every ``interval_seconds`` of wall-clock time.
+
+    The last ``grace_seconds`` of each interval ask for the confirmation (a modal in the
+    cockpit); a miss runs ``action``.
+    """
+
+    enabled: bool = True
+    interval_seconds: int = Field(900, ge=10)
+    grace_seconds: int = Field(60, ge=1)
+    action: Literal["cancel_and_reduce", "flatten_and_halt"] = "cancel_and_reduce"
+
+    @model_validator(mode="after")
+    def _grace_inside_interval(self) -> DeadmanConfig:
+        if self.grace_seconds >= self.interval_seconds:
+            raise ValueError(f"grace_seconds {self.grace_seconds} must be less than interval_seconds "
+                             f"{self.interval_seconds}")
+        return self
+
+
+class ApiConfig(_Section):
+    """The control API: always on a Unix socket in the state dir (mode 0600); TCP is optional."""
+
+    socket: str = "control.sock"  # inside state_dir
+    tcp_port: int = Field(0, ge=0, le=65535)  # 0 = no TCP listener; else 127.0.0.1 only
+    token_env: str = "COCKPIT_API_TOKEN"  # the bearer token TCP clients must send
+
+
 class Settings(BaseSettings):
     """The whole config. Built by ``load_config``; never read from the wall or cwd implicitly."""
 
@@ -155,6 +230,8 @@ class Settings(BaseSettings):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    deadman: DeadmanConfig = Field(default_factory=DeadmanConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     # Cockpit key remapping: binding id -> key(s), e.g. "app.quit" = "ctrl+q" (ids: press ? in the app).
     keys: dict[str, str] = Field(default_factory=dict)
 

@@ -16,9 +16,12 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from core import audit as kinds
+from core.audit import AuditLog
+from core.book_view import BookView
 from core.broker import Broker
 from core.bus import Bus
-from core.clock import Clock, SimClock
+from core.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
 from core.events import FillApplied, IntentRejected
 from core.feeds.replay import Cursor, ReplayFeed
@@ -26,7 +29,9 @@ from core.feeds.synthetic import SyntheticFeed
 from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.oms import OrderManager
 from core.portfolio import Portfolio, Position
-from core.risk import OrderRequest, RiskGate
+from core.controls import Controls
+from core.deadman import DeadMan
+from core.risk import OrderRequest, RiskGate, TradingState
 from core.serialize import dt
 from core.metrics import EquityTracker
 from core.snapshot import EngineSnapshot, order_views, position_views
@@ -36,6 +41,10 @@ from core.strategies import Strategy
 log = logging.getLogger("cockpit.engine")
 
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+_PUT_SETTING = (
+    "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?)"
+    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
+)
 _PUT_CURSOR = (
     "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
     " ON CONFLICT(feed) DO UPDATE SET ts=excluded.ts, n_at_ts=excluded.n_at_ts"
@@ -56,6 +65,7 @@ class Engine:
         feed: ReplayFeed | SyntheticFeed,
         strategies: list[Strategy],
         new_id: Callable[[], str] = lambda: secrets.token_hex(3),
+        wall_clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self._new_id = new_id  # the instance id in order ids; tests fix it for stable screens
@@ -66,7 +76,15 @@ class Engine:
         self.feed = feed
         self.strategies = strategies
         self.portfolio = Portfolio()
-        self.gate = RiskGate(settings.risk)
+        self.audit = AuditLog(store, clock)
+        self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change)
+        # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
+        self.wall_clock = wall_clock or LiveClock()
+        self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
+                               on_miss=self._deadman_missed)
+        self.controls = Controls(self)
+        self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
+        self.trading = False  # the run loop is live (the dead-man is armed while it is)
         self.oms: OrderManager | None = None
         self.warming_up = False
         self.events_processed = 0
@@ -106,10 +124,14 @@ class Engine:
                     "events. Restore the old [feed] settings, use another --state-dir, or `cockpit paper reset`"
                 )
             self.store.put(("meta", "replay_fingerprint"), _PUT_META, ("replay_fingerprint", fingerprint))
+        await self.audit.load()
         await self._load_book()
+        await self._load_settings()
         self.oms = OrderManager(
             store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
-            clock=self.clock, bus=self.bus, instance_id=instance_id,
+            clock=self.clock, bus=self.bus, instance_id=instance_id, audit=self.audit,
+            view_factory=lambda oms: BookView(clock=self.clock, portfolio=self.portfolio, oms=oms,
+                                              quote_ts=self.quote_ts, day_open_equity=lambda: self.equity.day_open),
         )
         await self.oms.load()
         self.bus.subscribe(FillApplied, self._on_fill)
@@ -164,6 +186,66 @@ class Engine:
                 Decimal(r["commissions"]), Decimal(r["last_price"]) if r["last_price"] else None,
             )
 
+    async def _load_settings(self) -> None:
+        """Operator changes made at run time (limits, strategies on/off, trading state) beat
+        the config file: they were made on purpose and must survive a restart."""
+        rows = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM settings")}
+        for key, value in rows.items():
+            if key.startswith("risk."):
+                try:
+                    self.gate.set_limit(key.removeprefix("risk."), value)
+                except ConfigError as exc:
+                    log.error("stored limit %s=%s no longer valid, config value kept: %s", key, value, exc)
+        by_name = {s.name: s for s in self.strategies}
+        for key, value in rows.items():
+            if key.startswith("strategy.") and key.endswith(".enabled"):
+                strategy = by_name.get(key.removeprefix("strategy.").removesuffix(".enabled"))
+                if strategy is not None:
+                    strategy.enabled = value == "true"
+        state = rows.get("trading_state")
+        if state and state != TradingState.ACTIVE:
+            self.gate.set_state(TradingState(state), reason=rows.get("trading_state_reason") or "stored state")
+            log.warning("trading is %s since before the restart (%s): resume to trade",
+                        state, rows.get("trading_state_reason"))
+
+    def persist_setting(self, key: str, value: str) -> None:
+        self.store.put(("setting", key), _PUT_SETTING, (key, value, dt(self.clock.now())))
+
+    async def commit(self) -> None:
+        """Make what an operator command changed durable before answering."""
+        if self.store.is_open:
+            await self.store.flush()
+
+    def _on_state_change(self, old: TradingState, new: TradingState, reason: str) -> None:
+        self.persist_setting("trading_state", str(new))
+        self.persist_setting("trading_state_reason", reason)
+        if self.store.is_open:
+            self.audit.record(kinds.STATE_CHANGE, subject=str(new), before=old, after=new, reason=reason)
+
+    def _deadman_event(self, kind: str, detail: dict[str, object]) -> None:
+        if self.store.is_open:
+            fields = dict(detail)
+            actor = str(fields.pop("actor", "engine"))
+            self.audit.record(kind, actor=actor, subject="deadman", **fields)
+        if kind == "deadman.warning":
+            log.warning("dead-man: confirm presence within %ss (press d, or run `cockpit confirm`)",
+                        detail.get("seconds_left"))
+
+    def _deadman_missed(self, action: str) -> None:
+        asyncio.ensure_future(self._run_deadman_action(action))
+
+    async def _run_deadman_action(self, action: str) -> None:
+        try:
+            if action == "flatten_and_halt":
+                await self.controls.flatten(None, actor="deadman", reason="presence not confirmed")
+            else:
+                await self.controls.cancel_all(actor="deadman", reason="presence not confirmed")
+                if self.gate.state is TradingState.ACTIVE:
+                    self.gate.set_state(TradingState.REDUCING, reason="dead-man missed: only reducing orders")
+                await self.commit()
+        except Exception:
+            log.exception("dead-man action %s failed", action)
+
     def request_stop(self) -> None:
         """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
         self._stop.set()
@@ -188,6 +270,10 @@ class Engine:
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + flush_every
         flushing: asyncio.Future[None] | None = None
+        quote_ts = self.quote_ts
+        controls = self.controls
+        self.trading = True
+        self.deadman.arm()
         cur_ts = self.cursor.ts if self.cursor else None
         n_at_ts = self.cursor.n_at_ts if self.cursor else 0
         try:
@@ -204,6 +290,7 @@ class Engine:
                     for h in venue:  # the paper venue fills first, at this price
                         h(ev)
                     last_prices[sym] = price
+                    quote_ts[sym] = ts
                     pos = positions.get(sym)
                     if pos is not None:
                         pos.last_price = price
@@ -222,6 +309,9 @@ class Engine:
                 self.last_batch_at = loop.time()
                 if cur_ts is not None and self.equity.observe(cur_ts, self.portfolio.equity()):
                     self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
+                self.gate.observe_pnl(self.equity.day_pnl, cur_ts)
+                if controls.liquidation is not None and not controls.liquidation.done:
+                    await controls.step_liquidation()
                 self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
                 self._cursor_dirty = True
                 if loop.time() >= next_flush and (flushing is None or flushing.done()):
@@ -235,6 +325,8 @@ class Engine:
                 if self._stop.is_set():
                     break
         finally:
+            self.trading = False
+            self.deadman.disarm("the engine stopped trading")
             if flushing is not None:
                 await flushing
         return not self._stop.is_set()
@@ -279,6 +371,12 @@ class Engine:
             max_drawdown=self.equity.max_drawdown,
             equity_curve=tuple(self.equity.curve),
             market_tz=self.market_tz,
+            trading_state=str(self.gate.state),
+            trading_reason=self.gate.state_reason,
+            deadman=self.deadman.view(),
+            strategies=tuple((s.name, s.enabled) for s in self.strategies),
+            reduce_only_symbols=tuple(sorted(self.gate.reduce_only_symbols)),
+            liquidation=self.controls.liquidation.summary() if self.controls.liquidation is not None else None,
         )
 
     # ---- the strategy context ------------------------------------------------------
@@ -300,6 +398,8 @@ class Engine:
         delta = qty - current
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
+            self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, target=qty, current=current,
+                              working=working)
             self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET), TimeInForce.DAY)
 
     def submit_order(
@@ -315,6 +415,8 @@ class Engine:
         if self.warming_up:
             return
         assert self.oms is not None
+        self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, side=side, qty=qty, type=order_type,
+                          limit=limit_price)
         self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price), tif)
 
     def cancel_orders(self, strategy: str, symbol: str) -> None:

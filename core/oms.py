@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
+from core import audit as kinds
+from core.audit import AuditLog
 from core.broker import Broker, Report
 from core.bus import Bus
 from core.clock import Clock
@@ -21,7 +24,7 @@ from core.events import FillApplied, IntentRejected, OrderChanged
 from core.model import ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.order_states import IllegalTransition, check_transition
 from core.portfolio import Portfolio
-from core.risk import OrderRequest, RiskGate
+from core.risk import OrderRequest, RiskGate, RiskView
 from core.store import Store
 from core.serialize import dec, dt, opt_dec
 
@@ -61,6 +64,8 @@ class OrderManager:
         clock: Clock,
         bus: Bus,
         instance_id: str,
+        audit: AuditLog,
+        view_factory: Callable[[OrderManager], RiskView],
     ) -> None:
         self.store = store
         self.broker = broker
@@ -69,6 +74,9 @@ class OrderManager:
         self.clock = clock
         self.bus = bus
         self.instance_id = instance_id
+        self.audit = audit
+        self.view = view_factory(self)  # what the gate checks orders against
+        self.last_refusal: str | None = None
         self.orders: dict[str, Order] = {}
         self.open_orders: dict[str, Order] = {}
         self.strategy_positions: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
@@ -110,14 +118,7 @@ class OrderManager:
 
     def submit(self, req: OrderRequest, tif: TimeInForce = TimeInForce.DAY) -> Order | None:
         """Gate ``req``; if it passes, create the order and queue it to be persisted and sent."""
-        working_buy, working_sell = self.working_qty(req.symbol)
-        reason = self.gate.check(
-            req,
-            position=self.portfolio.qty(req.symbol),
-            working_buy=working_buy,
-            working_sell=working_sell,
-            last_price=self.last_prices.get(req.symbol),
-        )
+        reason = self.gate.check(req, self.view)
         now = self.clock.now()
         if reason is not None:
             self.reject_intent(req, reason)
@@ -140,6 +141,9 @@ class OrderManager:
         self.open_orders[order.client_order_id] = order
         self._persist(order)
         self._to_send.append(order)
+        self.audit.record(kinds.GATE_PASS, actor=req.source, subject=order.client_order_id, strategy=req.strategy,
+                          symbol=req.symbol, side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price,
+                          reduce_only=req.reduce_only)
         log.info(
             "order %s %s %s %s %s%s (%s)",
             order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
@@ -150,6 +154,9 @@ class OrderManager:
 
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
         now = self.clock.now()
+        self.last_refusal = reason
+        self.audit.record(kinds.GATE_REFUSE, actor=req.source, subject=req.symbol, strategy=req.strategy,
+                          side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price, reason=reason)
         log.warning("refused %s %s %s (%s): %s", req.side, req.qty, req.symbol, req.strategy, reason)
         self.store.append(_INSERT_REJECT, (dt(now), req.strategy, req.symbol, req.side.value, dec(req.qty), reason))
         self.bus.publish(IntentRejected(now, req.strategy, req.symbol, req.side, req.qty, reason))
@@ -175,6 +182,7 @@ class OrderManager:
                 continue  # cancelled before it left
             self._set_status(order, OrderStatus.SUBMITTED)
             self.broker.place(order)
+            self.audit.record(kinds.ORDER_SENT, subject=order.client_order_id, broker=self.broker.kind)
 
     def cancel(self, client_order_id: str) -> bool:
         order = self.open_orders.get(client_order_id)
@@ -247,6 +255,8 @@ class OrderManager:
                 self._persist(order)
             else:
                 self._set_status(order, target)
+        self.audit.record(kinds.ORDER_FILL, actor="broker", subject=ex.client_order_id, exec_id=ex.exec_id,
+                          symbol=ex.symbol, side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission)
         self.bus.publish(FillApplied(ex, strategy, realized))
 
     # ---- helpers -------------------------------------------------------------------
@@ -265,6 +275,9 @@ class OrderManager:
         if status.is_terminal:
             self.open_orders.pop(order.client_order_id, None)
         self._persist(order)
+        kind = _AUDIT_KIND.get(status)
+        if kind is not None:
+            self.audit.record(kind, subject=order.client_order_id, reason=reason)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
         self.bus.publish(OrderChanged(order))
@@ -309,6 +322,15 @@ class OrderManager:
 
     def open_orders_of(self, strategy: str, symbol: str) -> list[Order]:
         return [o for o in self.open_orders.values() if o.strategy == strategy and o.symbol == symbol]
+
+
+_AUDIT_KIND = {
+    OrderStatus.ACCEPTED: kinds.ORDER_ACK,
+    OrderStatus.CANCELLED: kinds.ORDER_CANCELLED,
+    OrderStatus.REJECTED: kinds.ORDER_REJECTED,
+    OrderStatus.PENDING_CANCEL: "order.cancel_requested",
+    OrderStatus.UNKNOWN: "order.unknown",
+}
 
 
 def _order_from_row(r: object) -> Order:

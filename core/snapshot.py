@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
+from typing import Any
 
+from core.deadman import DeadmanView
 from core.events import IntentRejected
 from core.model import Order, OrderStatus
 from core.portfolio import Portfolio
@@ -65,6 +67,12 @@ class EngineSnapshot:
     max_drawdown: Decimal
     equity_curve: tuple[tuple[datetime, Decimal], ...]
     market_tz: tzinfo
+    trading_state: str = "ACTIVE"
+    trading_reason: str = ""
+    deadman: DeadmanView | None = None
+    strategies: tuple[tuple[str, bool], ...] = ()
+    reduce_only_symbols: tuple[str, ...] = ()
+    liquidation: dict[str, Any] | None = None
 
     @property
     def net(self) -> Decimal:

@@ -81,6 +81,10 @@ CORE_MIGRATIONS: list[str] = [
     );
     CREATE TABLE feed_cursor (feed TEXT PRIMARY KEY, ts TEXT NOT NULL, n_at_ts INTEGER NOT NULL);
     """,
+    # v2: operator settings made at run time (risk limits, strategies on/off, trading state)
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+    """,
 ]
 
 

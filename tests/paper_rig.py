@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from brokers.paper import PaperBroker
+from core.audit import AuditLog
+from core.book_view import BookView
 from core.bus import Bus
 from core.clock import SimClock
 from core.config import PaperConfig, RiskConfig
@@ -21,6 +23,11 @@ from core.store import Store
 OPEN = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)
 
 
+# These tests are about the venue: resting limits far from the market must reach it. The
+# collar itself is tested in test_risk_gate.py.
+PAPER_TEST_LIMITS = RiskConfig(price_collar_pct=Decimal(100))
+
+
 @dataclass
 class Rig:
     store: Store
@@ -29,12 +36,14 @@ class Rig:
     broker: PaperBroker
     oms: OrderManager
     portfolio: Portfolio
+    quote_ts: dict[str, datetime]
 
     def quote(self, symbol: str, price: str, at: datetime, volume: str | None = "1000000") -> Quote:
         p = Decimal(price)
         q = Quote(symbol, at, p - Decimal("0.01"), p + Decimal("0.01"), p, Decimal(volume) if volume else None)
         self.clock.advance_to(at)
         self.oms.last_prices[symbol] = p
+        self.quote_ts[symbol] = at
         self.bus.publish(q)
         return q
 
@@ -62,9 +71,14 @@ async def make_rig(state: Path, *, clock: SimClock | None = None, paper: PaperCo
     bus = Bus()
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=paper or PaperConfig(slippage_bps=Decimal(0)))
     portfolio = Portfolio(Decimal(100000))
-    oms = OrderManager(store=store, broker=broker, portfolio=portfolio, gate=RiskGate(risk or RiskConfig()),
-                       clock=clock, bus=bus, instance_id="t")
+    audit = AuditLog(store, clock)
+    await audit.load()
+    quote_ts: dict[str, datetime] = {}
+    oms = OrderManager(store=store, broker=broker, portfolio=portfolio, gate=RiskGate(risk or PAPER_TEST_LIMITS),
+                       clock=clock, bus=bus, instance_id="t", audit=audit,
+                       view_factory=lambda o: BookView(clock=clock, portfolio=portfolio, oms=o, quote_ts=quote_ts,
+                                                       day_open_equity=lambda: None))
     await oms.load()
     await broker.connect()
     await oms.recover()
-    return Rig(store, clock, bus, broker, oms, portfolio)
+    return Rig(store, clock, bus, broker, oms, portfolio, quote_ts)

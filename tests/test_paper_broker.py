@@ -49,7 +49,7 @@ async def test_day_limit_order_expires_at_session_close_gtc_survives(tmp_path: P
     rig = await make_rig()
     rig.quote("AAPL", "100", OPEN)
     day = await rig.order(Side.BUY, 10, limit="90")
-    gtc = await rig.order(Side.BUY, 10, limit="90", tif=TimeInForce.GTC)
+    gtc = await rig.order(Side.BUY, 11, limit="90", tif=TimeInForce.GTC)  # 11: not a duplicate
     rig.quote("AAPL", "100", OPEN + timedelta(hours=1))
     assert day.status is OrderStatus.ACCEPTED and gtc.status is OrderStatus.ACCEPTED
     rig.bar("AAPL", OPEN, OPEN + timedelta(hours=6, minutes=30), "100")  # the session's daily bar

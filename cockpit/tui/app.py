@@ -27,6 +27,7 @@ from core.config import ConfigError
 from core.engine import Engine
 from core.snapshot import EngineSnapshot
 
+from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.alerts_pane import AlertsPane
@@ -107,6 +108,7 @@ class CockpitApp(App[int]):
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
         self.engine_done = asyncio.Event()  # set when the engine's run ends, however it ends
+        self.control = ControlServer(engine, engine.settings)  # the CLI and scripts reach the engine here
         self.crash: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -147,6 +149,7 @@ class CockpitApp(App[int]):
         """The engine on the app's loop: an error becomes an alert, never a dead screen."""
         try:
             await self.engine.start()
+            await self.control.start()
             freeze_startup_objects()
             self.engine_state = "running"
             finished = await self.engine.run()
@@ -253,6 +256,7 @@ class CockpitApp(App[int]):
             if self._engine_worker is not None and not self._engine_worker.is_finished:
                 self._engine_worker.cancel()
             try:
+                await self.control.stop()
                 await self.engine.shutdown()
             except Exception:
                 log.exception("engine shutdown after a crash failed")
@@ -306,6 +310,7 @@ class CockpitApp(App[int]):
         if self._engine_worker is not None:
             await self._engine_worker.wait()
         try:
+            await self.control.stop()
             await self.engine.shutdown()
         except Exception:
             log.exception("engine shutdown failed")

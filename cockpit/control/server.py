@@ -1,0 +1,100 @@
+"""Serves the control API inside the engine's loop: a Unix socket (mode 0600) in the state
+dir, and optionally TCP on 127.0.0.1 with a bearer token from the environment.
+
+The sockets are bound here, not by uvicorn: the Unix socket gets its mode before it
+listens, so no other user can connect in between. uvicorn's own signal handling is
+switched off; the engine's runner owns SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from core.config import ConfigError, Settings
+from core.engine import Engine
+
+from cockpit.control.api import make_app
+
+log = logging.getLogger("cockpit.api")
+
+_UNIX_PATH_MAX = 107
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the runner handles signals
+
+
+def socket_path(settings: Settings) -> Path:
+    return settings.state_dir / settings.api.socket
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    if len(str(path).encode()) > _UNIX_PATH_MAX:
+        raise ConfigError(f"api.socket: the control socket path {path} is longer than a Unix socket allows "
+                          f"({_UNIX_PATH_MAX} bytes): use a shorter state_dir")
+    if path.exists() or path.is_symlink():
+        path.unlink()  # stale from a killed engine; the state lock says no engine owns it now
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o600)  # before listen(): nobody can connect until it is private
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_tcp(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"api.tcp_port: cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+class ControlServer:
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.path = socket_path(settings)
+        self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
+
+    async def start(self) -> None:
+        listeners: list[tuple[socket.socket, str | None]] = [(_bind_unix(self.path), None)]
+        if self.settings.api.tcp_port:
+            token = os.environ.get(self.settings.api.token_env, "")
+            if len(token) < 16:
+                raise ConfigError(f"api.tcp_port is set, so the environment must hold a bearer token of at least "
+                                  f"16 characters in {self.settings.api.token_env}")
+            listeners.append((_bind_tcp(self.settings.api.tcp_port), token))
+        for sock, token in listeners:
+            config = uvicorn.Config(make_app(self.engine, token), lifespan="off", log_config=None,
+                                    access_log=False, log_level="warning")
+            server = _EmbeddedServer(config)
+            task = asyncio.ensure_future(server.serve(sockets=[sock]))
+            self._servers.append((server, task))
+        log.info("control API on %s%s", self.path,
+                 f" and 127.0.0.1:{self.settings.api.tcp_port}" if self.settings.api.tcp_port else "")
+
+    async def stop(self) -> None:
+        for server, _ in self._servers:
+            server.should_exit = True
+        for _, task in self._servers:
+            with contextlib.suppress(Exception):
+                await task
+        self._servers.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

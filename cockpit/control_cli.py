@@ -1,0 +1,205 @@
+"""CLI commands against a running engine, through its control API on the state dir's socket.
+
+`status`, `flatten`, `cancel-all`, `halt`, `resume`, `strategy`, `risk`, `position set`,
+`order`, `confirm`. With no engine running, each says so and exits 1; a refused command
+prints the engine's reason and exits 1; `--json` prints data as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+COMMANDS = ("status", "flatten", "cancel-all", "halt", "resume", "strategy", "risk", "position", "order", "confirm")
+
+
+def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    def parser(name: str, helptext: str, *, json_out: bool = False, reason: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        common(p)
+        if json_out:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        if reason:
+            p.add_argument("--reason", metavar="TEXT", help="why (recorded in the audit trail)")
+        return p
+
+    parser("status", "the running engine: trading state, broker, feeds, strategies, dead-man, limits",
+           json_out=True, reason=False)
+    p = parser("flatten", "cancel orders and close positions: one symbol, or --all (emergency liquidation)",
+               json_out=True)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("symbol", nargs="?", metavar="SYMBOL", help="the symbol to flatten")
+    target.add_argument("--all", action="store_true", help="everything: trading goes HALTED first")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--no-wait", action="store_true", help="return once started; do not wait until flat")
+    p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for flat (30)")
+    p = parser("cancel-all", "cancel every working order", json_out=True)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser("halt", "stop all new orders (cancels still pass); working orders stay", json_out=True)
+    parser("resume", "leave HALTED/REDUCING: trade again (also confirms presence)", json_out=True)
+    p = parser("strategy", "list, enable or disable strategies", json_out=True)
+    p.add_argument("action", choices=("list", "enable", "disable"))
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p = parser("risk", "show or set risk limits (a change is persisted)", json_out=True)
+    p.add_argument("action", choices=("show", "set"))
+    p.add_argument("key", nargs="?", metavar="KEY")
+    p.add_argument("value", nargs="?", metavar="VALUE")
+    p = parser("position", "override the engine's position for a symbol (when the book is known wrong)",
+               json_out=True, reason=False)
+    p.add_argument("action", choices=("set",))
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("qty", metavar="QTY")
+    p.add_argument("--avg-cost", required=True, metavar="X", help="average cost per share")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why the book is wrong (audited)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = parser("order", "a manual order, through the risk gate like any other", json_out=True)
+    p.add_argument("side", choices=("buy", "sell"))
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("qty", metavar="QTY")
+    p.add_argument("--limit", metavar="PRICE", help="limit price (default: market order)")
+    parser("confirm", "confirm presence to the dead-man switch", json_out=True, reason=False)
+
+
+class ControlCliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run_control(command: str, args: argparse.Namespace, socket_path: Any) -> int:
+    from cockpit.control.client import ApiRefused, ControlClient, NoEngine
+
+    try:
+        with ControlClient(socket_path) as client:
+            return _COMMANDS[command](client, args)
+    except NoEngine as exc:
+        raise ControlCliError(str(exc)) from None
+    except ApiRefused as exc:
+        raise ControlCliError(str(exc)) from None
+
+
+def _out(args: argparse.Namespace, data: Any, text: str) -> int:
+    print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
+    return 0
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    if getattr(args, "yes", False):
+        return
+    print(question)  # what would happen, even when we cannot ask
+    if not sys.stdin.isatty():
+        raise ControlCliError("refusing without confirmation: no terminal to ask on; pass --yes", 2)
+    if input("Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise ControlCliError("cancelled: nothing was done")
+
+
+def _status(client: Any, args: argparse.Namespace) -> int:
+    s = client.get("/status")
+    dm = s["deadman"]
+    left = f", {dm['seconds_left']:.0f}s left" if dm["seconds_left"] is not None else ""
+    lines = [
+        f"trading   {s['trading_state']}" + (f" ({s['trading_reason']})" if s["trading_reason"] else ""),
+        f"mode      {s['mode']}, broker {s['broker']['kind']} "
+        f"{'connected' if s['broker']['connected'] else 'DISCONNECTED'}",
+        *(f"feed      {f['name']} ({f['kind']}): {f['events']:,} events, last {f['last_event_at']}" for f in s["feeds"]),
+        "strategies " + ", ".join(f"{x['name']} {'on' if x['enabled'] else 'OFF'}" for x in s["strategies"]),
+        f"dead-man  {dm['phase']}{left} (every {dm['interval_seconds']}s, on miss: {dm['action']})",
+        f"account   equity {s['account']['equity']}, day P&L {s['account']['day_pnl']}, "
+        f"{len(s['positions'])} position(s), {s['open_orders']} open order(s)",
+        "risk      " + ", ".join(f"{k}={v}" for k, v in s["risk"].items()),
+    ]
+    if s["reduce_only_symbols"]:
+        lines.append("reduce-only " + ", ".join(s["reduce_only_symbols"]))
+    return _out(args, s, "\n".join(lines))
+
+
+def _flatten(client: Any, args: argparse.Namespace) -> int:
+    symbol = None if args.all else args.symbol
+    plan = client.get("/flatten/preview", symbol=symbol)
+    what = [f"  cancel {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in plan["cancel"]]
+    what += [f"  {c['side']} {c['qty']} {c['symbol']} at market (about {c['notional']})" for c in plan["close"]]
+    head = "FLATTEN ALL: trading goes HALTED, then:" if symbol is None else f"FLATTEN {symbol.upper()}:"
+    _confirm(args, "\n".join([head, *(what or ["  nothing to cancel or close"]), f"  notional {plan['notional']}"]))
+    started = client.post("/flatten", symbol=symbol, reason=args.reason)
+    job = started["job"]
+    if not args.no_wait:
+        deadline = time.monotonic() + args.wait
+        while not job["done"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling a remote engine, not waiting on our own timer
+            job = client.get("/flatten/job")
+    lines = [started["message"]]
+    for sym, p in job["symbols"].items():
+        lines.append(f"  {sym}: {p['outcome']} (from {p['start_qty']}, {p['attempts']} attempt(s), orders "
+                     f"{', '.join(p['orders']) or '-'})" + (f"; last refusal: {p['last_refusal']}"
+                                                            if p["last_refusal"] else ""))
+    if not job["done"]:
+        lines.append(f"  still working after {args.wait:.0f}s: `cockpit status` shows progress")
+    _out(args, {"plan": plan, "job": job}, "\n".join(lines))
+    return 0 if job["done"] and all(p["outcome"] == "flat" for p in job["symbols"].values()) else 1
+
+
+def _cancel_all(client: Any, args: argparse.Namespace) -> int:
+    orders = client.get("/cancel-all/preview")["cancel"]
+    lines = ["CANCEL ALL:", *(f"  {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in orders)]
+    _confirm(args, "\n".join(lines if orders else [*lines, "  no working orders"]))
+    r = client.post("/cancel-all", reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+def _simple(path: str) -> Callable[[Any, argparse.Namespace], int]:
+    def run(client: Any, args: argparse.Namespace) -> int:
+        r = client.post(path, reason=getattr(args, "reason", None))
+        return _out(args, r, r["message"])
+
+    return run
+
+
+def _strategy(client: Any, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = client.get("/strategies")
+        return _out(args, rows, "\n".join(f"{r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED':<9} "
+                                          f"{', '.join(r['symbols'])}" for r in rows))
+    if not args.name:
+        raise ControlCliError(f"strategy {args.action} needs a NAME (see `cockpit strategy list`)", 2)
+    r = client.post(f"/strategies/{args.name}", enabled=args.action == "enable", reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+def _risk(client: Any, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        limits = client.get("/risk")
+        return _out(args, limits, "\n".join(f"{k:<36} {v}" for k, v in limits.items()))
+    if not args.key or args.value is None:
+        raise ControlCliError("risk set needs KEY and VALUE, e.g. `cockpit risk set max_order_qty 500`", 2)
+    r = client.post("/risk", key=args.key, value=args.value, reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+def _position(client: Any, args: argparse.Namespace) -> int:
+    _confirm(args, f"OVERRIDE the engine's position: {args.symbol.upper()} = {args.qty} @ {args.avg_cost}"
+                   f" (reason: {args.reason})")
+    r = client.post("/position", symbol=args.symbol, qty=args.qty, avg_cost=args.avg_cost, reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+def _order(client: Any, args: argparse.Namespace) -> int:
+    r = client.post("/orders", side=args.side, symbol=args.symbol, qty=args.qty, limit=args.limit, reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+_COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+    "status": _status,
+    "flatten": _flatten,
+    "cancel-all": _cancel_all,
+    "halt": _simple("/halt"),
+    "resume": _simple("/resume"),
+    "strategy": _strategy,
+    "risk": _risk,
+    "position": _position,
+    "order": _order,
+    "confirm": _simple("/confirm"),
+}
