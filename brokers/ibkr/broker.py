@@ -265,6 +265,7 @@ class IbkrBroker(Broker):
                     await connecting
                 raise ConnectionError(self._refused.result())
             await connecting
+            self._throttle.note(ib.client.conn.numMsgSent)  # ib_async's start-up requests count too
             self._socket_up = True
             # ids: above nextValidId, above every id ib_async saw, above every id we ever used;
             # and ib_async's request ids above all of those, so that no error is misattributed.
@@ -357,9 +358,10 @@ class IbkrBroker(Broker):
             self._refresh(STATUS_TEXT[1100])
             return
         if code in (1101, 1102):
-            self._link_up = True
             if self._socket_up and self._synced:
-                self._start_resync(code)
+                self._start_resync(code)  # the link counts as up once the resync is done
+            else:
+                self._link_up = True  # during connect: that sync is the resync
             return
         if code == 100:
             self.stats.pacing_errors += 1
@@ -389,6 +391,7 @@ class IbkrBroker(Broker):
         ib = self.ib
         self._resyncing = True
         self._refresh(f"re-reading orders after IB message {code}")
+        restored = False
         try:
             while True:
                 self._resync_again = None
@@ -406,10 +409,13 @@ class IbkrBroker(Broker):
                 if self._resync_again is None:
                     break
                 code = self._resync_again
+            restored = True
         except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
             log.warning("re-reading orders after IB message %d failed: %s", code, exc)
         finally:
             self._resyncing = False
+        if restored and code in (1101, 1102):
+            self._link_up = True
         if self._socket_up:
             self._refresh(STATUS_TEXT.get(code, f"orders re-read after IB message {code}"))
 
@@ -465,6 +471,8 @@ class IbkrBroker(Broker):
         if self.window is not None and self.window.contains(self.clock.now()):
             return f"inside IB Gateway's daily restart window ({self.window}): no new orders"
         if not self.accepting:
+            if self._socket_up and self._synced and self._resyncing:
+                return "re-reading orders from IB Gateway (after a reconnect or an IB status message): try again"
             if self._socket_up and not self._link_up:
                 return f"{STATUS_TEXT[1100]}: no new orders until it is restored"
             if self._socket_up:

@@ -66,6 +66,7 @@ class IbkrFeed:
         self._complete: set[str] = set()
         self._last: dict[str, tuple[float, float, float]] = {}
         self._quarantine_by_symbol: dict[str, int] = {}
+        self._listening = False
 
     @property
     def stale(self) -> bool:
@@ -73,8 +74,22 @@ class IbkrFeed:
         return not self.broker.connected
 
     def load(self) -> None:
-        """Register the symbols with the broker: subscribed once connected, and after every reconnect."""
+        """Register the symbols with the broker (subscribed once connected, and after every
+        reconnect) and start listening, so that the first quotes, sent while the broker's
+        connect() finishes, are not missed before ``stream`` starts."""
         self.broker.want_quotes(self.symbols)
+        self._listen()
+
+    def _listen(self) -> None:
+        if not self._listening:
+            self.broker.ib.pendingTickersEvent += self._on_tickers
+            self._listening = True
+
+    def close(self) -> None:
+        """Stop listening (the broker keeps the subscriptions: they end with its session)."""
+        if self._listening:
+            self.broker.ib.pendingTickersEvent -= self._on_tickers
+            self._listening = False
 
     def fingerprint(self) -> str:
         return "ibkr"
@@ -86,8 +101,7 @@ class IbkrFeed:
                      batch_size: int = 512) -> AsyncIterator[list[Event]]:
         """Batches of quotes as IB sends them, until ``stop`` is set (``after`` and ``speed`` do not apply)."""
         self.broker.want_quotes(self.symbols)
-        ib = self.broker.ib
-        ib.pendingTickersEvent += self._on_tickers
+        self._listen()
         try:
             while not stop.is_set():
                 if not self._buffer:
@@ -104,7 +118,7 @@ class IbkrFeed:
                 del self._buffer[:batch_size]
                 yield batch
         finally:
-            ib.pendingTickersEvent -= self._on_tickers
+            self.close()
 
     def _on_tickers(self, tickers: Iterable[Any]) -> None:
         now = None

@@ -1,11 +1,20 @@
-"""Outgoing message pacing: at most N messages in any one-second window.
+"""Outgoing message pacing: at most N messages in any window of 1.1 s, spread out.
 
 IB disconnects clients that exceed 50 messages a second (error 100 first). A sliding
 window is exact about "any second", where a token bucket would let a full bucket plus a
-second's refill through in one window. Every request the adapter issues (orders, cancels,
-contract lookups, market-data subscriptions, resync requests) takes a slot first; ib_async's
-own limiter stays configured just below 50 as a backstop for the few messages it sends on
-its own (start-up sync, account summary after 1102).
+second's refill through in one window. IB counts arrival times, though: a message held up
+on the way (or by a busy loop at either end) while the next one is not squeezes more into
+one of IB's seconds than we sent in one of ours. Hence the window is 1.1 s, not 1 s (arrival
+jitter up to 100 ms cannot push IB's count above N), and a burst is spread out: consecutive
+messages are at least ``window / limit / 2`` apart (12 ms at 45), so a burst never lands on
+the gateway all at once right before the next second's messages.
+
+Every request the adapter issues (orders, cancels, contract lookups, market-data
+subscriptions, resync requests) takes a slot first, and the messages ib_async sends by
+itself at connect are counted in (``note``): without that, the start-up sync plus a burst
+reached 48 of IB's 50 in one second against the simulator. ib_async's own limiter stays
+configured just below 50 as a backstop for the odd message it sends later on its own (the
+account summary it re-requests after 1102).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from collections.abc import Awaitable, Callable
 class Throttle:
     """``await acquire()`` returns once a message may be sent now; the slot is then taken."""
 
-    def __init__(self, limit: int, window: float = 1.0, *, time: Callable[[], float] | None = None,
+    def __init__(self, limit: int, window: float = 1.1, *, time: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -26,6 +35,7 @@ class Throttle:
         self.window = window
         self._time = time
         self._sleep = sleep
+        self.min_gap = window / limit / 2
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
         self._slow_until = 0.0
@@ -44,6 +54,11 @@ class Throttle:
         self._slow_limit = max(1, int(self.limit * factor))
         self._slow_until = self._now() + seconds
 
+    def note(self, n: int) -> None:
+        """``n`` messages went out without asking (ib_async's own start-up requests): count them now."""
+        now = self._now()
+        self._sent.extend([now] * max(0, n))
+
     async def acquire(self) -> None:
         async with self._lock:  # first come, first served
             while True:
@@ -53,8 +68,12 @@ class Throttle:
                     sent.popleft()
                 limit = self.current_limit(now)
                 if len(sent) < limit:
-                    sent.append(now)
-                    return
+                    gap = sent[-1] + self.min_gap - now if sent else 0.0
+                    if gap <= 0:
+                        sent.append(now)
+                        return
+                    await self._sleep(gap)
+                    continue
                 self.waits += 1
                 # the slot frees when the message that keeps us at the limit leaves the window
                 await self._sleep(sent[len(sent) - limit] + self.window - now + 1e-4)
