@@ -242,8 +242,11 @@ class AuditLog:
 
         If the recorded head is ahead of the table (its last rows were deleted while the
         engine was stopped), the chain continues from the head, so the hole stays visible
-        to ``verify`` instead of being papered over.
+        to ``verify`` instead of being papered over. Loading again is a no-op (re-reading
+        the disk would forget rows recorded but not yet flushed).
         """
+        if self._loaded:
+            return
         await self.store.migrate(COMPONENT, AUDIT_MIGRATIONS)
         last = await self.store.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         head = await self.store.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -253,13 +256,18 @@ class AuditLog:
                 "audit log: the recorded head is row %d but the last row is %d: run `cockpit audit verify`",
                 head[0], seq,
             )
-            if False:
+            if head[0] > seq:
                 seq, hsh = head[0], head[1]
         self._seq, self._hash = seq, hsh
         self._loaded = True
 
-    def record(self, kind: str, *, actor: str = "engine", subject: str = "", **detail: Any) -> int:
-        """Append one row (committed by the store's next flush); return its seq."""
+    def record(self, kind: str, /, *, actor: str = "engine", subject: str = "", **detail: Any) -> int:
+        """Append one row (committed by the store's next flush); return its seq.
+
+        ``detail`` may hold Decimal, datetime/date, enums, None, str, int, float, bool and
+        lists/tuples/dicts of those (stored as canonical JSON); any other value is stored as
+        its ``str()`` rather than raising. Not async and O(1): safe on every order event.
+        """
         if not self._loaded:
             raise RuntimeError("AuditLog.record before load(): the chain would restart at row 1")
         seq = self._seq + 1
@@ -279,7 +287,7 @@ class AuditLog:
         return seq
 
     def operator(
-        self, action: str, *, actor: str, reason: str | None, before: Any, after: Any, subject: str = "",
+        self, action: str, /, *, actor: str, reason: str | None, before: Any, after: Any, subject: str = "",
         **detail: Any,
     ) -> int:
         """An operator command: who (``actor``), when, before, after and why; kind "operator.<action>"."""
