@@ -20,6 +20,7 @@ from brokers.ibsim import IBGatewaySim
 from core.broker import Report
 from core.clock import Clock, LiveClock
 from core.model import Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from core.order_states import IllegalTransition, check_transition
 
 UTC = timezone.utc
 _seq = itertools.count(1)
@@ -31,10 +32,13 @@ class Recorder:
     def __init__(self) -> None:
         self.reports: list[Report] = []
         self.changes: list[tuple[bool, str]] = []
+        self.downstream: Callable[[Report], None] | None = None
         self._changed = asyncio.Event()
 
     def __call__(self, report: Report) -> None:
         self.reports.append(report)
+        if self.downstream is not None:
+            self.downstream(report)
         self._poke()
 
     def on_connection_change(self, up: bool, reason: str) -> None:
@@ -76,6 +80,65 @@ class Recorder:
 
     async def status(self, coid: str, status: OrderStatus, timeout: float = 5.0) -> None:
         await self.wait(lambda: status in self.statuses(coid), timeout, f"{coid} {status} (has {self.statuses(coid)})")
+
+
+class MiniOms:
+    """The OMS's rules for broker reports (core/oms.py), to check the adapter against them:
+    fills deduped by exec_id, every status change through the order state machine. Anything
+    the real OMS would refuse or log as an error is collected instead."""
+
+    def __init__(self, broker: IbkrBroker, rec: Recorder) -> None:
+        self.broker = broker
+        self.orders: dict[str, Order] = {}
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+        rec.downstream = self.on_report
+
+    def place(self, order: Order) -> None:
+        order.status = OrderStatus.SUBMITTED
+        self.orders[order.client_order_id] = order
+        self.broker.place(order)
+
+    def cancel(self, coid: str) -> None:
+        order = self.orders[coid]
+        if order.status is OrderStatus.PENDING_CANCEL:
+            return
+        if order.status is not OrderStatus.UNKNOWN:
+            if not self._move(order, OrderStatus.PENDING_CANCEL, quiet=True):
+                return
+        self.broker.cancel(coid)
+
+    def _move(self, order: Order, status: OrderStatus, quiet: bool = False) -> bool:
+        try:
+            check_transition(order.client_order_id, order.status, status)
+        except IllegalTransition as exc:
+            if not quiet:
+                self.problems.append(str(exc))
+            return False
+        order.status = status
+        return True
+
+    def on_report(self, report: Report) -> None:
+        if isinstance(report, Execution):
+            if report.exec_id in self.seen:
+                self.problems.append(f"execution {report.exec_id} reported twice")
+                return
+            self.seen.add(report.exec_id)
+            order = self.orders.get(report.client_order_id)
+            if order is None:
+                self.problems.append(f"execution {report.exec_id} for unknown order {report.client_order_id}")
+                return
+            order.filled_qty += report.qty
+            if order.filled_qty > order.qty:
+                self.problems.append(f"{order.client_order_id} overfilled")
+            if not order.status.is_terminal:
+                self._move(order, OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED)
+            return
+        order = self.orders.get(report.client_order_id)
+        if order is None:
+            self.problems.append(f"update for unknown order {report.client_order_id}")
+        elif order.status is not report.status:
+            self._move(order, report.status)
 
 
 def make_order(symbol: str = "AAPL", side: Side = Side.BUY, qty: int | str | Decimal = 10,

@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import Any
 
 from ib_async import IB, Contract
-from ib_async import Order as IBOrder
 
 from core.broker import Broker
 from core.clock import Clock
@@ -265,6 +264,7 @@ class IbkrBroker(Broker):
                     await connecting
                 raise ConnectionError(self._refused.result())
             await connecting
+            self._throttle.reset()  # IB paces per connection
             self._throttle.note(ib.client.conn.numMsgSent)  # ib_async's start-up requests count too
             self._socket_up = True
             # ids: above nextValidId, above every id ib_async saw, above every id we ever used;
@@ -432,16 +432,19 @@ class IbkrBroker(Broker):
         for t in self._orders.open():
             if not t.sent or t.seen:
                 if t.seen and t.cancel_requested and t.working_at_ib and not global_cancel_queued \
-                        and not any(a.kind == "cancel" and a.tracked is t for a in self._queue):
+                        and not self._cancel_queued(t):
                     self._queue.append(_Action("cancel", t))  # the cancel may have been lost with the socket
                 continue
-            if not t.acked and not t.unknown_reported:
-                t.unknown_reported = True
-                self.stats.unknown_after_sync += 1
-                self._outbox.put(t.client_order_id, OrderUpdate(
-                    t.client_order_id, OrderStatus.UNKNOWN, self.clock.now(), None,
-                    "sent as the connection failed; IB Gateway has no trace of it (it may never have arrived)"))
-            elif t.acked:
+            if not t.acked:
+                if not t.unknown_reported:
+                    t.unknown_reported = True
+                    self.stats.unknown_after_sync += 1
+                    self._outbox.put(t.client_order_id, OrderUpdate(
+                        t.client_order_id, OrderStatus.UNKNOWN, self.clock.now(), None,
+                        "sent as the connection failed; IB Gateway has no trace of it (it may never have arrived)"))
+                if t.cancel_requested and not self._cancel_queued(t):
+                    self._queue.append(_Action("cancel", t))  # settles it: cancelled, or 10147 (never arrived)
+            else:
                 log.error("order %s (permId %s) was live at IB but the gateway no longer reports it",
                           t.client_order_id, t.perm_id)
         self._in_sync = False
@@ -488,7 +491,7 @@ class IbkrBroker(Broker):
             if t is None:
                 log.info("cancel %s: no such order open at IB", client_order_id)
                 return
-        if t.terminal or t.cancel_requested:
+        if t.terminal or (t.cancel_requested and self._cancel_queued(t)):
             return
         t.cancel_requested = True
         t.cancel_reason = t.cancel_reason or "cancelled by request"
@@ -500,6 +503,9 @@ class IbkrBroker(Broker):
                 self._finish(t, OrderStatus.CANCELLED, "cancelled before it was sent")
             return  # in flight: the sender sees cancel_requested and does not send it
         self._enqueue(_Action("cancel", t))
+
+    def _cancel_queued(self, t: Tracked) -> bool:
+        return any(a.kind == "cancel" and a.tracked is t for a in self._queue)
 
     def cancel_all(self) -> None:
         """IB's global cancel (every open order of the account, ours or not); unsent orders are dropped."""
@@ -628,7 +634,9 @@ class IbkrBroker(Broker):
         if t.order_id is None:
             log.warning("cancel %s: IB's order id is unknown (not seen since connecting)", t.client_order_id)
             return
-        self.ib.cancelOrder(IBOrder(orderId=t.order_id, clientId=self.config.client_id, permId=t.perm_id or 0))
+        # the client call, not IB.cancelOrder: ib_async's Trade may be gone after a reconnect
+        # (it then logs an error), and its PendingCancel bookkeeping is of no use here
+        self.ib.client.cancelOrder(t.order_id, "")
 
     async def _send_modify(self, a: _Action) -> None:
         t = a.tracked
@@ -685,6 +693,11 @@ class IbkrBroker(Broker):
             return
         if code == 202:
             log.info("order %s: %s (IB's orderStatus decides)", t.client_order_id, text)
+            return
+        if code == 10147 and not t.acked:
+            # a cancel found no such order, and IB never showed it: its placeOrder never arrived
+            # (IB handles a client's messages in order, so it cannot still be on its way)
+            self._finish(t, OrderStatus.CANCELLED, f"IB Gateway has no such order (10147): {text}")
             return
         log.warning("order %s: IB %d: %s", t.client_order_id, code, text)
 

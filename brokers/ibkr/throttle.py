@@ -54,6 +54,10 @@ class Throttle:
         self._slow_limit = max(1, int(self.limit * factor))
         self._slow_until = self._now() + seconds
 
+    def reset(self) -> None:
+        """A new API connection: IB paces each connection on its own."""
+        self._sent.clear()
+
     def note(self, n: int) -> None:
         """``n`` messages went out without asking (ib_async's own start-up requests): count them now."""
         now = self._now()
