@@ -132,9 +132,11 @@ class IbkrBroker(Broker):
         self._md_symbols: dict[str, None] = {}  # an ordered set
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()
+        self._sleep = sleep
+        self._supervisor_backoff = Backoff(config.reconnect_min_seconds, config.reconnect_max_seconds,
+                                           rng or random.Random())
         self._supervisor = Supervisor(
-            connect_once=self._connect_once, lost=self._lost,
-            backoff=Backoff(config.reconnect_min_seconds, config.reconnect_max_seconds, rng or random.Random()),
+            connect_once=self._connect_once, lost=self._lost, backoff=self._supervisor_backoff,
             sleep=sleep, describe=self._describe_failure, on_failed_attempt=self._on_failed_attempt,
         )
         self._supervisor_task: asyncio.Task[None] | None = None
@@ -392,26 +394,35 @@ class IbkrBroker(Broker):
         self._resyncing = True
         self._refresh(f"re-reading orders after IB message {code}")
         restored = False
+        failures = 0
+        resubscribe = code == 1101
         try:
-            while True:
+            while self._socket_up and not self._closing:
                 self._resync_again = None
                 self._begin_sync()
                 self._in_sync = True
                 try:
-                    if code == 1101:
+                    if resubscribe:
                         await self._resubscribe()
+                        resubscribe = False
                     await self._request(ib.reqOpenOrdersAsync)
                     await self._request(lambda: ib.reqCompletedOrdersAsync(False))
                     await self._request(ib.reqExecutionsAsync)
                     self._end_sync()
+                except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
+                    if not self._socket_up:
+                        break  # the reconnect's own sync takes over
+                    failures += 1
+                    log.warning("re-reading orders after IB message %d failed (%s); retrying", code, exc)
+                    await self._sleep(self._supervisor_backoff.delay(failures))
+                    continue
                 finally:
                     self._in_sync = False
                 if self._resync_again is None:
+                    restored = True
                     break
+                resubscribe = resubscribe or self._resync_again == 1101
                 code = self._resync_again
-            restored = True
-        except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
-            log.warning("re-reading orders after IB message %d failed: %s", code, exc)
         finally:
             self._resyncing = False
         if restored and code in (1101, 1102):

@@ -29,7 +29,7 @@ class Supervisor:
         self._sleep = sleep
         self._describe = describe
         self._on_failed_attempt = on_failed_attempt
-        self.attempt = 0  # failed attempts since the connection was last up
+        self.attempt = 0  # failed attempts since the connection was last up (retry n waits step n)
         self.last_error: str | None = None
         self.delays: list[float] = []  # every backoff delay used, for tests and the status line
         self.closing = False
@@ -39,7 +39,7 @@ class Supervisor:
         retrying = False
         while not self.closing:
             if retrying:
-                delay = self._backoff.delay(max(self.attempt, 1))
+                delay = self._backoff.delay(self.attempt + 1)
                 self.delays.append(delay)
                 await self._sleep(delay)
                 if self.closing:
@@ -56,7 +56,7 @@ class Supervisor:
                     return
                 self.attempt += 1
                 retrying = True
-                next_delay = self._backoff.step(self.attempt)
+                next_delay = self._backoff.step(self.attempt + 1)
                 log.warning("IB Gateway: connect attempt %d failed: %s (next within %.2fs)",
                             self.attempt, reason, next_delay)
                 if self._on_failed_attempt is not None:
@@ -68,4 +68,3 @@ class Supervisor:
                 first.set_result(None)
             await self._lost.wait()
             retrying = True
-            self.attempt = 1
