@@ -310,6 +310,7 @@ async def test_order_ids_persist_across_processes_and_gateway_rollback(
     first.place(a)
     await rec1.wait(lambda: rec1.filled(a.client_order_id) == 1)
     await first.disconnect()
+    await sim.wait_for(lambda: sim.clients == [])
     await sim.restart(rollback_next_valid_id=1)
 
     second, rec2 = await make_broker(id_state_file=ids)
@@ -333,6 +334,7 @@ async def test_duplicate_order_id_is_retried_once_with_a_new_id(
     first.place(a)
     await rec1.wait(lambda: rec1.filled(a.client_order_id) == 1)
     await first.disconnect()
+    await sim.wait_for(lambda: sim.clients == [])
     await sim.restart(rollback_next_valid_id=1)
 
     second, rec2 = await make_broker()
@@ -342,3 +344,89 @@ async def test_duplicate_order_id_is_retried_once_with_a_new_id(
     assert second.stats.duplicate_id_retries == 1
     assert [so.order_ref for so in sim.orders()] == [a.client_order_id, b.client_order_id]
     assert rec2.statuses(b.client_order_id) == [OrderStatus.ACCEPTED]
+
+
+async def test_a_restarted_engine_learns_what_happened_to_its_orders(
+    sim: IBGatewaySim, make_broker: MakeBroker, ib_log: IBLogGuard
+) -> None:
+    """Orders from an earlier run (the engine's store says they are open) are adopted before
+    connecting: one cancelled at IB and one filled while the engine was down are reported; the
+    one still working can be cancelled."""
+    ib_log.expect(202)
+    first, rec1 = await make_broker()
+    await sim.set_price("AAPL", 100)
+    gone, filled, alive = (make_order("AAPL", Side.BUY, 3, limit=str(p)) for p in ("90", "91", "92"))
+    for o in (gone, filled, alive):
+        first.place(o)
+        await rec1.status(o.client_order_id, OrderStatus.ACCEPTED)
+    await first.disconnect()  # the engine stops; its orders stay live at IB
+    await sim.wait_for(lambda: sim.clients == [])
+    await sim.cancel_order(order_ref=gone.client_order_id)
+    await sim.fill_order(order_ref=filled.client_order_id)
+
+    second, rec2 = await make_broker(connect=False)
+    for o in (gone, filled, alive):
+        o.status = OrderStatus.ACCEPTED
+    second.adopt([gone, filled, alive])
+    await second.connect()
+    await rec2.status(gone.client_order_id, OrderStatus.CANCELLED)
+    assert rec2.updates(gone.client_order_id)[0].reason
+    await rec2.wait(lambda: rec2.filled(filled.client_order_id) == 3, what="the fill while down")
+    assert rec2.updates(filled.client_order_id) == [] and rec2.updates(alive.client_order_id) == []
+    assert [o.client_order_id for o in await second.open_orders()] == [alive.client_order_id]
+    second.cancel(alive.client_order_id)
+    await rec2.status(alive.client_order_id, OrderStatus.CANCELLED)
+
+
+async def test_cancel_of_an_order_from_an_earlier_run_without_adopting(
+    sim: IBGatewaySim, make_broker: MakeBroker, ib_log: IBLogGuard
+) -> None:
+    ib_log.expect(202)
+    first, rec1 = await make_broker()
+    await sim.set_price("AAPL", 100)
+    o = make_order("AAPL", Side.BUY, 3, limit="90")
+    first.place(o)
+    await rec1.status(o.client_order_id, OrderStatus.ACCEPTED)
+    await first.disconnect()
+    await sim.wait_for(lambda: sim.clients == [])
+    second, rec2 = await make_broker()
+    second.cancel(o.client_order_id)  # found among IB's open orders by orderRef
+    await rec2.status(o.client_order_id, OrderStatus.CANCELLED)
+    second.cancel("never-existed")  # nothing to do, nothing sent
+    assert sim.count_received(4) == 1
+
+
+async def test_positions_and_account_follow_fills_and_survive_a_drop(
+    sim: IBGatewaySim, make_broker: MakeBroker, ib_log: IBLogGuard
+) -> None:
+    ib_log.allow("Peer closed connection")
+    gate_open = __import__("asyncio").Event()
+
+    async def sleep(delay: float) -> None:
+        await gate_open.wait()
+
+    broker, rec = await make_broker(sleep=sleep)
+    assert await broker.positions() == []
+    cash0 = (await broker.account()).cash
+    await sim.set_price("MSFT", 200)
+    o = make_order("MSFT", Side.BUY, 7)
+    broker.place(o)
+    await rec.wait(lambda: rec.filled(o.client_order_id) == 7)
+    await _until(lambda: bool(broker.ib.positions()))
+    [p] = await broker.positions()
+    assert (p.symbol, p.qty) == ("MSFT", D(7))
+    await _until(lambda: broker.ib.accountValues() and _cash(broker) != cash0)
+    snap = await broker.account()
+    assert snap.cash == sim.state.cash
+    await sim.drop_connections()
+    await rec.wait(lambda: not broker.connected)
+    assert (await broker.account()).cash == snap.cash  # the last known figures while down
+    with pytest.raises(ConnectionError):
+        await broker.positions()
+    gate_open.set()
+    await broker.wait_synced(timeout=5)
+    assert [(p.symbol, p.qty) for p in await broker.positions()] == [("MSFT", D(7))]
+
+
+def _cash(broker) -> Decimal:
+    return next(Decimal(v.value) for v in broker.ib.accountValues() if v.tag == "TotalCashValue")
