@@ -141,6 +141,8 @@ async def test_cancel_a_resting_order(sim: IBGatewaySim, make_broker: MakeBroker
     assert sim.orders()[0].status == "Cancelled"
     broker.cancel(o.client_order_id)  # again: nothing goes out (no 10148 from the gateway)
     assert await broker.open_orders() == []
+    assert await broker.ib.reqCurrentTimeAsync()  # a round trip: anything sent before it has arrived
+    assert sim.count_received(4) == 1
 
 
 async def test_cancel_at_the_gateway_side_is_reported(sim: IBGatewaySim, make_broker: MakeBroker,
@@ -430,3 +432,19 @@ async def test_positions_and_account_follow_fills_and_survive_a_drop(
 
 def _cash(broker) -> Decimal:
     return next(Decimal(v.value) for v in broker.ib.accountValues() if v.tag == "TotalCashValue")
+
+
+async def test_adopted_order_that_never_reached_ib_becomes_unknown_then_settles(
+    sim: IBGatewaySim, make_broker: MakeBroker, ib_log: IBLogGuard
+) -> None:
+    """The engine's store has an order SUBMITTED when it stopped, and IB has no trace of it:
+    UNKNOWN after the sync; a cancel then settles it as CANCELLED without sending anything."""
+    broker, rec = await make_broker(connect=False)
+    lost = make_order("AAPL", Side.BUY, 1, limit="90")
+    broker.adopt([lost])
+    await broker.connect()
+    await rec.status(lost.client_order_id, OrderStatus.UNKNOWN)
+    broker.cancel(lost.client_order_id)
+    await rec.status(lost.client_order_id, OrderStatus.CANCELLED)
+    assert "no trace" in (rec.updates(lost.client_order_id)[-1].reason or "")
+    assert sim.orders() == [] and sim.count_received(4) == 0

@@ -168,3 +168,19 @@ def test_outbox_put_from_inside_an_emit_keeps_order() -> None:
     box.put("d", _up("d", OrderStatus.ACCEPTED))
     assert [r.client_order_id for r in out] == ["b", "c", "d"]
 
+
+
+def test_order_book_trusts_perm_id_and_order_ref_over_order_ids() -> None:
+    from brokers.ibkr.tracking import OrderBook, Tracked
+    from tests.ibkr_fixtures import make_order
+
+    book = OrderBook()
+    t = Tracked(make_order(coid="ours"))
+    book.add(t)
+    book.bind(t, order_id=12, perm_id=900)
+    assert book.find("", 900) is t and book.find("ours") is t and book.find("", 0, 12) is t
+    assert book.find("", 901, 12) is None  # our id, someone else's order (a rolled-back gateway)
+    assert book.find("theirs", 0, 12) is None  # an orderRef that is not ours decides
+    book.unbind_order_id(t)
+    assert book.find("", 0, 12) is None and t.order_id is None
+    assert [x.client_order_id for x in book.open()] == ["ours"]

@@ -252,6 +252,7 @@ class IbkrBroker(Broker):
         cfg = self.config
         loop = asyncio.get_running_loop()
         self._lost.clear()
+        self._link_up = True  # a new session; a 1100 during its sync says otherwise
         self._refused = loop.create_future()
         self._begin_sync()
         self._in_sync = True
@@ -643,7 +644,12 @@ class IbkrBroker(Broker):
             self._queue.appendleft(a)
             return
         if t.order_id is None:
-            log.warning("cancel %s: IB's order id is unknown (not seen since connecting)", t.client_order_id)
+            if t.unknown_reported and not t.acked:
+                # adopted from an earlier run, and the sync found no trace of it by orderRef
+                self._finish(t, OrderStatus.CANCELLED, "IB Gateway has no trace of it (no open or completed "
+                             "order, no execution with its orderRef): nothing to cancel")
+            else:
+                log.warning("cancel %s: IB's order id is unknown (not seen since connecting)", t.client_order_id)
             return
         # the client call, not IB.cancelOrder: ib_async's Trade may be gone after a reconnect
         # (it then logs an error), and its PendingCancel bookkeeping is of no use here
@@ -729,10 +735,15 @@ class IbkrBroker(Broker):
         """Orders the engine's store says are open (from an earlier run): track them, so that
         what IB reports about them at the next sync (cancelled, rejected, filled) reaches the engine."""
         for order in orders:
-            if order.client_order_id in self._orders or order.status is OrderStatus.NEW:
+            if order.client_order_id in self._orders or order.status is OrderStatus.NEW or order.status.is_terminal:
                 continue
+            # acknowledged before (ACCEPTED, PARTIALLY_FILLED, PENDING_CANCEL): IB knew it; SUBMITTED
+            # or UNKNOWN: it may never have arrived, and a sync without a trace of it says UNKNOWN
+            was_acked = order.status not in (OrderStatus.SUBMITTED, OrderStatus.UNKNOWN)
             self._orders.add(Tracked(order, sent=True, adopted=True, qty=order.qty, limit_price=order.limit_price,
-                                     accepted_reported=order.status is not OrderStatus.SUBMITTED))
+                                     acked=was_acked, accepted_reported=was_acked,
+                                     unknown_reported=order.status is OrderStatus.UNKNOWN,
+                                     cancel_requested=order.status is OrderStatus.PENDING_CANCEL))
 
     # ---- the gateway's word (raw taps, see hooks.py) ----------------------------------------------
 

@@ -63,11 +63,18 @@ class OrderBook:
         return self._by_oid.get(order_id)
 
     def find(self, order_ref: str = "", perm_id: int = 0, order_id: int | None = None) -> Tracked | None:
+        """Ours? By permId, else by orderRef; the order id only when the message has no orderRef
+        (orderStatus) and its permId does not contradict ours: a gateway that rolled its ids
+        back may hold someone else's order under one of our ids."""
         t = self._by_perm.get(perm_id) if perm_id else None
-        if t is None and order_ref:
-            t = self._by_ref.get(order_ref)
-        if t is None and order_id:
+        if t is not None:
+            return t
+        if order_ref:
+            return self._by_ref.get(order_ref)
+        if order_id:
             t = self._by_oid.get(order_id)
+            if t is not None and t.perm_id and perm_id and t.perm_id != perm_id:
+                return None
         return t
 
     def bind(self, t: Tracked, *, order_id: int | None = None, perm_id: int | None = None) -> None:
