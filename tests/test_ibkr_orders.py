@@ -448,3 +448,26 @@ async def test_adopted_order_that_never_reached_ib_becomes_unknown_then_settles(
     await rec.status(lost.client_order_id, OrderStatus.CANCELLED)
     assert "no trace" in (rec.updates(lost.client_order_id)[-1].reason or "")
     assert sim.orders() == [] and sim.count_received(4) == 0
+
+
+async def test_execution_without_a_commission_report_is_booked_after_the_wait(
+    sim: IBGatewaySim, make_broker: MakeBroker
+) -> None:
+    """The commission report never comes (dropped here on purpose): the execution waits for
+    it, then is reported once with commission 0 when the engine clock passes the wait."""
+    clock = SimClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))
+    broker, rec = await make_broker(connect=False, clock=clock, commission_wait_seconds=10)
+    broker.raw_commissionReport = lambda report: None  # type: ignore[method-assign]
+    await broker.connect()
+    await sim.set_price("AAPL", 100)
+    o = make_order("AAPL", Side.BUY, 2)
+    broker.place(o)
+    await sim.wait_for(lambda: len(sim.executions()) == 1)
+    assert await broker.ib.reqCurrentTimeAsync()  # the fill and its commission report have arrived
+    assert rec.executions == [] and rec.statuses(o.client_order_id) == [OrderStatus.ACCEPTED]
+    clock.advance(timedelta(seconds=9))
+    assert rec.executions == []
+    clock.advance(timedelta(seconds=2))
+    [x] = rec.executions
+    assert (x.exec_id, x.qty, x.commission) == (sim.executions()[0].exec_id, D(2), D(0))
+    assert broker.stats.commission_timeouts == 1

@@ -578,10 +578,18 @@ class IbkrBroker(Broker):
                 await self._send(action)
             except asyncio.CancelledError:
                 raise
+            except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
+                # the socket went mid-send: a lost cancel is re-sent by the reconnect's reconcile
+                log.warning("ibkr: %s not sent: %s", action.kind, exc or type(exc).__name__)
+                self._unsent(action, f"not sent: {exc or 'timeout'}")
             except Exception:
                 log.exception("ibkr: sending %s failed", action.kind)
-                if action.kind == "place" and action.tracked is not None and not action.tracked.sent:
-                    self._finish(action.tracked, OrderStatus.REJECTED, "not sent: internal error (see log)")
+                self._unsent(action, "not sent: internal error (see log)")
+
+    def _unsent(self, action: _Action, reason: str) -> None:
+        t = action.tracked
+        if action.kind == "place" and t is not None and not t.sent:
+            self._finish(t, OrderStatus.REJECTED, reason)
 
     async def _send(self, a: _Action) -> None:
         if a.kind == "place":
