@@ -21,6 +21,11 @@ Interface
   a bad key or value raises ``ConfigError`` naming the key and the fix, and changes nothing.
 - ``limits_dict() -> dict[str, str]``: every key and its value, for display; each value
   fed back to ``set_limit`` gives the same limit (``allowed_symbols`` "*" = every symbol).
+- ``reduce_only_symbols`` (a set the controls fill on a per-symbol flatten and clear on
+  resume): orders in those symbols must reduce, as in REDUCING.
+- ``OrderRequest(source=LIQUIDATION_SOURCE, reduce_only=True)``: the emergency
+  liquidation's orders pass HALTED and skip the rate and duplicate guards (a retry of the
+  same size must go); every other check applies, and a pass is still recorded.
 - Cancels are never gated: a cancel always passes, in every state.
 
 Trading states
@@ -32,15 +37,16 @@ reduces |position| without flipping it: the side opposite the position and
 order passes. The daily loss limit moves ACTIVE to ``daily_loss_action`` (REDUCING or
 HALTED; REDUCING escalates to HALTED if the action is HALTED); nothing ever moves a state
 back towards ACTIVE by itself: only ``set_state`` does (the operator's resume), and it
-refuses to go below what a still-breached daily loss limit demands (raise
+refuses (ValueError) to go below what a still-breached daily loss limit demands (raise
 ``daily_loss_limit`` or change ``daily_loss_action`` first).
 
 Checks, in order (the first that fails is the reason)
 ------------------------------------------------------
 0. daily loss: ``-view.day_pnl() > daily_loss_limit`` trips the state (latched, above)
-1. state HALTED refuses everything
+1. state HALTED refuses everything (but liquidation orders, above)
 2. input: qty finite, positive, whole shares; a LIMIT order has a finite positive price
-3. state REDUCING, or ``reduce_only``: the order must reduce (above)
+3. the symbol is in ``reduce_only_symbols`` (and the order is not ``reduce_only``), then
+   state REDUCING or ``reduce_only``: the order must reduce (above)
 4. ``allowed_symbols`` (empty = every symbol)
 5. ``max_order_qty``: qty
 6. ``quote_max_age_seconds``: every new order (market or limit) needs a good quote
@@ -60,22 +66,20 @@ Checks, in order (the first that fails is the reason)
    ``net = max(|sum_s hi_s * m_s|, |sum_s lo_s * m_s|)`` (both exact worst cases over any
    partial fills). Refused if the value with the order is beyond the limit *and* above the
    value without it (as for position: what does not grow exposure passes).
-12. ``max_orders_per_minute_per_strategy``: orders admitted for ``req.strategy`` in the 60 s
-   up to now (``now - t < 60 s``) must be fewer than the limit
+12. ``max_orders_per_minute_per_strategy``: orders admitted for ``req.strategy`` in the
+   60 s up to now (``now - t < 60 s``) must be fewer than the limit (12-14 are skipped
+   for liquidation orders)
 13. ``max_orders_per_minute_total``: the same over every strategy and the operator
 14. ``duplicate_window_seconds``: an admitted order with the same symbol, side and qty
-   (any strategy, type or price) with ``now - t < window`` refuses it
+   (any strategy, type or price) with ``now - t < window`` refuses it. (Past 4096 remembered
+   sizes, those older than the current window are forgotten: raising the window later
+   does not bring them back.)
 
 The view
 --------
 The engine hands ``check`` a ``RiskView`` (read-only; see its docstring). ``now()`` must
 not go backwards (the rate and duplicate history assume it; if it does, the gate only
-gets stricter).
-
-Transitional: ``check(req, position=..., working_buy=..., working_sell=..., last_price=...)``
-(the old keyword form, no view) still works until the OMS passes a view; it runs only
-checks 1-5, 8 and 9 (no quote, collar, exposure, daily loss, rate or duplicate checks)
-and records nothing.
+gets stricter). The engine's is ``core.book_view.BookView``.
 """
 
 from __future__ import annotations
@@ -273,19 +277,8 @@ class RiskGate:
 
     # ---- the checks ------------------------------------------------------------------
 
-    def check(
-        self,
-        req: OrderRequest,
-        view: RiskView | None = None,
-        *,
-        position: Decimal | None = None,
-        working_buy: Decimal = ZERO,
-        working_sell: Decimal = ZERO,
-        last_price: Decimal | None = None,
-    ) -> str | None:
+    def check(self, req: OrderRequest, view: RiskView) -> str | None:
         """None when ``req`` may go (and it is then admitted), else the reason it may not."""
-        if view is None:  # transitional keyword form, see the module docstring
-            return self._check_legacy(req, position or ZERO, working_buy, working_sell, last_price)
         lim = self.limits
         now = view.now()
         self.observe_pnl(view.day_pnl(), now)
@@ -331,23 +324,6 @@ class RiskGate:
         self._admit(req, now)
         return None
 
-    def _check_legacy(self, req: OrderRequest, pos: Decimal, working_buy: Decimal, working_sell: Decimal,
-                      last_price: Decimal | None) -> str | None:
-        if self._state is TradingState.HALTED:
-            return f"trading HALTED ({self._state_reason}): no new orders, only cancels"
-        if (bad := _bad_input(req)) is not None:
-            return bad
-        if self._state is TradingState.REDUCING or req.reduce_only:
-            if (why := _not_reducing(req, pos, working_buy, working_sell)) is not None:
-                if self._state is TradingState.REDUCING:
-                    return f"trading REDUCING ({self._state_reason}): {why}"
-                return f"reduce_only: {why}"
-        if (bad := _symbol_and_size(req, self.limits)) is not None:
-            return bad
-        if req.order_type is OrderType.MARKET and last_price is None:
-            return f"no price for {req.symbol} to value a market order"
-        return _notional_and_position(req, self.limits, last_price, pos, working_buy, working_sell)
-
     def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal) -> str | None:
         lim = self.limits
         gross_before = gross_after = ZERO
@@ -375,12 +351,12 @@ class RiskGate:
             hi_after += hi * mark
             lo_after += lo * mark
         if gross_after > lim.max_gross_exposure and gross_after > gross_before:
-            return (f"gross exposure would reach {gross_after:.2f} (now {gross_before:.2f}),"
+            return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
                     f" beyond max_gross_exposure {lim.max_gross_exposure}")
         net_before = max(abs(hi_before), abs(lo_before))
         net_after = max(abs(hi_after), abs(lo_after))
         if net_after > lim.max_net_exposure and net_after > net_before:
-            return (f"net exposure would reach {net_after:.2f} (now {net_before:.2f}),"
+            return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
                     f" beyond max_net_exposure {lim.max_net_exposure}")
         return None
 
@@ -452,18 +428,23 @@ def _symbol_and_size(req: OrderRequest, lim: RiskConfig) -> str | None:
     return None
 
 
-def _notional_and_position(req: OrderRequest, lim: RiskConfig, quote_price: Decimal | None, pos: Decimal,
+def _notional_and_position(req: OrderRequest, lim: RiskConfig, quote_price: Decimal, pos: Decimal,
                            working_buy: Decimal, working_sell: Decimal) -> str | None:
-    price = req.limit_price if req.order_type is OrderType.LIMIT else quote_price
-    if price is not None:
-        notional = req.qty * price
-        if notional > lim.max_order_notional:
-            return f"notional {notional:.2f} exceeds max_order_notional {lim.max_order_notional}"
+    price = req.limit_price if req.order_type is OrderType.LIMIT and req.limit_price is not None else quote_price
+    notional = req.qty * price
+    if notional > lim.max_order_notional:
+        return f"notional {_money(notional)} exceeds max_order_notional {lim.max_order_notional}"
     worst = pos + working_buy + req.qty if req.side is Side.BUY else pos - working_sell - req.qty
     if abs(worst) > lim.max_position_qty and abs(worst) > abs(pos):
         return (f"position {req.symbol} would reach {worst} (now {pos}, working"
                 f" +{working_buy}/-{working_sell}), beyond max_position_qty {lim.max_position_qty}")
     return None
+
+
+def _money(value: Decimal) -> str:
+    """Cents, unless that would round: a refusal must not show a value that looks allowed."""
+    cents = value.quantize(Decimal("0.01")) if value.adjusted() < 20 else value
+    return f"{cents:.2f}" if cents == value else f"{value:f}"
 
 
 def _trim(value: Decimal) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import ConfigError, RiskConfig
 from core.model import OrderType, Side
-from core.risk import OrderRequest, RiskGate, TradingState
+from core.risk import LIQUIDATION_SOURCE, OrderRequest, RiskGate, TradingState
 
 T0 = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)
 
@@ -390,17 +390,64 @@ def test_config_defaults() -> None:
         RiskConfig(max_gross_exposure=D(0))
 
 
-def test_legacy_keyword_form_until_the_oms_passes_a_view() -> None:
-    g = gate(max_order_qty=D(1000), max_order_notional=D(50000), max_position_qty=D(1500))
+def test_reduce_only_symbols_after_a_flatten() -> None:
+    g = gate()
+    g.reduce_only_symbols.add("AAPL")
+    v = View(positions={"AAPL": D(100), "MSFT": D(5)}, quotes={"AAPL": (D(40), T0), "MSFT": (D(40), T0)},
+             marks={"AAPL": D(40), "MSFT": D(40)})
+    assert g.check(order(Side.BUY, 1), v) == (
+        "AAPL is reduce-only after a flatten until the operator resumes: BUY 1 AAPL does not reduce position 100")
+    assert g.check(order(Side.SELL, 100), v) is None
+    assert g.check(order(Side.BUY, 1, symbol="MSFT"), v) is None  # other symbols trade on
+    g.reduce_only_symbols.clear()
+    assert g.check(order(Side.BUY, 1), v) is None
 
-    def legacy(req: OrderRequest, position: int = 0, last: str | None = "40") -> str | None:
-        return g.check(req, position=D(position), working_buy=D(0), working_sell=D(0),
-                       last_price=D(last) if last else None)
 
-    assert legacy(order(qty=1000)) is None
-    assert legacy(order(qty=1000)) is None  # records nothing: no duplicate guard
-    assert legacy(order(qty=1001)) == "qty 1001 exceeds max_order_qty 1000"
-    assert legacy(order(qty=10), last=None) == "no price for AAPL to value a market order"
-    assert "would reach 1600" in (legacy(order(qty=600), position=1000) or "")
-    g.set_state(TradingState.HALTED, reason="operator")
-    assert "trading HALTED" in (legacy(order(qty=1)) or "")
+def test_liquidation_orders_pass_halted_and_skip_the_rate_and_duplicate_guards() -> None:
+    g = gate(TradingState.HALTED, max_orders_per_minute_total=1, duplicate_window_seconds=5, max_order_qty=D(60))
+    v = View(positions={"AAPL": D(100)})
+
+    def liquidate(qty: int, reduce_only: bool = True) -> str | None:
+        return g.check(OrderRequest("liquidation", "AAPL", Side.SELL, D(qty), OrderType.MARKET,
+                                    reduce_only=reduce_only, source=LIQUIDATION_SOURCE), v)
+
+    assert liquidate(50) is None
+    assert liquidate(50) is None  # the same size again, and over the total rate: still goes
+    assert liquidate(61) == "qty 61 exceeds max_order_qty 60"  # every other check applies
+    assert "trading HALTED" in (liquidate(10, reduce_only=False) or "")  # only reduce-only ones
+    v.open_orders["AAPL"] = (D(0), D(100))
+    assert "more than the 0 left to reduce" in (liquidate(1) or "")
+    # An operator order with the same look is not a liquidation.
+    assert "trading HALTED" in (g.check(order(Side.SELL, 1, reduce_only=True), v) or "")
+    # Its passes count for the others' rate limit once trading resumes.
+    g.set_state(TradingState.ACTIVE, reason="resume")
+    assert "max_orders_per_minute_total 1" in (g.check(order(Side.SELL, 1), View(positions={"AAPL": D(100)})) or "")
+
+
+def test_refusals_never_round_a_value_to_look_allowed() -> None:
+    g = gate(max_order_notional=D(50000))
+    assert g.check(order(qty=1000, limit="50.00001"), View()) == (
+        "notional 50000.01 exceeds max_order_notional 50000")
+    assert g.check(order(qty=10000, limit="5.0000001"), View()) == (
+        "notional 50000.0010000 exceeds max_order_notional 50000")
+
+
+def test_duplicate_memory_stays_bounded_and_exact_inside_the_window() -> None:
+    g = gate(duplicate_window_seconds=2)
+    v = View()
+    for qty in range(1, 10001):  # one order a millisecond for 10 s, every one a new size
+        v.advance(0.001)
+        assert g.check(order(qty=qty), v) is None
+    assert len(g._last_sent) <= 4096
+    assert "sent 1.5 s ago" in (g.check(order(qty=8500), v) or "")  # inside the window: remembered
+    assert g.check(order(qty=7000), v) is None  # 3 s ago: forgotten or expired, either way it passes
+
+
+def test_state_listener_hears_every_change_once() -> None:
+    heard: list[tuple[str, str, str]] = []
+    g = RiskGate(RiskConfig(), on_state_change=lambda old, new, why: heard.append((old, new, why)))
+    g.set_state(TradingState.ACTIVE, reason="no-op")
+    g.set_state(TradingState.HALTED, reason="operator: halt")
+    g.set_state(TradingState.HALTED, reason="again")
+    assert heard == [("ACTIVE", "HALTED", "operator: halt")]
+    assert g.state_reason == "operator: halt"
