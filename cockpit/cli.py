@@ -83,9 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "positions":
             p.add_argument("--all", action="store_true", help="include flat positions")
 
+    from cockpit.audit_cli import add_audit_parser
     from cockpit.control_cli import add_control_parsers
 
     add_control_parsers(sub, lambda p: _common(p, suppress=True))
+    add_audit_parser(sub, configure=lambda p: _common(p, suppress=True))
+    sim = sub.add_parser("ib-sim", help="run the IB Gateway simulator (rehearse IBKR mode without an account)",
+                         add_help=False)
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="--port PORT [--state FILE] (see ib-sim --help)")
 
     paper = sub.add_parser("paper", help="the paper broker's account")
     paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
@@ -96,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ib-sim"]:  # its own argument parser, help included
+        from brokers.ibsim.cli import main as ib_sim_main
+
+        return ib_sim_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -117,6 +127,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "paper":
         return _paper_reset(args)
+    if command == "audit":
+        from cockpit.audit_cli import AuditCliError, run_audit
+        from cockpit.wiring import db_path
+
+        try:
+            return run_audit(args, db_path(_settings(args)))
+        except AuditCliError as exc:
+            raise CliError(str(exc), exc.code) from None
     from cockpit.control_cli import COMMANDS
 
     if command in COMMANDS:

@@ -7,8 +7,10 @@ engine snapshot and redraws the panes from it.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,6 +26,8 @@ from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from core.config import ConfigError
+from core.controls import CommandRefused, CommandResult
+from core.deadman import DeadmanPhase
 from core.engine import Engine
 from core.snapshot import EngineSnapshot
 
@@ -31,7 +35,8 @@ from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.alerts_pane import AlertsPane
-from cockpit.tui.screens import ConfirmScreen, HelpScreen
+from cockpit.tui import command_lines
+from cockpit.tui.screens import ConfirmScreen, DeadmanScreen, HelpScreen, TextPromptScreen
 from cockpit.tui.status_line import status_line
 from cockpit.tui.fixed_table import Cell, Column, FixedTable
 
@@ -76,10 +81,17 @@ ORDER_COLUMNS = (
 )
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
 def binding_ids() -> set[str]:
     """Every binding id a keymap may name."""
     ids = set()
-    for owner in (CockpitApp, ConfirmScreen, HelpScreen):
+    for owner in (CockpitApp, ConfirmScreen, HelpScreen, TextPromptScreen, DeadmanScreen):
         ids.update(b.id for b in owner.BINDINGS if isinstance(b, Binding) and b.id)
     return ids
 
@@ -93,6 +105,14 @@ class CockpitApp(App[int]):
         Binding("a", "alert_level", "Alert level", id="alerts.level"),
         Binding("slash", "alert_filter", "Filter alerts", id="alerts.filter", key_display="/"),
         Binding("escape", "clear_alert_filter", "Clear filter", id="alerts.clear", show=False),
+        Binding("f", "flatten", "Flatten", id="ops.flatten"),
+        Binding("c", "cancel_all", "Cancel all", id="ops.cancel_all"),
+        Binding("h", "halt_resume", "Halt/resume", id="ops.halt"),
+        Binding("s", "strategies", "Strategies", id="ops.strategies"),
+        Binding("r", "risk_limits", "Risk limits", id="ops.risk"),
+        Binding("o", "manual_order", "Order", id="ops.order"),
+        Binding("p", "position_override", "Position", id="ops.position"),
+        Binding("d", "confirm_presence", "I'm here", id="ops.deadman"),
     ]
 
     def __init__(self, engine: Engine, alerts: AlertBuffer, keymap: dict[str, str] | None = None) -> None:
@@ -108,6 +128,8 @@ class CockpitApp(App[int]):
         self._engine_worker: Worker[None] | None = None
         self.engine_state = "starting"
         self.engine_done = asyncio.Event()  # set when the engine's run ends, however it ends
+        self._deadman_screen: DeadmanScreen | None = None
+        self.actor = f"tui:{_user()}"  # the audit trail's "who"
         self.control = ControlServer(engine, engine.settings)  # the CLI and scripts reach the engine here
         self.crash: str | None = None
 
@@ -169,12 +191,32 @@ class CockpitApp(App[int]):
         try:
             self._draw_status(snap)
             if snap is not None:
+                self._watch_deadman(snap)
                 self._draw_positions(snap)
                 self._draw_orders(snap)
                 self._draw_pnl(snap)
             self.query_one(AlertsPane).redraw()
         except NoMatches:
             pass  # the app is tearing down: the panes are gone
+
+    def _watch_deadman(self, snap: EngineSnapshot) -> None:
+        """The grace window opens a modal; it closes when presence is confirmed (any way)."""
+        dm = snap.deadman
+        warning = dm is not None and dm.phase is DeadmanPhase.WARNING
+        if warning and self._deadman_screen is None:
+            self._deadman_screen = DeadmanScreen(self.engine.settings.deadman.action)
+
+            def answered(yes: bool | None) -> None:
+                self._deadman_screen = None
+                if yes:
+                    self.action_confirm_presence()
+
+            self.push_screen(self._deadman_screen, answered)
+        if self._deadman_screen is not None:
+            if warning and self._deadman_screen.is_mounted:
+                self._deadman_screen.show_seconds(dm.seconds_left if dm else None)
+            elif not warning:
+                self._deadman_screen.dismiss(False)
 
     def _draw_status(self, snap: EngineSnapshot | None) -> None:
         self.query_one("#status", Static).update(status_line(snap, self.engine_state))
@@ -268,6 +310,14 @@ class CockpitApp(App[int]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Quit cockpit", "Stop the engine (state flushed) and leave", self.action_quit_cockpit)
         yield SystemCommand("Keys", "List every key", self.action_help)
+        yield SystemCommand("Flatten", "Emergency liquidation (ALL) or one symbol", self.action_flatten)
+        yield SystemCommand("Cancel all", "Cancel every working order", self.action_cancel_all)
+        yield SystemCommand("Halt / resume", "Stop new orders, or trade again", self.action_halt_resume)
+        yield SystemCommand("Strategies", "Switch a strategy on or off", self.action_strategies)
+        yield SystemCommand("Risk limits", "Show and change risk limits", self.action_risk_limits)
+        yield SystemCommand("Manual order", "An order through the risk gate", self.action_manual_order)
+        yield SystemCommand("Position override", "Correct the book for a symbol", self.action_position_override)
+        yield SystemCommand("Confirm presence", "Reset the dead-man switch", self.action_confirm_presence)
 
     def action_alert_level(self) -> None:
         self.query_one(AlertsPane).cycle_level()
@@ -277,6 +327,163 @@ class CockpitApp(App[int]):
 
     def action_clear_alert_filter(self) -> None:
         self.query_one(AlertsPane).clear_filter()
+
+    # ---- operator commands: the same path as the CLI and the API (core.controls) ----
+
+    def _run_command(self, make: Callable[[], Awaitable[CommandResult]]) -> None:
+        async def run() -> None:
+            try:
+                result = await make()
+            except CommandRefused as exc:
+                self.notify(str(exc), title="Refused", severity="error", timeout=8)
+                return
+            self.notify(result.message, title="Done", timeout=6)
+
+        self.run_worker(run(), group="ops")
+
+    def _confirm(self, question: str, then: Callable[[], Awaitable[CommandResult]]) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._run_command(then)
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def _engine_ready(self) -> bool:
+        if self.engine.oms is None:
+            self.notify("the engine is still starting", severity="warning")
+            return False
+        return True
+
+    def action_flatten(self) -> None:
+        if not self._engine_ready():
+            return
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            symbol = None if line.upper() == "ALL" else line.upper()
+            try:
+                plan = self.engine.controls.flatten_preview(symbol)
+            except CommandRefused as exc:
+                self.notify(str(exc), severity="error")
+                return
+            lines = ["FLATTEN ALL: trading goes HALTED, then:" if symbol is None else
+                     f"FLATTEN {symbol}: reduce-only until resume, then:"]
+            lines += [f"  cancel {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in plan.cancel]
+            lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (about {c['notional']})" for c in plan.close]
+            if not plan.cancel and not plan.close:
+                lines.append("  nothing to cancel or close")
+            lines.append(f"  notional {plan.notional:,}")
+            self._confirm("\n".join(lines), lambda: self.engine.controls.flatten(symbol, actor=self.actor))
+
+        self.push_screen(TextPromptScreen("Flatten", "Type ALL for the emergency liquidation, or one SYMBOL.",
+                                          value="ALL"), chosen)
+
+    def action_cancel_all(self) -> None:
+        if not self._engine_ready():
+            return
+        orders = self.engine.controls.cancel_all_preview()
+        lines = ["CANCEL ALL working orders:"]
+        lines += [f"  {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in orders] or ["  none"]
+        self._confirm("\n".join(lines), lambda: self.engine.controls.cancel_all(actor=self.actor))
+
+    def action_halt_resume(self) -> None:
+        if not self._engine_ready():
+            return
+        state = self.engine.gate.state
+        working = len(self.engine.oms.open_orders) if self.engine.oms else 0
+        if str(state) == "ACTIVE":
+            self._confirm(f"HALT trading: no new orders pass; {working} working order(s) stay (c cancels them).",
+                          lambda: self.engine.controls.halt(actor=self.actor))
+        else:
+            self._confirm(f"RESUME trading: {state} -> ACTIVE ({self.engine.gate.state_reason}).",
+                          lambda: self.engine.controls.resume(actor=self.actor))
+
+    def action_strategies(self) -> None:
+        if not self._engine_ready():
+            return
+        rows = self.engine.controls.strategies()
+        listing = "\n".join(f"  {r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED'}" for r in rows)
+
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            current = next((r for r in rows if r["name"] == name), None)
+            if current is None:
+                self.notify(f"no strategy named {name!r}", severity="error")
+                return
+            enable = not current["enabled"]
+            word = "ENABLE" if enable else "DISABLE (its working orders are cancelled)"
+            self._confirm(f"{word} strategy {name}?",
+                          lambda: self.engine.controls.set_strategy(name, enable, actor=self.actor))
+
+        self.push_screen(TextPromptScreen("Strategies", f"{listing}\n\nType a name to switch it on or off."), chosen)
+
+    def action_risk_limits(self, error: str | None = None, value: str = "") -> None:
+        if not self._engine_ready():
+            return
+        limits = self.engine.controls.risk_limits()
+        listing = "\n".join(f"  {k:<36} {v}" for k, v in limits.items())
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            try:
+                key, new = command_lines.parse_limit(line)
+            except ValueError as exc:
+                self.action_risk_limits(str(exc), line)
+                return
+            self._confirm(f"Set risk limit {key}: {limits.get(key, '?')} -> {new} (persisted)?",
+                          lambda: self.engine.controls.set_limit(key, new, actor=self.actor))
+
+        self.push_screen(TextPromptScreen("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}",
+                                          value=value, error=error), chosen)
+
+    def action_manual_order(self, error: str | None = None, value: str = "") -> None:
+        if not self._engine_ready():
+            return
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            try:
+                o = command_lines.parse_order(line)
+            except ValueError as exc:
+                self.action_manual_order(str(exc), line)
+                return
+            price = f"limit {o.limit}" if o.limit else "at market"
+            self._confirm(f"Send {o.side.upper()} {o.qty} {o.symbol} {price} through the risk gate?",
+                          lambda: self.engine.controls.manual_order(o.side, o.symbol, o.qty, o.limit,
+                                                                    actor=self.actor))
+
+        self.push_screen(TextPromptScreen("Manual order", command_lines.ORDER_USAGE, value=value, error=error),
+                         chosen)
+
+    def action_position_override(self, error: str | None = None, value: str = "") -> None:
+        if not self._engine_ready():
+            return
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            try:
+                p = command_lines.parse_position(line)
+            except ValueError as exc:
+                self.action_position_override(str(exc), line)
+                return
+            now = self.engine.portfolio.positions.get(p.symbol)
+            before = f"{now.qty} @ {now.avg_cost}" if now is not None else "none"
+            self._confirm(f"OVERRIDE the book: {p.symbol} {before} -> {p.qty} @ {p.avg_cost}\nreason: {p.reason}",
+                          lambda: self.engine.controls.set_position(p.symbol, p.qty, p.avg_cost, actor=self.actor,
+                                                                    reason=p.reason))
+
+        self.push_screen(TextPromptScreen("Position override (when the book is known to be wrong)",
+                                          command_lines.POSITION_USAGE, value=value, error=error), chosen)
+
+    def action_confirm_presence(self) -> None:
+        if not self._engine_ready():
+            return
+        self._run_command(lambda: self.engine.controls.confirm(actor=self.actor))
 
     def action_help(self) -> None:
         rows = []

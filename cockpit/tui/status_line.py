@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from core.deadman import DeadmanPhase
 from core.snapshot import EngineSnapshot
 
 SEP = " │ "
@@ -22,6 +23,7 @@ def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
         return text
     parts: list[tuple[str, str]] = [
         (snap.mode, "bold reverse red" if snap.mode == "LIVE" else "bold green"),
+        (snap.trading_state, "bold green" if snap.trading_state == "ACTIVE" else "bold reverse red"),
     ]
     if engine_state != "running":
         parts.append((f"engine {engine_state}", "bold yellow" if engine_state != "failed" else "bold red"))
@@ -36,8 +38,20 @@ def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
     parts.append((snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z"), ""))
     parts.append((f"equity {snap.equity:,.2f}", ""))
     parts.append((f"day {snap.day_pnl:+,.2f}", "red" if snap.day_pnl < 0 else "green"))
+    parts.append(_deadman(snap))
     for n, (part, style) in enumerate(parts):
         if n:
             text.append(SEP, style="dim")
         text.append(part, style=style)
     return text
+
+
+def _deadman(snap: EngineSnapshot) -> tuple[str, str]:
+    dm = snap.deadman
+    if dm is None or dm.phase in (DeadmanPhase.OFF, DeadmanPhase.DISARMED):
+        return (f"dead-man {dm.phase if dm else 'off'}", "dim")
+    if dm.phase is DeadmanPhase.MISSED:
+        return ("dead-man MISSED: press d", "bold reverse red")
+    left = int(dm.seconds_left or 0)
+    text = f"dead-man {left // 60}:{left % 60:02d}"
+    return (text, "bold reverse yellow" if dm.phase is DeadmanPhase.WARNING else "")

@@ -1,0 +1,50 @@
+"""Parse the one-line forms of the cockpit's operator prompts into command arguments.
+
+Pure functions: the prompt screen collects text, these split it, core.controls validates
+and runs the command. A line that does not parse raises ValueError with the usage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ORDER_USAGE = "buy|sell SYMBOL QTY [LIMIT]   e.g.  buy AAPL 100   or   sell SPY 20 450.50"
+POSITION_USAGE = "SYMBOL QTY AVG_COST REASON...   e.g.  AAPL 100 187.25 broker statement shows 100"
+LIMIT_USAGE = "KEY VALUE   e.g.  max_order_qty 500"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    side: str
+    symbol: str
+    qty: str
+    limit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLine:
+    symbol: str
+    qty: str
+    avg_cost: str
+    reason: str
+
+
+def parse_order(line: str) -> OrderLine:
+    parts = line.split()
+    if len(parts) not in (3, 4) or parts[0].lower() not in ("buy", "sell"):
+        raise ValueError(f"usage: {ORDER_USAGE}")
+    return OrderLine(parts[0].lower(), parts[1].upper(), parts[2], parts[3] if len(parts) == 4 else None)
+
+
+def parse_position(line: str) -> PositionLine:
+    parts = line.split(maxsplit=3)
+    if len(parts) < 4:
+        raise ValueError(f"usage: {POSITION_USAGE} (a reason is required)")
+    return PositionLine(parts[0].upper(), parts[1], parts[2], parts[3])
+
+
+def parse_limit(line: str) -> tuple[str, str]:
+    parts = line.split(maxsplit=1)
+    if len(parts) != 2:
+        raise ValueError(f"usage: {LIMIT_USAGE}")
+    return parts[0], parts[1]
