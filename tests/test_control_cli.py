@@ -143,3 +143,35 @@ def test_confirm_and_cancel_all(engine) -> None:
     assert "cancel requested" in ok(cli(env, state, "cancel-all", "--yes"))
     no_tty = cli(env, state, "cancel-all")
     assert no_tty.returncode == 2 and "pass --yes" in no_tty.stderr
+
+
+def test_tcp_listener_needs_the_bearer_token_and_bad_input_is_a_4xx(clean_env: dict[str, str], tmp_path: Path) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "t0ken-for-tests-only-123"
+    env = {**clean_env, "COCKPIT_API__TCP_PORT": str(port), "COCKPIT_API_TOKEN": token}
+    proc = subprocess.Popen([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(CONFIG), "--state-dir",
+                             str(tmp_path)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (tmp_path / "control.sock").exists())
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/status").status_code == 401
+        assert httpx.get(f"{url}/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{url}/status", headers=auth).json()["trading_state"] == "ACTIVE"
+        bad = httpx.post(f"{url}/orders", headers=auth, json={"side": "buy", "symbol": "AAPL"})
+        assert bad.status_code == 422 and "qty" in bad.json()["detail"]
+        nonsense = httpx.post(f"{url}/orders", headers=auth, json={"side": "hold", "symbol": "AAPL", "qty": "x"})
+        assert nonsense.status_code == 409 and "side must be buy or sell" in nonsense.json()["detail"]
+        worse = httpx.post(f"{url}/risk", headers=auth, json={"key": "max_order_qty", "value": "-3"})
+        assert worse.status_code == 409 and "max_order_qty" in worse.json()["detail"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+    verify = cli(env, tmp_path, "audit", "verify")
+    assert verify.returncode == 0 and "chain intact" in verify.stdout
