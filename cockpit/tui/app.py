@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult, SystemCommand
@@ -419,66 +420,61 @@ class CockpitApp(App[int]):
 
         self.push_screen(TextPromptScreen("Strategies", f"{listing}\n\nType a name to switch it on or off."), chosen)
 
-    def action_risk_limits(self, error: str | None = None, value: str = "") -> None:
+    def _parsed_prompt(self, title: str, help_text: str, parse: Callable[[str], Any],
+                       then: Callable[[Any], None], value: str = "", error: str | None = None) -> None:
+        """Ask for one line; a line that does not parse comes back with its usage, kept for editing."""
+
+        def chosen(line: str | None) -> None:
+            if not line:
+                return
+            try:
+                parsed = parse(line)
+            except ValueError as exc:
+                self._parsed_prompt(title, help_text, parse, then, line, str(exc))
+                return
+            then(parsed)
+
+        self.push_screen(TextPromptScreen(title, help_text, value=value, error=error), chosen)
+
+    def action_risk_limits(self) -> None:
         if not self._engine_ready():
             return
         limits = self.engine.controls.risk_limits()
         listing = "\n".join(f"  {k:<36} {v}" for k, v in limits.items())
 
-        def chosen(line: str | None) -> None:
-            if not line:
-                return
-            try:
-                key, new = command_lines.parse_limit(line)
-            except ValueError as exc:
-                self.action_risk_limits(str(exc), line)
-                return
+        def then(parsed: tuple[str, str]) -> None:
+            key, new = parsed
             self._confirm(f"Set risk limit {key}: {limits.get(key, '?')} -> {new} (persisted)?",
                           lambda: self.engine.controls.set_limit(key, new, actor=self.actor))
 
-        self.push_screen(TextPromptScreen("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}",
-                                          value=value, error=error), chosen)
+        self._parsed_prompt("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}", command_lines.parse_limit,
+                            then)
 
-    def action_manual_order(self, error: str | None = None, value: str = "") -> None:
+    def action_manual_order(self) -> None:
         if not self._engine_ready():
             return
 
-        def chosen(line: str | None) -> None:
-            if not line:
-                return
-            try:
-                o = command_lines.parse_order(line)
-            except ValueError as exc:
-                self.action_manual_order(str(exc), line)
-                return
+        def then(o: command_lines.OrderLine) -> None:
             price = f"limit {o.limit}" if o.limit else "at market"
             self._confirm(f"Send {o.side.upper()} {o.qty} {o.symbol} {price} through the risk gate?",
                           lambda: self.engine.controls.manual_order(o.side, o.symbol, o.qty, o.limit,
                                                                     actor=self.actor))
 
-        self.push_screen(TextPromptScreen("Manual order", command_lines.ORDER_USAGE, value=value, error=error),
-                         chosen)
+        self._parsed_prompt("Manual order", command_lines.ORDER_USAGE, command_lines.parse_order, then)
 
-    def action_position_override(self, error: str | None = None, value: str = "") -> None:
+    def action_position_override(self) -> None:
         if not self._engine_ready():
             return
 
-        def chosen(line: str | None) -> None:
-            if not line:
-                return
-            try:
-                p = command_lines.parse_position(line)
-            except ValueError as exc:
-                self.action_position_override(str(exc), line)
-                return
+        def then(p: command_lines.PositionLine) -> None:
             now = self.engine.portfolio.positions.get(p.symbol)
             before = f"{now.qty} @ {now.avg_cost}" if now is not None else "none"
             self._confirm(f"OVERRIDE the book: {p.symbol} {before} -> {p.qty} @ {p.avg_cost}\nreason: {p.reason}",
                           lambda: self.engine.controls.set_position(p.symbol, p.qty, p.avg_cost, actor=self.actor,
                                                                     reason=p.reason))
 
-        self.push_screen(TextPromptScreen("Position override (when the book is known to be wrong)",
-                                          command_lines.POSITION_USAGE, value=value, error=error), chosen)
+        self._parsed_prompt("Position override (when the book is known to be wrong)", command_lines.POSITION_USAGE,
+                            command_lines.parse_position, then)
 
     def action_confirm_presence(self) -> None:
         if not self._engine_ready():
