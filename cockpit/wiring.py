@@ -32,6 +32,8 @@ def resolve_data_path(settings: Settings, path: str) -> Path:
 
 
 def feed_symbols_of(settings: Settings) -> list[str]:
+    if settings.feed.kind == "ibkr":
+        return list(settings.feed.symbols)
     if settings.feed.kind == "synthetic":
         return SyntheticFeed(settings.feed.synthetic, LiveClock()).symbols
     return [f.symbol for f in settings.feed.files]
@@ -70,11 +72,13 @@ def make_strategies(settings: Settings) -> list[Strategy]:
 
 
 def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) -> Engine:
-    """The engine for ``settings``: a replay on a simulated clock or a synthetic feed on the
-    wall clock, and the paper broker.
+    """The engine for ``settings``: the paper broker with a replay on a simulated clock or a
+    synthetic feed on the wall clock; or IBKR with IB's market data on the wall clock.
 
     ``new_id`` makes the random instance and account ids fixed (stable test screens).
     """
+    if settings.broker.kind == "ibkr":
+        return _build_ibkr_engine(settings, new_id)
     ids = {"new_id": new_id} if new_id is not None else {}
     strategies = make_strategies(settings)
     for spec in settings.feed.files:
@@ -98,3 +102,29 @@ def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) ->
                          market_tz=settings.engine.market_tz, **ids)
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
                   strategies=strategies, **ids)
+
+
+def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None) -> Engine:
+    """IB Gateway (or TWS) as broker and feed. The adapter's order-id state lives in the
+    state dir unless ``[ibkr] id_state_file`` names another file."""
+    from brokers.ibkr.broker import IbkrBroker
+    from brokers.ibkr.feed import IbkrFeed
+
+    ids = {"new_id": new_id} if new_id is not None else {}
+    strategies = make_strategies(settings)
+    ibkr = settings.ibkr.model_copy(update={
+        "id_state_file": settings.resolve(settings.ibkr.id_state_file) if settings.ibkr.id_state_file
+        else settings.state_dir / "ibkr_order_ids.json"})
+    clock = LiveClock()
+    engine_ref: list[Engine] = []
+
+    def on_connection_change(up: bool, reason: str) -> None:
+        if engine_ref:
+            engine_ref[0].broker_connection_changed(up, reason)
+
+    broker = IbkrBroker(ibkr, clock, on_connection_change=on_connection_change)
+    feed = IbkrFeed(broker, settings.feed.symbols, clock)
+    engine = Engine(settings=settings, store=Store(db_path(settings)), clock=clock, bus=Bus(), broker=broker,
+                    feed=feed, strategies=strategies, **ids)
+    engine_ref.append(engine)
+    return engine

@@ -8,7 +8,7 @@ through the report handler on the engine's loop, in the order the broker said it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from core.model import AccountSnapshot, BrokerPosition, Execution, Order, OrderUpdate
@@ -39,6 +39,23 @@ class Broker(ABC):
     @property
     @abstractmethod
     def connected(self) -> bool: ...
+
+    @property
+    def status(self) -> str:
+        """One line for the operator about the connection."""
+        return "connected" if self.connected else "disconnected"
+
+    def adopt(self, orders: Iterable[Order]) -> None:
+        """Orders the engine's store says are open, from an earlier run, told to the broker
+        before it connects so that what it reports about them reaches the engine.
+
+        A broker whose records live in the engine's store (paper) knows them already.
+        """
+
+    def adopt_unknown(self, order: Order) -> bool:
+        """Track an order the broker has open but the engine never placed (a reconciliation
+        break the operator resolved by adopting it); False if the broker cannot find it."""
+        return False
 
     @abstractmethod
     async def connect(self) -> None: ...

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from core.ibkr_config import IbkrConfig
+
 ENV_PREFIX = "COCKPIT_"
 
 
@@ -47,7 +49,18 @@ class EngineConfig(_Section):
 
 
 class BrokerConfig(_Section):
-    kind: Literal["paper"] = "paper"
+    kind: Literal["paper", "ibkr"] = "paper"
+
+
+class ReconcileConfig(_Section):
+    """How often the engine's book is compared with the broker's (also at every (re)connect).
+
+    A difference must still be there ``settle_seconds`` later to count as a break: a fill
+    or an acknowledgement in flight is not a break.
+    """
+
+    interval_minutes: float = Field(5.0, gt=0, le=1440, allow_inf_nan=False)
+    settle_seconds: float = Field(2.0, ge=0, le=60, allow_inf_nan=False)
 
 
 class PaperConfig(_Section):
@@ -77,8 +90,9 @@ class SyntheticConfig(_Section):
 
 
 class FeedConfig(_Section):
-    kind: Literal["replay", "synthetic"] = "replay"
+    kind: Literal["replay", "synthetic", "ibkr"] = "replay"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    symbols: list[str] = Field(default_factory=list)  # the ibkr feed's symbols (US stocks, SMART/USD)
     speed: float | Literal["max"] = 86400.0
     start: date | None = None
     end: date | None = None
@@ -107,6 +121,12 @@ class FeedConfig(_Section):
         dupes = sorted({s for s in symbols if symbols.count(s) > 1})
         if dupes:
             raise ValueError(f"symbol(s) listed twice in feed.files: {', '.join(dupes)}")
+        self.symbols = [s.strip().upper() for s in self.symbols]
+        dupes = sorted({s for s in self.symbols if self.symbols.count(s) > 1 or not s})
+        if dupes:
+            raise ValueError(f"symbol(s) empty or listed twice in feed.symbols: {', '.join(dupes)}")
+        if self.kind == "ibkr" and not self.symbols:
+            raise ValueError("the ibkr feed needs symbols: set feed.symbols = [\"AAPL\", ...]")
         return self
 
 
@@ -226,6 +246,8 @@ class Settings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
+    ibkr: IbkrConfig = Field(default_factory=IbkrConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     feed: FeedConfig = Field(default_factory=FeedConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
@@ -237,6 +259,16 @@ class Settings(BaseSettings):
 
     # Where the TOML came from: relative paths in it resolve against its folder.
     config_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _broker_and_feed_agree(self) -> Settings:
+        if self.broker.kind == "ibkr" and self.feed.kind != "ibkr":
+            raise ValueError(f"broker.kind = 'ibkr' sends real orders and needs IB's live prices, not a "
+                             f"{self.feed.kind} feed: set feed.kind = 'ibkr' and feed.symbols")
+        if self.feed.kind == "ibkr" and self.broker.kind != "ibkr":
+            raise ValueError("feed.kind = 'ibkr' reads prices through the IB session: set broker.kind = 'ibkr' "
+                             "(and the [ibkr] section)")
+        return self
 
     @classmethod
     def settings_customise_sources(

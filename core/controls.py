@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError
 from core.liquidation import LIQUIDATION, Liquidation, SymbolProgress
-from core.model import ZERO, OrderType, Side, TimeInForce
+from core.model import ZERO, OrderStatus, OrderType, Side, TimeInForce
+from core.reconcile import DiffKind
 from core.risk import OrderRequest, TradingState
 
 if TYPE_CHECKING:
@@ -275,6 +276,81 @@ class Controls:
         await self.engine.commit()
         return CommandResult(f"position {sym}: {before['qty']} @ {before['avg_cost']} -> {after['qty']} @ "
                              f"{after['avg_cost']}", {"symbol": sym, "before": before, "after": after})
+
+    # ---- reconciliation breaks -------------------------------------------------------
+
+    RESOLUTIONS = ("accept", "adopt", "flatten")
+
+    async def reconcile(self, *, actor: str) -> CommandResult:
+        result = await self.engine.reconciler.run(f"asked by {actor}")
+        return CommandResult(str(result), {"pass": result.as_dict(), "breaks": self.engine.reconciler.views()})
+
+    async def resolve_break(self, symbol: str, action: str, *, actor: str, reason: str | None = None) -> CommandResult:
+        """Settle a reconciliation break on ``symbol``, then unblock it:
+
+        - accept: the engine takes the broker's view: its position and average cost, its open
+          orders (unknown ones adopted), and engine orders the broker does not have are cancelled;
+        - adopt: only the broker's unknown open orders are adopted (the break stays if
+          anything else differs);
+        - flatten: accept, then flatten the symbol (its orders cancelled, position closed,
+          the symbol reduce-only until resume).
+        """
+        sym = self._symbol(symbol)
+        act = action.strip().lower()
+        if act not in self.RESOLUTIONS:
+            raise self._refuse("resolve", actor, reason,
+                               f"resolution must be one of {', '.join(self.RESOLUTIONS)}, got {action!r}")
+        rec = self.engine.reconciler
+        brk = rec.breaks.get(sym)
+        if brk is None:
+            known = ", ".join(sorted(rec.breaks)) or "none"
+            raise self._refuse("resolve", actor, reason, f"no reconciliation break on {sym} (breaks: {known})")
+        broker = self.engine.broker
+        if not broker.connected:
+            raise self._refuse("resolve", actor, reason,
+                               f"the broker is not connected ({broker.status}): its view cannot be read now")
+        oms = self._oms
+        broker_orders = [o for o in await broker.open_orders() if o.symbol == sym]
+        adopted = []
+        for order in broker_orders:
+            if order.client_order_id not in oms.open_orders:
+                taken = oms.adopt(order)
+                if not broker.adopt_unknown(taken):
+                    log.warning("broker could not track adopted order %s: its fills still reach the book "
+                                "by exec id", taken.client_order_id)
+                adopted.append(taken.client_order_id)
+        done: dict[str, Any] = {"adopted": adopted}
+        if act in ("accept", "flatten"):
+            at_broker = {o.client_order_id for o in broker_orders}
+            settled = [coid for coid, o in list(oms.open_orders.items())
+                       if o.symbol == sym and coid not in at_broker and o.status is not OrderStatus.NEW
+                       and oms.settle_missing(coid, f"not at the broker: {actor} accepted the broker's view")]
+            theirs = {p.symbol: p for p in await broker.positions()}.get(sym)
+            pos = self.engine.portfolio.position(sym)
+            before = {"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)}
+            pos.qty = theirs.qty if theirs is not None else ZERO
+            pos.avg_cost = theirs.avg_cost if theirs is not None and pos.qty else ZERO
+            oms.persist_position(sym)
+            done.update(cancelled_missing=settled, position_before=before,
+                        position_after={"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)})
+        remaining = [d for d in brk.differences if d.kind is not DiffKind.UNKNOWN_ORDER] if act == "adopt" else []
+        if remaining:
+            brk.differences = remaining
+            self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="break stays",
+                        symbol=sym, action=act, **done)
+            await self.engine.commit()
+            return CommandResult(f"{sym}: adopted {len(adopted)} order(s); the break stays: {brk.summary()} "
+                                 f"(accept or flatten to settle it)", {"symbol": sym, "resolved": False, **done})
+        rec.clear(sym)
+        self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="resolved", symbol=sym,
+                    action=act, **done)
+        message = f"{sym}: break resolved ({act})"
+        if act == "flatten":
+            flat = await self.flatten(sym, actor=actor, reason=reason or "resolving a reconciliation break")
+            done["flatten"] = flat.data
+            message += f"; {flat.message}"
+        await self.engine.commit()
+        return CommandResult(message, {"symbol": sym, "resolved": True, **done})
 
     # ---- presence ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections import defaultdict, deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,13 +24,15 @@ from core.bus import Bus
 from core.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
 from core.events import FillApplied, IntentRejected
-from core.feeds.replay import Cursor, ReplayFeed
-from core.feeds.synthetic import SyntheticFeed
+from core.exchange_session import ExchangeSession
+from core.feeds.base import Feed
+from core.feeds.replay import Cursor
 from core.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.oms import OrderManager
 from core.portfolio import Portfolio, Position
 from core.controls import Controls
 from core.deadman import DeadMan
+from core.reconcile import Reconciler
 from core.risk import OrderRequest, RiskGate, TradingState
 from core.serialize import dt
 from core.metrics import EquityTracker
@@ -62,7 +64,7 @@ class Engine:
         clock: Clock,
         bus: Bus,
         broker: Broker,
-        feed: ReplayFeed | SyntheticFeed,
+        feed: Feed,
         strategies: list[Strategy],
         new_id: Callable[[], str] = lambda: secrets.token_hex(3),
         wall_clock: Clock | None = None,
@@ -83,6 +85,12 @@ class Engine:
         self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
                                on_miss=self._deadman_missed)
         self.controls = Controls(self)
+        self.reconciler = Reconciler(self)
+        # A live feed trades only in the exchange session: the dead-man is armed only then.
+        self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
+        self._session_timer: object | None = None
+        self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
+        self._tasks: set[asyncio.Task[object]] = set()
         self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
         self.trading = False  # the run loop is live (the dead-man is armed while it is)
         self.oms: OrderManager | None = None
@@ -137,9 +145,13 @@ class Engine:
         self.bus.subscribe(FillApplied, self._on_fill)
         self.bus.subscribe(IntentRejected, self.rejections.append)
         self.store.before_flush(self._before_flush)
+        # What the store says is open from an earlier run: the broker reports on it from its first sync.
+        self.broker.adopt(self.oms.open_orders.values())
         await self.broker.connect()
         await self.oms.recover()
         await self.store.flush()
+        await self.reconciler.run("connect")
+        self._started = True
 
         for strategy in self.strategies:
             strategy.ctx = self
@@ -246,6 +258,58 @@ class Engine:
         except Exception:
             log.exception("dead-man action %s failed", action)
 
+    def broker_connection_changed(self, up: bool, reason: str) -> None:
+        """The broker's connection came or went: an alert, an audit row, and while it is
+        down (and until the reconcile after it returns) no new order passes the gate."""
+        if self.store.is_open:
+            self.audit.record("broker.up" if up else "broker.down", actor="broker", subject=self.broker.kind,
+                              reason=reason)
+        if not up:
+            log.error("BROKER DISCONNECTED (%s): %s; no new orders until it is back and reconciled",
+                      self.broker.kind, reason)
+            self.gate.hold = f"broker {self.broker.kind} disconnected ({reason})"
+            return
+        log.warning("broker %s connected: %s", self.broker.kind, reason)
+        if not self._started:
+            return  # start() reconciles the first connect itself
+        self.gate.hold = f"reconciling with the {self.broker.kind} broker after a reconnect"
+        self._spawn(self._reconcile_after_connect())
+
+    async def _reconcile_after_connect(self) -> None:
+        try:
+            await self.reconciler.run("reconnect")
+        except Exception:
+            log.exception("reconcile after reconnect failed; new orders stay held")
+            return
+        if self.broker.connected:
+            self.gate.hold = None
+
+    async def _reconcile_periodically(self) -> None:
+        interval = self.settings.reconcile.interval_minutes * 60
+        while True:
+            await asyncio.sleep(interval)  # wall time: the broker's book moves in wall time
+            try:
+                await self.reconciler.run("periodic")
+            except Exception:
+                log.exception("periodic reconcile failed")
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _follow_session(self) -> None:
+        """Arm the dead-man while the exchange is in session, disarm it outside, and come
+        back at the next open or close (wall clock)."""
+        assert self.session is not None
+        now = self.wall_clock.now()
+        if self.session.is_open(now):
+            self.deadman.arm()
+        else:
+            self.deadman.disarm(f"outside the {self.session.name} session")
+        nxt = self.session.next_change(now)
+        self._session_timer = self.wall_clock.call_later(max(nxt - now, timedelta(0)), self._follow_session)
+
     def request_stop(self) -> None:
         """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
         self._stop.set()
@@ -273,7 +337,11 @@ class Engine:
         quote_ts = self.quote_ts
         controls = self.controls
         self.trading = True
-        self.deadman.arm()
+        if self.session is not None:
+            self._follow_session()
+        else:
+            self.deadman.arm()  # a replay (or the synthetic feed) trades throughout
+        self._spawn(self._reconcile_periodically())
         cur_ts = self.cursor.ts if self.cursor else None
         n_at_ts = self.cursor.n_at_ts if self.cursor else 0
         try:
@@ -326,6 +394,11 @@ class Engine:
                     break
         finally:
             self.trading = False
+            if self._session_timer is not None:
+                self._session_timer.cancel()  # type: ignore[attr-defined]
+                self._session_timer = None
+            for task in list(self._tasks):
+                task.cancel()
             self.deadman.disarm("the engine stopped trading")
             if flushing is not None:
                 await flushing
@@ -377,6 +450,9 @@ class Engine:
             strategies=tuple((s.name, s.enabled) for s in self.strategies),
             reduce_only_symbols=tuple(sorted(self.gate.reduce_only_symbols)),
             liquidation=self.controls.liquidation.summary() if self.controls.liquidation is not None else None,
+            broker_status=self.broker.status,
+            breaks=tuple(self.reconciler.breaks),
+            hold=self.gate.hold,
         )
 
     # ---- the strategy context ------------------------------------------------------

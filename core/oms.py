@@ -114,6 +114,38 @@ class OrderManager:
             log.warning("applying fill %s missed while stopped", execution.exec_id)
             self.on_report(execution)
 
+    def has_seen(self, exec_id: str) -> bool:
+        return exec_id in self._seen_execs
+
+    # ---- reconciliation resolutions -----------------------------------------------------
+
+    def adopt(self, order: Order, *, strategy: str = "adopted") -> Order:
+        """Take an order the broker has open but the engine did not (a resolved break) into
+        the book, so its fills and cancels are tracked like any other."""
+        known = self.orders.get(order.client_order_id)
+        if known is not None and not known.status.is_terminal:
+            return known
+        now = self.clock.now()
+        adopted = Order(
+            client_order_id=order.client_order_id, strategy=strategy, symbol=order.symbol, side=order.side,
+            qty=order.qty, order_type=order.order_type, tif=order.tif, limit_price=order.limit_price,
+            created_at=order.created_at, updated_at=now, status=order.status, filled_qty=order.filled_qty,
+            avg_fill_price=order.avg_fill_price, broker_order_id=order.broker_order_id,
+            reason="adopted from the broker by the operator",
+        )
+        self.orders[adopted.client_order_id] = adopted
+        self.open_orders[adopted.client_order_id] = adopted
+        self._persist(adopted)
+        self.bus.publish(OrderChanged(adopted))
+        return adopted
+
+    def settle_missing(self, client_order_id: str, reason: str) -> bool:
+        """An open order the broker has no trace of, declared cancelled by the operator."""
+        order = self.open_orders.get(client_order_id)
+        if order is None:
+            return False
+        return self._set_status(order, OrderStatus.CANCELLED, reason)
+
     # ---- orders in -----------------------------------------------------------------
 
     def submit(self, req: OrderRequest, tif: TimeInForce = TimeInForce.DAY) -> Order | None:

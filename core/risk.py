@@ -26,6 +26,10 @@ Interface
 - ``OrderRequest(source=LIQUIDATION_SOURCE, reduce_only=True)``: the emergency
   liquidation's orders pass HALTED and skip the rate and duplicate guards (a retry of the
   same size must go); every other check applies, and a pass is still recorded.
+- ``blocked_symbols`` (symbol -> reason; a reconciliation break, ``block_symbol`` /
+  ``unblock_symbol``): no new order in that symbol but a liquidation's until resolved.
+- ``hold`` (a reason, or None): while set, no new order passes at all (the broker is down
+  or the engine is reconciling after a reconnect).
 - Cancels are never gated: a cancel always passes, in every state.
 
 Trading states
@@ -43,7 +47,9 @@ refuses (ValueError) to go below what a still-breached daily loss limit demands 
 Checks, in order (the first that fails is the reason)
 ------------------------------------------------------
 0. daily loss: ``-view.day_pnl() > daily_loss_limit`` trips the state (latched, above)
+0a. ``hold`` refuses everything
 1. state HALTED refuses everything (but liquidation orders, above)
+1a. a symbol in ``blocked_symbols`` refuses everything (but liquidation orders)
 2. input: qty finite, positive, whole shares; a LIMIT order has a finite positive price
 3. the symbol is in ``reduce_only_symbols`` (and the order is not ``reduce_only``), then
    state REDUCING or ``reduce_only``: the order must reduce (above)
@@ -198,6 +204,16 @@ class RiskGate:
         self._last_sent: dict[tuple[str, Side, Decimal], datetime] = {}
         # Symbols being flattened one by one: only reducing orders until the operator resumes.
         self.reduce_only_symbols: set[str] = set()
+        # Symbols with a reconciliation break: no new order (but a liquidation's) until resolved.
+        self.blocked_symbols: dict[str, str] = {}
+        # Why no new order may go at all right now (broker down, reconciling after a reconnect).
+        self.hold: str | None = None
+
+    def block_symbol(self, symbol: str, reason: str) -> None:
+        self.blocked_symbols[symbol] = reason
+
+    def unblock_symbol(self, symbol: str) -> None:
+        self.blocked_symbols.pop(symbol, None)
 
     # ---- the trading state ---------------------------------------------------------
 
@@ -283,8 +299,14 @@ class RiskGate:
         now = view.now()
         self.observe_pnl(view.day_pnl(), now)
         liquidating = req.source == LIQUIDATION_SOURCE and req.reduce_only
+        if self.hold is not None:
+            return f"no new orders: {self.hold}"
         if self._state is TradingState.HALTED and not liquidating:
             return f"trading HALTED ({self._state_reason}): no new orders, only cancels"
+        if req.symbol in self.blocked_symbols and not liquidating:
+            return (f"{req.symbol} is blocked by a reconciliation break until the operator resolves it "
+                    f"(key b, or `cockpit resolve {req.symbol} accept|adopt|flatten`): "
+                    f"{self.blocked_symbols[req.symbol]}")
         if (bad := _bad_input(req)) is not None:
             return bad
         pos = view.position(req.symbol)

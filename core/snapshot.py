@@ -73,6 +73,9 @@ class EngineSnapshot:
     strategies: tuple[tuple[str, bool], ...] = ()
     reduce_only_symbols: tuple[str, ...] = ()
     liquidation: dict[str, Any] | None = None
+    broker_status: str = ""
+    breaks: tuple[str, ...] = ()  # symbols with an unresolved reconciliation break
+    hold: str | None = None  # why no new order passes right now (broker down, reconciling)
 
     @property
     def net(self) -> Decimal:

@@ -61,7 +61,9 @@ def test_status_and_socket_mode(engine) -> None:
     assert mode == 0o600
     s = status(env, state)
     assert s["trading_state"] == "ACTIVE"
-    assert s["broker"] == {"kind": "paper", "connected": True}
+    assert s["broker"] == {"kind": "paper", "connected": True, "status": "connected"}
+    assert s["breaks"] == [] and s["hold"] is None
+    assert s["last_reconcile"]["reason"] == "connect" and s["last_reconcile"]["differences"] == []
     assert {"name", "kind", "events"} <= set(s["feeds"][0])
     assert {x["name"] for x in s["strategies"]} == {"sma_cross", "rsi_reversion"}
     assert set(s["symbols"]) == {"AAPL", "NVDA", "ORCL", "SPY", "YHOO"}

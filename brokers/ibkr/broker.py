@@ -727,10 +727,13 @@ class IbkrBroker(Broker):
         log.warning("order %s: IB %d: %s", t.client_order_id, code, text)
 
     def _adopt_from_ib(self, client_order_id: str) -> Tracked | None:
-        """An order placed by an earlier run, still open at IB: track it so it can be cancelled."""
+        """An order open at IB that we did not track (placed by an earlier run, or elsewhere and
+        adopted by the operator): track it so its fills reach the engine and it can be cancelled.
+        ``client_order_id`` is its orderRef, or ``ib-perm-<permId>`` for an order without one."""
         for trade in self.ib.openTrades():
-            if trade.order.orderRef == client_order_id:
-                order = convert.order_from_trade(trade)
+            ref = trade.order.orderRef or f"ib-perm-{trade.order.permId}"
+            if ref == client_order_id:
+                order = convert.order_from_trade(trade, client_order_id)
                 t = Tracked(order, sent=True, acked=True, adopted=True, qty=order.qty, limit_price=order.limit_price,
                             accepted_reported=True, working_at_ib=True)
                 self._orders.add(t)
@@ -738,6 +741,11 @@ class IbkrBroker(Broker):
                 self._orders.bind(t, order_id=trade.order.orderId if own else None, perm_id=trade.order.permId)
                 return t
         return None
+
+    def adopt_unknown(self, order: Order) -> bool:
+        if order.client_order_id in self._orders:
+            return True
+        return self._socket_up and self._adopt_from_ib(order.client_order_id) is not None
 
     def adopt(self, orders: Iterable[Order]) -> None:
         """Orders the engine's store says are open (from an earlier run): track them, so that

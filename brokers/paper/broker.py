@@ -332,6 +332,10 @@ class PaperBroker(Broker):
         self._report(Execution(exec_id, po.client_order_id, po.symbol, po.side, qty, price, commission, ts,
                                po.order_id))
 
+    def adopt_unknown(self, order: Order) -> bool:
+        """Every order the paper venue holds is reported by client order id already."""
+        return order.client_order_id in self._orders
+
     # ---- queries -------------------------------------------------------------------
 
     async def positions(self) -> list[BrokerPosition]:

@@ -48,6 +48,10 @@ class PositionBody(_Body):
     avg_cost: str
 
 
+class ResolveBody(_Body):
+    action: str  # accept | adopt | flatten
+
+
 class OrderBody(_Body):
     side: str
     symbol: str
@@ -67,7 +71,10 @@ def status(engine: Engine) -> dict[str, Any]:
         "trading_state": snap.trading_state,
         "trading_reason": snap.trading_reason,
         "mode": snap.mode,
-        "broker": {"kind": snap.broker_kind, "connected": snap.broker_connected},
+        "broker": {"kind": snap.broker_kind, "connected": snap.broker_connected, "status": snap.broker_status},
+        "hold": snap.hold,
+        "breaks": engine.reconciler.views(),
+        "last_reconcile": engine.reconciler.last.as_dict() if engine.reconciler.last is not None else None,
         "feeds": [{"name": snap.feed, "kind": engine.settings.feed.kind, "events": snap.events_processed,
                    "last_event_at": snap.last_event_at.isoformat() if snap.last_event_at else None,
                    "age_seconds": snap.feed_age}],
@@ -178,6 +185,19 @@ def make_app(engine: Engine, token: str | None = None) -> FastAPI:
     async def order(body: OrderBody) -> dict[str, Any]:
         return _result(await controls.manual_order(body.side, body.symbol, body.qty, body.limit, actor=body.actor,
                                                    reason=body.reason))
+
+    @app.get("/breaks")
+    async def breaks() -> dict[str, Any]:
+        rec = engine.reconciler
+        return {"breaks": rec.views(), "last_reconcile": rec.last.as_dict() if rec.last is not None else None}
+
+    @app.post("/reconcile")
+    async def reconcile(body: _Body) -> dict[str, Any]:
+        return _result(await controls.reconcile(actor=body.actor))
+
+    @app.post("/breaks/{symbol}/resolve")
+    async def resolve(symbol: str, body: ResolveBody) -> dict[str, Any]:
+        return _result(await controls.resolve_break(symbol, body.action, actor=body.actor, reason=body.reason))
 
     @app.post("/confirm")
     async def confirm(body: _Body) -> dict[str, Any]:

@@ -114,6 +114,7 @@ class CockpitApp(App[int]):
         Binding("o", "manual_order", "Order", id="ops.order"),
         Binding("p", "position_override", "Position", id="ops.position"),
         Binding("d", "confirm_presence", "I'm here", id="ops.deadman"),
+        Binding("b", "breaks", "Breaks", id="ops.breaks"),
     ]
 
     def __init__(self, engine: Engine, alerts: AlertBuffer, keymap: dict[str, str] | None = None) -> None:
@@ -316,6 +317,8 @@ class CockpitApp(App[int]):
         yield SystemCommand("Halt / resume", "Stop new orders, or trade again", self.action_halt_resume)
         yield SystemCommand("Strategies", "Switch a strategy on or off", self.action_strategies)
         yield SystemCommand("Risk limits", "Show and change risk limits", self.action_risk_limits)
+        yield SystemCommand("Reconciliation breaks", "Where the book differs from the broker; settle one",
+                            self.action_breaks)
         yield SystemCommand("Manual order", "An order through the risk gate", self.action_manual_order)
         yield SystemCommand("Position override", "Correct the book for a symbol", self.action_position_override)
         yield SystemCommand("Confirm presence", "Reset the dead-man switch", self.action_confirm_presence)
@@ -475,6 +478,33 @@ class CockpitApp(App[int]):
 
         self._parsed_prompt("Position override (when the book is known to be wrong)", command_lines.POSITION_USAGE,
                             command_lines.parse_position, then)
+
+    def action_breaks(self) -> None:
+        """Reconciliation breaks: what differs from the broker, and settle one (accept, adopt, flatten)."""
+        if not self._engine_ready():
+            return
+        breaks = self.engine.reconciler.views()
+        if not breaks:
+            last = self.engine.reconciler.last
+            self.notify(f"no reconciliation breaks (last: {last})" if last else "no reconcile has run yet",
+                        title="Breaks", timeout=6)
+            return
+        listing = []
+        for b in breaks:
+            listing.append(f"  {b['symbol']}: since {b['found_at'][:19]}"
+                           + ("" if b["present"] else " (no longer differs)"))
+            listing += [f"    {d['kind']} {d['key']}: engine {d['engine']}, broker {d['broker']}"
+                        for d in b["differences"]]
+        help_text = "\n".join([*listing, "", "accept: take the broker's view   adopt: take its unknown orders   "
+                                            "flatten: accept, then close the symbol", command_lines.RESOLVE_USAGE])
+
+        def then(parsed: tuple[str, str]) -> None:
+            symbol, action = parsed
+            self._confirm(f"RESOLVE the {symbol} break by {action.upper()}?",
+                          lambda: self.engine.controls.resolve_break(symbol, action, actor=self.actor))
+
+        self._parsed_prompt("Reconciliation breaks", help_text, command_lines.parse_resolve, then,
+                            value=f"{breaks[0]['symbol']} accept")
 
     def action_confirm_presence(self) -> None:
         if not self._engine_ready():

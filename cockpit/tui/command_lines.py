@@ -11,6 +11,8 @@ from dataclasses import dataclass
 ORDER_USAGE = "buy|sell SYMBOL QTY [LIMIT]   e.g.  buy AAPL 100   or   sell SPY 20 450.50"
 POSITION_USAGE = "SYMBOL QTY AVG_COST REASON...   e.g.  AAPL 100 187.25 broker statement shows 100"
 LIMIT_USAGE = "KEY VALUE   e.g.  max_order_qty 500"
+RESOLVE_USAGE = "SYMBOL accept|adopt|flatten   e.g.  AAPL accept"
+RESOLUTIONS = ("accept", "adopt", "flatten")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +50,10 @@ def parse_limit(line: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ValueError(f"usage: {LIMIT_USAGE}")
     return parts[0], parts[1]
+
+
+def parse_resolve(line: str) -> tuple[str, str]:
+    parts = line.split()
+    if len(parts) != 2 or parts[1].lower() not in RESOLUTIONS:
+        raise ValueError(f"usage: {RESOLVE_USAGE}")
+    return parts[0].upper(), parts[1].lower()

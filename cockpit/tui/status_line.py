@@ -35,6 +35,10 @@ def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
         parts.append((f"{snap.feed} {snap.events_processed:,} ev", ""))
     parts.append((f"broker {snap.broker_kind} {'up' if snap.broker_connected else 'DOWN'}",
                   "" if snap.broker_connected else "bold reverse red"))
+    if snap.breaks:
+        parts.append((f"BREAK {','.join(snap.breaks)}: press b", "bold reverse red"))
+    elif snap.hold and snap.broker_connected:
+        parts.append(("RECONCILING", "bold reverse yellow"))
     parts.append((snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z"), ""))
     parts.append((f"equity {snap.equity:,.2f}", ""))
     parts.append((f"day {snap.day_pnl:+,.2f}", "red" if snap.day_pnl < 0 else "green"))
