@@ -145,6 +145,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _control(command: str, args: argparse.Namespace) -> int:
     from cockpit.control_cli import ControlCliError, run_control
 
+    if command == "flatten" and (args.direct or args.client_id is not None):
+        from cockpit.direct_flatten import run_from_cli  # no engine: straight to IB Gateway
+
+        try:
+            return run_from_cli(args, lambda: _settings(args))
+        except ControlCliError as exc:
+            raise CliError(str(exc), exc.code) from None
     settings = _settings(args)
     try:
         return run_control(command, args, settings.state_dir / settings.api.socket)

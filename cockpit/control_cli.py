@@ -37,6 +37,10 @@ def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], No
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--no-wait", action="store_true", help="return once started; do not wait until flat")
     p.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for flat (30)")
+    p.add_argument("--direct", action="store_true",
+                   help="with --all: no engine; connect to IB Gateway, cancel every order, close every position")
+    p.add_argument("--client-id", type=int, metavar="N",
+                   help="with --direct: the API client id (default: ibkr.client_id; pick another if it is in use)")
     p = parser("cancel-all", "cancel every working order", json_out=True)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser("halt", "stop all new orders (cancels still pass); working orders stay", json_out=True)
