@@ -203,6 +203,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"config error: {exc}", EXIT_USAGE) from None
     except StateDirBusy as exc:
         raise CliError(str(exc)) from None
+    except ConnectionError as exc:
+        raise CliError(f"cannot connect to the broker: {exc} (is IB Gateway running and [ibkr] host/port "
+                       "right? `cockpit ib-sim --port PORT` rehearses without an account)") from None
     except Exception as exc:
         # Unexpected: the traceback goes to the log file, one line to the operator.
         logging.getLogger("cockpit").exception("engine failed")

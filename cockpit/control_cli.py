@@ -1,7 +1,7 @@
 """CLI commands against a running engine, through its control API on the state dir's socket.
 
 `status`, `flatten`, `cancel-all`, `halt`, `resume`, `strategy`, `risk`, `position set`,
-`order`, `confirm`. With no engine running, each says so and exits 1; a refused command
+`order`, `confirm`, `breaks`, `reconcile`, `resolve`. With no engine running, each says so and exits 1; a refused command
 prints the engine's reason and exits 1; `--json` prints data as JSON.
 """
 
@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS = ("status", "flatten", "cancel-all", "halt", "resume", "strategy", "risk", "position", "order", "confirm")
+COMMANDS = ("status", "flatten", "cancel-all", "halt", "resume", "strategy", "risk", "position", "order", "confirm",
+            "breaks", "reconcile", "resolve")
 
 
 def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -66,6 +67,14 @@ def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], No
     p.add_argument("qty", metavar="QTY")
     p.add_argument("--limit", metavar="PRICE", help="limit price (default: market order)")
     parser("confirm", "confirm presence to the dead-man switch", json_out=True, reason=False)
+    parser("breaks", "reconciliation breaks: where the engine's book and the broker's differ", json_out=True,
+           reason=False)
+    parser("reconcile", "compare the engine's book with the broker's now", json_out=True, reason=False)
+    p = parser("resolve", "settle a reconciliation break and unblock its symbol", json_out=True)
+    p.add_argument("symbol", metavar="SYMBOL")
+    p.add_argument("action", choices=("accept", "adopt", "flatten"),
+                   help="accept the broker's view, adopt its unknown orders, or flatten the symbol")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 class ControlCliError(Exception):
@@ -108,7 +117,7 @@ def _status(client: Any, args: argparse.Namespace) -> int:
     lines = [
         f"trading   {s['trading_state']}" + (f" ({s['trading_reason']})" if s["trading_reason"] else ""),
         f"mode      {s['mode']}, broker {s['broker']['kind']} "
-        f"{'connected' if s['broker']['connected'] else 'DISCONNECTED'}",
+        f"{'connected' if s['broker']['connected'] else 'DISCONNECTED'}: {s['broker']['status']}",
         *(f"feed      {f['name']} ({f['kind']}): {f['events']:,} events, last {f['last_event_at']}" for f in s["feeds"]),
         "strategies " + ", ".join(f"{x['name']} {'on' if x['enabled'] else 'OFF'}" for x in s["strategies"]),
         f"dead-man  {dm['phase']}{left} (every {dm['interval_seconds']}s, on miss: {dm['action']})",
@@ -118,6 +127,10 @@ def _status(client: Any, args: argparse.Namespace) -> int:
     ]
     if s["reduce_only_symbols"]:
         lines.append("reduce-only " + ", ".join(s["reduce_only_symbols"]))
+    if s["hold"]:
+        lines.append(f"HOLD      {s['hold']}")
+    if s["breaks"]:
+        lines.append("BREAKS    " + ", ".join(b["symbol"] for b in s["breaks"]) + " (blocked: `cockpit breaks`)")
     return _out(args, s, "\n".join(lines))
 
 
@@ -195,6 +208,45 @@ def _order(client: Any, args: argparse.Namespace) -> int:
     return _out(args, r, r["message"])
 
 
+def _break_lines(breaks: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for b in breaks:
+        state = "" if b["present"] else " (no longer differs; still blocked until resolved)"
+        lines.append(f"{b['symbol']}: BREAK since {b['found_at']}{state}")
+        lines += [f"  {d['kind']} {d['key']}: engine {d['engine']}, broker {d['broker']}" for d in b["differences"]]
+    return lines
+
+
+def _breaks(client: Any, args: argparse.Namespace) -> int:
+    r = client.get("/breaks")
+    last = r["last_reconcile"]
+    head = f"last reconcile: {last['at']} ({last['reason']})" if last else "no reconcile has run yet"
+    lines = [head, *(_break_lines(r["breaks"]) or ["no breaks: the engine's book agrees with the broker's"])]
+    return _out(args, r, "\n".join(lines))
+
+
+def _reconcile(client: Any, args: argparse.Namespace) -> int:
+    r = client.post("/reconcile")
+    _out(args, r, "\n".join([r["message"], *_break_lines(r["breaks"])]))
+    return 1 if r["breaks"] else 0
+
+
+def _resolve(client: Any, args: argparse.Namespace) -> int:
+    breaks = {b["symbol"]: b for b in client.get("/breaks")["breaks"]}
+    symbol = args.symbol.upper()
+    if symbol not in breaks:
+        raise ControlCliError(f"no reconciliation break on {symbol} (breaks: {', '.join(breaks) or 'none'})")
+    what = {"accept": "the engine takes the broker's position, orders and cost; engine orders the broker "
+                      "does not have are marked cancelled",
+            "adopt": "the broker's unknown open orders become engine orders",
+            "flatten": "accept the broker's view, then cancel the symbol's orders and close its position"}
+    _confirm(args, "\n".join([f"RESOLVE {symbol} by {args.action}: {what[args.action]}",
+                              *_break_lines([breaks[symbol]])]))
+    r = client.post(f"/breaks/{symbol}/resolve", action=args.action, reason=args.reason)
+    _out(args, r, r["message"])
+    return 0 if r.get("resolved") else 1
+
+
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "status": _status,
     "flatten": _flatten,
@@ -206,4 +258,7 @@ _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "position": _position,
     "order": _order,
     "confirm": _simple("/confirm"),
+    "breaks": _breaks,
+    "reconcile": _reconcile,
+    "resolve": _resolve,
 }

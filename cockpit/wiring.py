@@ -71,14 +71,16 @@ def make_strategies(settings: Settings) -> list[Strategy]:
     return strategies
 
 
-def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) -> Engine:
+def build_engine(settings: Settings, new_id: Callable[[], str] | None = None, *,
+                 wall_clock: Clock | None = None) -> Engine:
     """The engine for ``settings``: the paper broker with a replay on a simulated clock or a
     synthetic feed on the wall clock; or IBKR with IB's market data on the wall clock.
 
-    ``new_id`` makes the random instance and account ids fixed (stable test screens).
+    ``new_id`` makes the random instance and account ids fixed (stable test screens);
+    ``wall_clock`` replaces the wall clock the dead-man counts in (tests pass a SimClock).
     """
     if settings.broker.kind == "ibkr":
-        return _build_ibkr_engine(settings, new_id)
+        return _build_ibkr_engine(settings, new_id, wall_clock)
     ids = {"new_id": new_id} if new_id is not None else {}
     strategies = make_strategies(settings)
     for spec in settings.feed.files:
@@ -101,10 +103,10 @@ def build_engine(settings: Settings, new_id: Callable[[], str] | None = None) ->
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper,
                          market_tz=settings.engine.market_tz, **ids)
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
-                  strategies=strategies, **ids)
+                  strategies=strategies, wall_clock=wall_clock, **ids)
 
 
-def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None) -> Engine:
+def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None, wall_clock: Clock | None) -> Engine:
     """IB Gateway (or TWS) as broker and feed. The adapter's order-id state lives in the
     state dir unless ``[ibkr] id_state_file`` names another file."""
     from brokers.ibkr.broker import IbkrBroker
@@ -125,6 +127,6 @@ def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None) -> 
     broker = IbkrBroker(ibkr, clock, on_connection_change=on_connection_change)
     feed = IbkrFeed(broker, settings.feed.symbols, clock)
     engine = Engine(settings=settings, store=Store(db_path(settings)), clock=clock, bus=Bus(), broker=broker,
-                    feed=feed, strategies=strategies, **ids)
+                    feed=feed, strategies=strategies, wall_clock=wall_clock, **ids)
     engine_ref.append(engine)
     return engine

@@ -337,13 +337,13 @@ class Controls:
         if remaining:
             brk.differences = remaining
             self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="break stays",
-                        symbol=sym, action=act, **done)
+                        symbol=sym, resolution=act, **done)
             await self.engine.commit()
             return CommandResult(f"{sym}: adopted {len(adopted)} order(s); the break stays: {brk.summary()} "
                                  f"(accept or flatten to settle it)", {"symbol": sym, "resolved": False, **done})
         rec.clear(sym)
         self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="resolved", symbol=sym,
-                    action=act, **done)
+                    resolution=act, **done)
         message = f"{sym}: break resolved ({act})"
         if act == "flatten":
             flat = await self.flatten(sym, actor=actor, reason=reason or "resolving a reconciliation break")

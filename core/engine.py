@@ -89,6 +89,7 @@ class Engine:
         # A live feed trades only in the exchange session: the dead-man is armed only then.
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
         self._session_timer: object | None = None
+        self._shutting_down = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
         self._tasks: set[asyncio.Task[object]] = set()
         self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
@@ -264,6 +265,9 @@ class Engine:
         if self.store.is_open:
             self.audit.record("broker.up" if up else "broker.down", actor="broker", subject=self.broker.kind,
                               reason=reason)
+        if not up and self._shutting_down:
+            log.info("broker %s disconnected: %s", self.broker.kind, reason)
+            return
         if not up:
             log.error("BROKER DISCONNECTED (%s): %s; no new orders until it is back and reconciled",
                       self.broker.kind, reason)
@@ -415,6 +419,7 @@ class Engine:
             return  # start() failed before the store opened: nothing to flush
         if self.oms is not None and self.oms.has_unsent:
             await self.oms.send_pending()
+        self._shutting_down = True
         await self.broker.disconnect()
         await self.store.close()
 

@@ -176,7 +176,7 @@ class Reconciler:
             result = await self._run(reason)
         self.last = result
         self.passes += 1
-        level = logging.ERROR if result.new_breaks else logging.INFO
+        level = logging.WARNING if result.differences else logging.INFO
         log.log(level, "%s", result)
         return result
 

@@ -943,9 +943,14 @@ class IbkrBroker(Broker):
         return out
 
     async def open_orders(self) -> list[Order]:
+        """Every open order on the account, of every API client and TWS (reqAllOpenOrders: a fresh
+        snapshot; orders of other clients are not kept in sync afterwards, so ask each time)."""
         self._require_session("open orders")
         out = []
-        for trade in self.ib.openTrades():
+        trades = await self._request(self.ib.reqAllOpenOrdersAsync)
+        for trade in trades:
+            if trade.orderStatus.status in convert.CANCELLED or trade.orderStatus.status in ("Filled", "Inactive"):
+                continue
             t = self._orders.find(trade.order.orderRef, trade.order.permId)
             out.append(convert.order_from_trade(trade, t.client_order_id if t else None))
         return out
