@@ -51,6 +51,7 @@ class Broker(ABC):
 
         A broker whose records live in the engine's store (paper) knows them already.
         """
+        return None
 
     def adopt_unknown(self, order: Order) -> bool:
         """Track an order the broker has open but the engine never placed (a reconciliation

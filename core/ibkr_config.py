@@ -74,7 +74,8 @@ class IbkrConfig(BaseModel):
     account: str = ""
     connect_timeout: float = Field(10.0, gt=0, le=600)
     reconnect_min_seconds: float = Field(1.0, gt=0, le=3600)
-    reconnect_max_seconds: float = Field(30.0, gt=0, le=3600)
+    # Backoff cap: with 5 s, a reconnect follows the gateway's return within 5 s (plus the connect).
+    reconnect_max_seconds: float = Field(5.0, gt=0, le=3600)
     max_messages_per_second: int = Field(45, ge=1, le=49)
     restart_window: str = "23:45-00:15"
     restart_tz: str = "America/New_York"
