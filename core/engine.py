@@ -90,6 +90,7 @@ class Engine:
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
         self._session_timer: object | None = None
         self._shutting_down = False
+        self._cash_from_broker = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
         self._tasks: set[asyncio.Task[object]] = set()
         self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
@@ -149,6 +150,8 @@ class Engine:
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
         self.broker.adopt(self.oms.open_orders.values())
         await self.broker.connect()
+        if self._cash_from_broker:
+            await self._take_broker_cash()
         await self.oms.recover()
         await self.store.flush()
         await self.reconciler.run("connect")
@@ -185,19 +188,36 @@ class Engine:
 
     async def _load_book(self) -> None:
         acct = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM account")}
-        if "starting_cash" not in acct:
+        # A new book on a real account takes the account's cash once connected (_take_broker_cash).
+        self._cash_from_broker = "starting_cash" not in acct and not self.broker.records_in_engine_store
+        if "starting_cash" not in acct and not self._cash_from_broker:
             cash = self.settings.paper.starting_cash
             for key in ("starting_cash", "cash"):
                 self.store.append("INSERT INTO account (key, value) VALUES (?, ?)", (key, str(cash)))
             await self.store.flush()
             self.portfolio.cash = cash
-        else:
+        elif "cash" in acct:
             self.portfolio.cash = Decimal(acct["cash"])
         for r in await self.store.fetchall("SELECT * FROM positions"):
             self.portfolio.positions[r["symbol"]] = Position(
                 r["symbol"], Decimal(r["qty"]), Decimal(r["avg_cost"]), Decimal(r["realized_pnl"]),
                 Decimal(r["commissions"]), Decimal(r["last_price"]) if r["last_price"] else None,
             )
+
+    async def _take_broker_cash(self) -> None:
+        """A new state dir on a real account starts from the account's cash, not the paper
+        default; from then on the engine books its own fills (reconciliation compares
+        positions, orders and executions, not cash)."""
+        try:
+            cash = (await self.broker.account()).cash
+        except ConnectionError as exc:
+            log.warning("account cash unknown (%s): the book starts at 0 cash", exc)
+            cash = ZERO
+        for key in ("starting_cash", "cash"):
+            self.store.append("INSERT INTO account (key, value) VALUES (?, ?)", (key, str(cash)))
+        await self.store.flush()
+        self.portfolio.cash = cash
+        log.info("new book on the %s account: cash %s taken from the broker", self.broker.kind, cash)
 
     async def _load_settings(self) -> None:
         """Operator changes made at run time (limits, strategies on/off, trading state) beat

@@ -128,6 +128,8 @@ async def test_position_break_blocks_until_the_broker_view_is_accepted(
     await sim.set_price("AAPL", 100)
     engine, run = await started(load_config(ibkr_config(tmp_path, sim.port)))
     try:
+        account = await engine.broker.account()
+        assert engine.portfolio.cash == account.cash > 0  # a new book starts from the account, not paper's cash
         await eventually(lambda: "AAPL" in engine.quote_ts, what="an IB quote")
         await engine.controls.manual_order("buy", "AAPL", "20", actor="test")
         await eventually(lambda: engine.portfolio.position("AAPL").qty == 20, what="filled")
