@@ -478,7 +478,8 @@ class _Run:
         for line in plan.lines():
             out(line)
         try:
-            if not confirm(plan):
+            # in a thread: the operator may read the plan for a while; the IB session stays served
+            if not await asyncio.to_thread(confirm, plan):
                 raise NotConfirmed("not confirmed: nothing was cancelled or sent")
         except NotConfirmed as exc:
             self.result.exit_code, self.result.error = EXIT_REFUSED, str(exc)

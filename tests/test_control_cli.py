@@ -123,6 +123,31 @@ def test_position_override_needs_a_reason_and_is_audited(engine) -> None:
     assert no_tty.returncode == 2 and "--yes" in no_tty.stderr
 
 
+def test_paper_reconciliation_break_blocks_the_symbol_until_accepted(engine) -> None:
+    """The paper venue is a broker too: a book made wrong by an override is a break."""
+    env, state, _ = engine
+    venue_qty = {p["symbol"]: p["qty"] for p in status(env, state)["positions"]}.get("ORCL", "0")
+    wrong = str(int(float(venue_qty)) + 7)
+    ok(cli(env, state, "position", "set", "ORCL", wrong, "--avg-cost", "20", "--reason", "misread", "--yes"))
+    found = cli(env, state, "reconcile")
+    assert found.returncode == 1 and "ORCL" in found.stdout and "position" in found.stdout, found.stdout
+    assert [b["symbol"] for b in status(env, state)["breaks"]] == ["ORCL"]
+    assert "BREAKS    ORCL" in ok(cli(env, state, "status"))
+    refused = cli(env, state, "order", "buy", "ORCL", "1")
+    assert refused.returncode == 1 and "reconciliation break" in refused.stderr
+    listing = ok(cli(env, state, "breaks"))
+    assert f"engine {wrong}, broker" in listing
+    no_tty = cli(env, state, "resolve", "ORCL", "accept")
+    assert no_tty.returncode == 2 and "RESOLVE ORCL by accept" in no_tty.stdout
+    resolved = cli(env, state, "resolve", "ORCL", "accept", "--reason", "venue is right", "--yes", "--json")
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    assert json.loads(resolved.stdout)["resolved"] is True
+    assert status(env, state)["breaks"] == []
+    ok(cli(env, state, "reconcile"))
+    missing = cli(env, state, "resolve", "ORCL", "accept", "--yes")
+    assert missing.returncode == 1 and "no reconciliation break on ORCL" in missing.stderr
+
+
 def test_flatten_all_halts_cancels_and_closes_every_position(engine) -> None:
     env, state, _ = engine
     ok(cli(env, state, "order", "buy", "AAPL", "100"))

@@ -106,3 +106,25 @@ async def test_deadman_modal_confirm_and_miss(tmp_path: Path, clean_env) -> None
         app.refresh_panes()
         await pilot.pause()
         assert "dead-man MISSED" in str(app.query_one("#status").render())
+
+
+async def test_breaks_key_shows_and_resolves_a_reconciliation_break(tmp_path: Path, clean_env) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await app.engine_done.wait()
+        engine = app.engine
+        await pilot.press("b")  # no break: a notice, no prompt
+        await pilot.pause()
+        assert not isinstance(app.screen, TextPromptScreen)
+        venue = engine.portfolio.qty("NVDA")
+        await engine.controls.set_position("NVDA", venue + 5, "20", actor="test", reason="misread")
+        await engine.reconciler.run("test")
+        app.refresh_panes()
+        assert "BREAK NVDA" in str(app.query_one("#status").render())  # the status bar says so
+        await pilot.press("b")
+        assert isinstance(app.screen, TextPromptScreen) and "NVDA" in app.screen.help_text
+        await pilot.press("enter")  # the prompt offers "NVDA accept"
+        assert isinstance(app.screen, ConfirmScreen) and "RESOLVE the NVDA break by ACCEPT" in app.screen.question
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert engine.reconciler.breaks == {} and engine.portfolio.qty("NVDA") == venue
