@@ -117,3 +117,6 @@ def test_rehearse_ibkr_mode_through_a_gateway_restart(rig) -> None:
     verify = subprocess.run([sys.executable, "-m", "cockpit", "audit", "verify", "--config", str(config)], env=env,
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    log = (tmp_path / "state" / "logs" / "cockpit.log").read_text()
+    assert "ib_async.Decoder" not in log, [line for line in log.splitlines() if "Decoder" in line]
+    assert "Traceback" not in log

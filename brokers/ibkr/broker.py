@@ -146,6 +146,7 @@ class IbkrBroker(Broker):
         self._refused: asyncio.Future[str] | None = None
         self._socket_up = False  # the API session is up (it may still be syncing)
         self._synced = False  # this session's start-up sync and reconcile are done
+        self._foreign_positions_logged: set[tuple[object, ...]] = set()
         self._link_up = True  # IB Gateway's own link to IB (1100 / 1101 / 1102)
         self._resyncing = False
         self._in_sync = False  # terminal statuses from the gateway are deferred behind this sync's fills
@@ -934,12 +935,23 @@ class IbkrBroker(Broker):
             raise ConnectionError(f"not connected to IB Gateway: {what} unknown")
 
     async def positions(self) -> list[BrokerPosition]:
+        """The account's US stock positions (what the engine trades). Options, futures or
+        foreign stocks are left out, never merged into a stock symbol; they are logged once."""
         self._require_session("positions")
         out = []
         for p in self.ib.positions(self._account) if self._account else self.ib.positions():
             qty = convert.dec(p.position)
-            if qty:
-                out.append(BrokerPosition(convert.contract_symbol(p.contract), qty, convert.dec(p.avgCost)))
+            if not qty:
+                continue
+            c = p.contract
+            if c.secType != "STK" or (c.currency or "USD") != "USD":
+                key = (c.conId, c.secType, c.localSymbol or c.symbol)
+                if key not in self._foreign_positions_logged:
+                    self._foreign_positions_logged.add(key)
+                    log.warning("position %s %s %s (%s) is not a US stock: not the engine's; left out of its "
+                                "book and of reconciliation", qty, c.secType, c.localSymbol or c.symbol, c.currency)
+                continue
+            out.append(BrokerPosition(convert.contract_symbol(c), qty, convert.dec(p.avgCost)))
         return out
 
     async def open_orders(self) -> list[Order]:
