@@ -53,6 +53,11 @@ class Broker(ABC):
         """
         return None
 
+    def in_flight_symbols(self) -> set[str]:
+        """Symbols with something on its way (an execution waiting for its commission report,
+        an order queued to send): reconciliation does not judge them in this pass."""
+        return set()
+
     def adopt_unknown(self, order: Order) -> bool:
         """Track an order the broker has open but the engine never placed (a reconciliation
         break the operator resolved by adopting it); False if the broker cannot find it."""

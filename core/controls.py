@@ -331,7 +331,9 @@ class Controls:
             pos.qty = theirs.qty if theirs is not None else ZERO
             pos.avg_cost = theirs.avg_cost if theirs is not None and pos.qty else ZERO
             oms.persist_position(sym)
-            done.update(cancelled_missing=settled, position_before=before,
+            accepted = [d.key for d in brk.differences if d.kind is DiffKind.MISSING_EXECUTION]
+            rec.accepted_execs.update(accepted)
+            done.update(cancelled_missing=settled, position_before=before, accepted_missing_execs=accepted,
                         position_after={"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)})
         remaining = [d for d in brk.differences if d.kind is not DiffKind.UNKNOWN_ORDER] if act == "adopt" else []
         if remaining:

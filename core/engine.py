@@ -90,6 +90,7 @@ class Engine:
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
         self._session_timer: object | None = None
         self._shutting_down = False
+        self.broker_generation = 0  # counts connection changes: a pass only lifts the hold it was for
         self._cash_from_broker = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
         self._tasks: set[asyncio.Task[object]] = set()
@@ -154,8 +155,10 @@ class Engine:
             await self._take_broker_cash()
         await self.oms.recover()
         await self.store.flush()
-        await self.reconciler.run("connect")
+        await self._reconcile_and_release("connect")
         self._started = True
+        if self.gate.hold is not None and self.broker.connected:
+            self._spawn(self._reconcile_and_release("connect (again)"))  # it came and went meanwhile
 
         for strategy in self.strategies:
             strategy.ctx = self
@@ -282,6 +285,7 @@ class Engine:
     def broker_connection_changed(self, up: bool, reason: str) -> None:
         """The broker's connection came or went: an alert, an audit row, and while it is
         down (and until the reconcile after it returns) no new order passes the gate."""
+        self.broker_generation += 1
         if self.store.is_open:
             self.audit.record("broker.up" if up else "broker.down", actor="broker", subject=self.broker.kind,
                               reason=reason)
@@ -294,28 +298,33 @@ class Engine:
             self.gate.hold = f"broker {self.broker.kind} disconnected ({reason})"
             return
         log.warning("broker %s connected: %s", self.broker.kind, reason)
-        if not self._started:
-            return  # start() reconciles the first connect itself
-        self.gate.hold = f"reconciling with the {self.broker.kind} broker after a reconnect"
-        self._spawn(self._reconcile_after_connect())
+        self.gate.hold = f"reconciling with the {self.broker.kind} broker after connecting"
+        if self._started:  # before that, start() reconciles and releases the hold itself
+            self._spawn(self._reconcile_and_release("reconnect"))
 
-    async def _reconcile_after_connect(self) -> None:
-        try:
-            await self.reconciler.run("reconnect")
-        except Exception:
-            log.exception("reconcile after reconnect failed; new orders stay held")
-            return
-        if self.broker.connected:
+    async def _reconcile_and_release(self, reason: str) -> None:
+        """One pass; the hold is lifted only if the pass compared (not skipped) and the
+        connection did not come or go while it ran (else a newer pass decides)."""
+        generation = self.broker_generation
+        for _attempt in range(30):
+            try:
+                result = await asyncio.shield(self.reconciler.run(reason))  # never cut off inside a commit
+            except Exception:
+                log.exception("reconcile (%s) failed; new orders stay held until a pass succeeds", reason)
+                return
+            if result.skipped is None or not self.broker.connected or self._shutting_down:
+                break
+            await asyncio.sleep(1)  # connected but still resyncing: look again shortly
+        if result.skipped is None and generation == self.broker_generation and self.broker.connected:
+            if self.gate.hold is not None:
+                log.warning("new orders may go again: reconciled with the %s broker", self.broker.kind)
             self.gate.hold = None
 
     async def _reconcile_periodically(self) -> None:
         interval = self.settings.reconcile.interval_minutes * 60
         while True:
             await asyncio.sleep(interval)  # wall time: the broker's book moves in wall time
-            try:
-                await self.reconciler.run("periodic")
-            except Exception:
-                log.exception("periodic reconcile failed")
+            await self._reconcile_and_release("periodic")  # also lifts a hold a failed pass left
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -422,7 +431,7 @@ class Engine:
                 self._session_timer.cancel()  # type: ignore[attr-defined]
                 self._session_timer = None
             for task in list(self._tasks):
-                task.cancel()
+                task.cancel()  # a pass in progress is shielded: shutdown() waits for it
             self.deadman.disarm("the engine stopped trading")
             if flushing is not None:
                 await flushing
@@ -440,6 +449,7 @@ class Engine:
         if self.oms is not None and self.oms.has_unsent:
             await self.oms.send_pending()
         self._shutting_down = True
+        await self.reconciler.idle()  # a pass still comparing finishes before the store closes
         await self.broker.disconnect()
         await self.store.close()
 

@@ -164,11 +164,19 @@ class Reconciler:
         self.breaks: dict[str, Break] = {}
         self.last: PassResult | None = None
         self.passes = 0
+        # Engine fills the operator accepted the broker's view of (a MISSING_EXECUTION): the
+        # booked row stays in history, and is no longer a difference (for this run).
+        self.accepted_execs: set[str] = set()
         self._lock = asyncio.Lock()
 
     @property
     def settle_seconds(self) -> float:
         return self.engine.settings.reconcile.settle_seconds
+
+    async def idle(self) -> None:
+        """Until no pass is running (shutdown waits here before closing the store)."""
+        async with self._lock:
+            return
 
     async def run(self, reason: str) -> PassResult:
         """One pass: apply missed fills, compare, confirm after the settle time, record breaks."""
@@ -183,7 +191,9 @@ class Reconciler:
     async def _run(self, reason: str) -> PassResult:
         engine = self.engine
         now = engine.clock.now()
-        if not engine.broker.connected:
+        if not engine.store.is_open or engine._shutting_down:
+            return PassResult(reason, now, skipped="the engine is stopping")
+        if not getattr(engine.broker, "accepting", engine.broker.connected):
             return PassResult(reason, now, skipped=f"broker not connected ({engine.broker.status})")
         try:
             first, missed = await self._differences()
@@ -191,10 +201,10 @@ class Reconciler:
                 await asyncio.sleep(self.settle_seconds)  # in flight is not a break: look again
                 again, missed2 = await self._differences()
                 missed += missed2
-                seen_first = {d.ident for d in first}
-                first = [d for d in again if d.ident in seen_first]
-        except ConnectionError as exc:
-            return PassResult(reason, now, skipped=f"broker went away during the pass: {exc}")
+                seen_first = set(first)  # the same difference, values included, both times
+                first = [d for d in again if d in seen_first]
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            return PassResult(reason, now, skipped=f"broker went away or did not answer during the pass: {exc!r}")
         result = PassResult(reason, engine.clock.now(), missed_fills=missed, differences=first)
         self._record(result)
         engine.audit.record(RECONCILE_RUN, actor="engine", subject=reason, differences=len(first),
@@ -214,10 +224,11 @@ class Reconciler:
             ((day_start - timedelta(days=1)).astimezone(UTC).isoformat(),))
         broker_positions = {p.symbol: p for p in await engine.broker.positions()}
         broker_orders = {o.client_order_id: o for o in await engine.broker.open_orders()}
-        broker_execs = await engine.broker.executions_since(day_start)
+        broker_execs = await engine.broker.executions_since(day_start - timedelta(microseconds=1))
+        busy = engine.broker.in_flight_symbols()  # a fill or an order on its way is not a difference
         missed = 0
         for ex in broker_execs:
-            if not oms.has_seen(ex.exec_id):
+            if not oms.has_seen(ex.exec_id) and ex.symbol not in busy:
                 missed += 1
                 log.warning("reconcile: applying fill %s (%s %s %s) the engine never booked",
                             ex.exec_id, ex.side, ex.qty, ex.symbol)
@@ -228,9 +239,10 @@ class Reconciler:
             positions={s: p.qty for s, p in engine.portfolio.positions.items() if p.qty},
             open_orders=dict(oms.open_orders),
             execs_today={r["exec_id"]: r["symbol"] for r in engine_execs
-                         if datetime.fromisoformat(r["ts"]) >= day_start},
+                         if datetime.fromisoformat(r["ts"]) >= day_start and r["exec_id"] not in self.accepted_execs},
         )
-        return compare(book, BrokerBook(broker_positions, broker_orders, broker_execs)), missed
+        diffs = compare(book, BrokerBook(broker_positions, broker_orders, broker_execs))
+        return [d for d in diffs if d.symbol not in busy], missed
 
     def _day_start(self) -> datetime:
         """The start of the engine's exchange day (the day's executions are compared)."""

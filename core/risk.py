@@ -28,8 +28,8 @@ Interface
   same size must go); every other check applies, and a pass is still recorded.
 - ``blocked_symbols`` (symbol -> reason; a reconciliation break, ``block_symbol`` /
   ``unblock_symbol``): no new order in that symbol but a liquidation's until resolved.
-- ``hold`` (a reason, or None): while set, no new order passes at all (the broker is down
-  or the engine is reconciling after a reconnect).
+- ``hold`` (a reason, or None): while set, no new order passes but a liquidation's (the
+  broker is down, or the engine is reconciling after a reconnect).
 - Cancels are never gated: a cancel always passes, in every state.
 
 Trading states
@@ -47,7 +47,7 @@ refuses (ValueError) to go below what a still-breached daily loss limit demands 
 Checks, in order (the first that fails is the reason)
 ------------------------------------------------------
 0. daily loss: ``-view.day_pnl() > daily_loss_limit`` trips the state (latched, above)
-0a. ``hold`` refuses everything
+0a. ``hold`` refuses everything (but liquidation orders)
 1. state HALTED refuses everything (but liquidation orders, above)
 1a. a symbol in ``blocked_symbols`` refuses everything (but liquidation orders)
 2. input: qty finite, positive, whole shares; a LIMIT order has a finite positive price
@@ -299,7 +299,7 @@ class RiskGate:
         now = view.now()
         self.observe_pnl(view.day_pnl(), now)
         liquidating = req.source == LIQUIDATION_SOURCE and req.reduce_only
-        if self.hold is not None:
+        if self.hold is not None and not liquidating:  # an emergency flatten does not wait
             return f"no new orders: {self.hold}"
         if self._state is TradingState.HALTED and not liquidating:
             return f"trading HALTED ({self._state_reason}): no new orders, only cancels"

@@ -147,6 +147,7 @@ class IbkrBroker(Broker):
         self._socket_up = False  # the API session is up (it may still be syncing)
         self._synced = False  # this session's start-up sync and reconcile are done
         self._foreign_positions_logged: set[tuple[object, ...]] = set()
+        self._open_orders_lock = asyncio.Lock()
         self._link_up = True  # IB Gateway's own link to IB (1100 / 1101 / 1102)
         self._resyncing = False
         self._in_sync = False  # terminal statuses from the gateway are deferred behind this sync's fills
@@ -407,7 +408,8 @@ class IbkrBroker(Broker):
                     if resubscribe:
                         await self._resubscribe()
                         resubscribe = False
-                    await self._request(ib.reqOpenOrdersAsync)
+                    async with self._open_orders_lock:
+                        await self._request(ib.reqOpenOrdersAsync)
                     await self._request(lambda: ib.reqCompletedOrdersAsync(False))
                     await self._request(ib.reqExecutionsAsync)
                     self._end_sync()
@@ -743,6 +745,16 @@ class IbkrBroker(Broker):
                 return t
         return None
 
+    def in_flight_symbols(self) -> set[str]:
+        busy = {p.symbol for p in self._pending.values()}  # executions waiting for their commission
+        busy.update(r.symbol for r in self._outbox.undelivered() if isinstance(r, Execution))
+        for a in self._queue:
+            if a.tracked is not None:
+                busy.add(a.tracked.order.symbol)
+            elif a.symbol:
+                busy.add(a.symbol)
+        return busy
+
     def adopt_unknown(self, order: Order) -> bool:
         if order.client_order_id in self._orders:
             return True
@@ -959,7 +971,8 @@ class IbkrBroker(Broker):
         snapshot; orders of other clients are not kept in sync afterwards, so ask each time)."""
         self._require_session("open orders")
         out = []
-        trades = await self._request(self.ib.reqAllOpenOrdersAsync)
+        async with self._open_orders_lock:  # ib_async keys every open-orders request alike
+            trades = await self._request(self.ib.reqAllOpenOrdersAsync)
         for trade in trades:
             if trade.orderStatus.status in convert.CANCELLED or trade.orderStatus.status in ("Filled", "Inactive"):
                 continue

@@ -33,6 +33,10 @@ class Outbox:
         """Keys (exec ids) of executions still waiting for their commission."""
         return list(self._held)
 
+    def undelivered(self) -> list[Report | None]:
+        """Reports not yet handed to the engine (None: an execution still waiting)."""
+        return [item.report for item in self._items]
+
     def __len__(self) -> int:
         return len(self._items)
 
