@@ -21,7 +21,7 @@ from core.audit import AuditLog
 from core.book_view import BookView
 from core.broker import Broker
 from core.bus import Bus
-from core.clock import Clock, LiveClock, SimClock
+from core.clock import Clock, LiveClock, SimClock, TimerHandle
 from core.config import ConfigError, Settings
 from core.events import FillApplied, IntentRejected
 from core.exchange_session import ExchangeSession
@@ -88,7 +88,7 @@ class Engine:
         self.reconciler = Reconciler(self)
         # A live feed trades only in the exchange session: the dead-man is armed only then.
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
-        self._session_timer: object | None = None
+        self._session_timer: TimerHandle | None = None
         self._shutting_down = False
         self.broker_generation = 0  # counts connection changes: a pass only lifts the hold it was for
         self._cash_from_broker = False
@@ -428,7 +428,7 @@ class Engine:
         finally:
             self.trading = False
             if self._session_timer is not None:
-                self._session_timer.cancel()  # type: ignore[attr-defined]
+                self._session_timer.cancel()
                 self._session_timer = None
             for task in list(self._tasks):
                 task.cancel()  # a pass in progress is shielded: shutdown() waits for it
