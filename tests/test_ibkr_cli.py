@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_control_cli import wait_until
+from tests.test_ibkr_wiring import ibkr_config
 
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
@@ -31,27 +32,7 @@ def start_sim(state: Path, port: int = 0) -> tuple[subprocess.Popen, int]:
 
 
 def write_config(tmp_path: Path, port: int) -> Path:
-    path = tmp_path / "ibkr.toml"
-    path.write_text(f"""
-[engine]
-state_dir = "state"
-[broker]
-kind = "ibkr"
-[ibkr]
-port = {port}
-client_id = 21
-restart_window = ""
-reconnect_min_seconds = 0.05
-reconnect_max_seconds = 0.5
-[feed]
-kind = "ibkr"
-symbols = ["AAPL", "MSFT"]
-[reconcile]
-settle_seconds = 0.2
-[deadman]
-enabled = false
-""")
-    return path
+    return ibkr_config(tmp_path, port, client_id=21, reconnect=(0.05, 0.5), settle=0.2, name="ibkr.toml")
 
 
 @pytest.fixture

@@ -31,8 +31,11 @@ pytest_plugins = ["tests.ibsim_fixtures"]
 D = Decimal
 
 
-def ibkr_config(tmp_path: Path, port: int, *, symbols: str = '["AAPL", "MSFT"]', extra: str = "") -> Path:
-    path = tmp_path / "config.toml"
+def ibkr_config(tmp_path: Path, port: int, *, symbols: str = '["AAPL", "MSFT"]', extra: str = "",
+                client_id: int = 11, reconnect: tuple[float, float] = (0.01, 0.05), settle: float = 0,
+                name: str = "config.toml") -> Path:
+    """An IBKR-mode config.toml against the simulator on ``port`` (also used by test_ibkr_cli)."""
+    path = tmp_path / name
     path.write_text(f"""
 [engine]
 state_dir = "state"
@@ -40,15 +43,15 @@ state_dir = "state"
 kind = "ibkr"
 [ibkr]
 port = {port}
-client_id = 11
+client_id = {client_id}
 restart_window = ""
-reconnect_min_seconds = 0.01
-reconnect_max_seconds = 0.05
+reconnect_min_seconds = {reconnect[0]}
+reconnect_max_seconds = {reconnect[1]}
 [feed]
 kind = "ibkr"
 symbols = {symbols}
 [reconcile]
-settle_seconds = 0
+settle_seconds = {settle}
 [deadman]
 enabled = false
 {extra}

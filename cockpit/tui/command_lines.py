@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.controls import Controls
+
 ORDER_USAGE = "buy|sell SYMBOL QTY [LIMIT]   e.g.  buy AAPL 100   or   sell SPY 20 450.50"
 POSITION_USAGE = "SYMBOL QTY AVG_COST REASON...   e.g.  AAPL 100 187.25 broker statement shows 100"
 LIMIT_USAGE = "KEY VALUE   e.g.  max_order_qty 500"
 RESOLVE_USAGE = "SYMBOL accept|adopt|flatten   e.g.  AAPL accept"
-RESOLUTIONS = ("accept", "adopt", "flatten")
+RESOLUTIONS = Controls.RESOLUTIONS
 
 
 @dataclass(frozen=True, slots=True)
