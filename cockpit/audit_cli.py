@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TextIO
 
-from core import audit
+from core.audit import journal as audit
 
 from cockpit.readers import NoState, connect_readonly
 

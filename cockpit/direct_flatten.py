@@ -34,9 +34,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from core import audit as kinds
+from core.audit import journal as kinds
 from core.config import Settings
-from core.model import Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from core.domain.model import Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 
 log = logging.getLogger("cockpit.direct_flatten")
 
@@ -213,9 +213,9 @@ class _Audit:
         self.rows = 0
 
     async def open(self) -> None:
-        from core.audit import AuditLog
-        from core.clock import LiveClock
-        from core.store import DB_FILENAME, Store
+        from core.audit.journal import AuditLog
+        from core.common.clock import LiveClock
+        from core.persistence.store import DB_FILENAME, Store
 
         from cockpit.state_lock import StateDirBusy, StateLock
 
@@ -308,7 +308,7 @@ async def flatten_direct(settings: Settings, *, client_id: int | None = None,
             f"flatten --direct talks to IB Gateway, but this config's broker is {settings.broker.kind!r}: "
             "for the paper broker, run the engine's `cockpit flatten --all`"))
     from brokers.ibkr.broker import IbkrBroker
-    from core.clock import LiveClock
+    from core.common.clock import LiveClock
 
     cfg = settings.ibkr
     updates: dict[str, Any] = {}

@@ -7,7 +7,7 @@ import logging
 import signal
 
 from core.config import Settings
-from core.serialize import dec
+from core.domain.serialize import dec
 
 from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.serialize import dec, money
+from core.domain.serialize import dec, money
 
 ZERO = Decimal(0)
 

@@ -9,15 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from brokers.paper import PaperBroker
-from core.bus import Bus
-from core.clock import Clock, LiveClock, SimClock
+from core.common.bus import Bus
+from core.common.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
 from core.data.bar_files import BarFileError, bundled_path
-from core.engine import Engine
-from core.feeds.replay import ReplayFeed
-from core.feeds.synthetic import SyntheticFeed
-from core.store import DB_FILENAME, Store
-from core.strategies import KINDS, Strategy
+from core.kernel.engine import Engine
+from core.data.feeds.replay import ReplayFeed
+from core.data.feeds.synthetic import SyntheticFeed
+from core.persistence.store import DB_FILENAME, Store
+from core.strategy import KINDS, Strategy
 
 
 def db_path(settings: Settings) -> Path:

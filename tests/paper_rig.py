@@ -8,16 +8,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from brokers.paper import PaperBroker
-from core.audit import AuditLog
-from core.book_view import BookView
-from core.bus import Bus
-from core.clock import SimClock
+from core.audit.journal import AuditLog
+from core.kernel.risk_view import BookView
+from core.common.bus import Bus
+from core.common.clock import SimClock
 from core.config import PaperConfig, RiskConfig
-from core.model import Bar, OrderType, Quote, Side, TimeInForce
-from core.oms import OrderManager
-from core.portfolio import Portfolio
-from core.risk import OrderRequest, RiskGate
-from core.store import Store
+from core.domain.model import Bar, OrderType, Quote, Side, TimeInForce
+from core.execution.oms import OrderManager
+from core.portfolio.book import Portfolio
+from core.risk.gate import OrderRequest, RiskGate
+from core.persistence.store import Store
 
 # 2020-01-02 14:30 UTC is 09:30 New York: a session open.
 OPEN = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)

@@ -26,11 +26,11 @@ from cockpit.audit_cli import (
     parse_since,
     run_audit,
 )
-from core import audit
-from core.audit import GENESIS_HASH, TRIGGERS, TRIGGERS_SQL, AuditLog, export, row_hash, verify
-from core.clock import SimClock
-from core.model import Side
-from core.store import Store, StoreFailed
+from core.audit import journal as audit
+from core.audit.journal import GENESIS_HASH, TRIGGERS, TRIGGERS_SQL, AuditLog, export, row_hash, verify
+from core.common.clock import SimClock
+from core.domain.model import Side
+from core.persistence.store import Store, StoreFailed
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -138,7 +138,7 @@ def rehash(conn: sqlite3.Connection, seq: int) -> str:
 
 
 def independent_hash(prev: str, seq: int, ts: str, actor: str, kind: str, subject: str, detail: str) -> str:
-    """The documented formula, written out without core.audit's helpers."""
+    """The documented formula, written out without core.audit.journal's helpers."""
     canonical = json.dumps([seq, ts, actor, kind, subject, detail], separators=(",", ":"))
     return hashlib.sha256((prev + canonical).encode()).hexdigest()
 

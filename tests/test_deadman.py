@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.clock import SimClock
+from core.common.clock import SimClock
 from core.config import DeadmanConfig
-from core.deadman import DeadMan, DeadmanPhase
+from core.control.deadman import DeadMan, DeadmanPhase
 
 T0 = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 

@@ -20,10 +20,10 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock
 from brokers.ibsim import IBGatewaySim
 from cockpit.direct_flatten import EXIT_FAIL, EXIT_OK, EXIT_REFUSED, Plan, flatten_direct
 from cockpit.state_lock import StateLock
-from core.audit import AuditLog
-from core.clock import LiveClock
+from core.audit.journal import AuditLog
+from core.common.clock import LiveClock
 from core.config import Settings
-from core.store import DB_FILENAME, Store
+from core.persistence.store import DB_FILENAME, Store
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
 from tests.conftest import ROOT  # noqa: E402

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from decimal import Decimal as D
 
 from brokers.paper.fill_model import FillModel
-from core.model import OrderType, Quote, Side
+from core.domain.model import OrderType, Quote, Side
 
 T0 = datetime(2020, 1, 2, 15, tzinfo=timezone.utc)
 MODEL = FillModel(

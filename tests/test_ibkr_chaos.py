@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from brokers.ibsim import IBGatewaySim
-from core.model import OrderStatus, Side
+from core.domain.model import OrderStatus, Side
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
 from tests.ibkr_fixtures import MakeBroker, MiniOms, make_order  # noqa: E402

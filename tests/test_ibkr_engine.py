@@ -12,13 +12,13 @@ import pytest
 
 from brokers.ibkr.feed import IbkrFeed
 from brokers.ibsim import IBGatewaySim
-from core.bus import Bus
-from core.clock import LiveClock
+from core.common.bus import Bus
+from core.common.clock import LiveClock
 from core.config import EngineConfig, Settings
-from core.engine import Engine
-from core.model import OrderStatus, Quote
-from core.store import Store
-from core.strategies.base import Strategy
+from core.kernel.engine import Engine
+from core.domain.model import OrderStatus, Quote
+from core.persistence.store import Store
+from core.strategy.base import Strategy
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
 from tests.ibkr_fixtures import MakeBroker  # noqa: E402

@@ -15,9 +15,9 @@ from brokers.ibkr.broker import IbkrBroker
 from brokers.ibkr.feed import IbkrFeed, check_quote
 from brokers.ibsim import IBGatewaySim
 from brokers.ibsim import messages as sim_messages
-from core.clock import LiveClock
-from core.model import OrderStatus, Quote, Side
-from core.strategies.base import Strategy
+from core.common.clock import LiveClock
+from core.domain.model import OrderStatus, Quote, Side
+from core.strategy.base import Strategy
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
 from tests.ibkr_fixtures import MakeBroker, Recorder, make_order  # noqa: E402

@@ -13,8 +13,8 @@ from ib_async import LimitOrder, MarketOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
 from brokers.ibsim import messages as sim_messages
-from core.clock import SimClock
-from core.model import OrderStatus, Side, TimeInForce
+from core.common.clock import SimClock
+from core.domain.model import OrderStatus, Side, TimeInForce
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
 from tests.ibkr_fixtures import MakeBroker, make_order  # noqa: E402

@@ -19,7 +19,7 @@ from brokers.ibkr.backoff import Backoff
 from brokers.ibkr.order_ids import OrderIdAllocator
 from brokers.ibkr.outbox import Outbox
 from brokers.ibkr.throttle import Throttle
-from core.model import Execution, OrderStatus, OrderUpdate, Side
+from core.domain.model import Execution, OrderStatus, OrderUpdate, Side
 
 UTC = timezone.utc
 

@@ -14,12 +14,12 @@ import pytest
 from ib_async import LimitOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
-from core.clock import SimClock
+from core.common.clock import SimClock
 from core.config import ConfigError, Settings, load_config
-from core.deadman import DeadmanPhase
-from core.controls import CommandRefused
-from core.engine import Engine
-from core.model import OrderStatus
+from core.control.deadman import DeadmanPhase
+from core.control.handler import CommandRefused
+from core.kernel.engine import Engine
+from core.domain.model import OrderStatus
 
 from cockpit.wiring import build_engine
 

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
-from core.metrics import EquityTracker
+from core.portfolio.equity import EquityTracker
 
 NY = ZoneInfo("America/New_York")
 

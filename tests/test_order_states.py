@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.model import OrderStatus as S
-from core.order_states import LEGAL, IllegalTransition, check_transition
+from core.domain.model import OrderStatus as S
+from core.domain.order_states import LEGAL, IllegalTransition, check_transition
 
 
 @pytest.mark.parametrize(

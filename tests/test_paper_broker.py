@@ -7,9 +7,9 @@ from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-from core.broker import Broker
+from core.execution.broker import Broker
 from core.config import PaperConfig, RiskConfig
-from core.model import Execution, OrderStatus, Side, TimeInForce
+from core.domain.model import Execution, OrderStatus, Side, TimeInForce
 
 from tests.paper_rig import OPEN
 
@@ -184,7 +184,7 @@ def test_paper_broker_implements_the_broker_interface() -> None:
 
 
 async def test_illegal_status_report_is_refused_and_logged(tmp_path: Path, make_rig, caplog) -> None:
-    from core.model import OrderUpdate
+    from core.domain.model import OrderUpdate
 
     rig = await make_rig()
     rig.quote("AAPL", "100", OPEN)
@@ -199,8 +199,8 @@ async def test_illegal_status_report_is_refused_and_logged(tmp_path: Path, make_
 async def test_cancel_before_sending_really_cancels(tmp_path: Path, make_rig) -> None:
     rig = await make_rig()
     rig.quote("AAPL", "100", OPEN)
-    from core.model import OrderType
-    from core.risk import OrderRequest
+    from core.domain.model import OrderType
+    from core.risk.gate import OrderRequest
 
     order = rig.oms.submit(OrderRequest("test", "AAPL", Side.BUY, D(10), OrderType.MARKET))
     assert rig.oms.cancel(order.client_order_id) is True

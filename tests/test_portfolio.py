@@ -9,8 +9,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.model import Execution, Side
-from core.portfolio import Portfolio, Position
+from core.domain.model import Execution, Side
+from core.portfolio.book import Portfolio, Position
 
 T0 = datetime(2020, 1, 2, tzinfo=timezone.utc)
 D = Decimal

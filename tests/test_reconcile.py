@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from core.config import load_config
-from core.model import BrokerPosition, Execution, Order, OrderStatus, OrderType, Side, TimeInForce
-from core.reconcile import BrokerBook, DiffKind, EngineBook, compare
+from core.domain.model import BrokerPosition, Execution, Order, OrderStatus, OrderType, Side, TimeInForce
+from core.execution.reconcile import BrokerBook, DiffKind, EngineBook, compare
 
 from cockpit.wiring import build_engine
 from tests.conftest import CONFIG

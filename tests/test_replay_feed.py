@@ -6,8 +6,8 @@ from pathlib import Path
 
 from core.config import FeedConfig, ReplayFile
 from core.data.bar_files import bundled_path
-from core.feeds.replay import Cursor, ReplayFeed
-from core.model import Bar, Quote
+from core.data.feeds.replay import Cursor, ReplayFeed
+from core.domain.model import Bar, Quote
 
 
 def feed(quotes_per_bar: int = 4, symbols: tuple[str, ...] = ("ORCL", "SPY")) -> ReplayFeed:

@@ -10,8 +10,8 @@ from decimal import Decimal as D
 import pytest
 
 from core.config import ConfigError, RiskConfig
-from core.model import OrderType, Side
-from core.risk import LIQUIDATION_SOURCE, OrderRequest, RiskGate, TradingState
+from core.domain.model import OrderType, Side
+from core.risk.gate import LIQUIDATION_SOURCE, OrderRequest, RiskGate, TradingState
 
 T0 = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)
 

@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import ConfigError, RiskConfig
-from core.model import OrderType, Side
-from core.risk import LIQUIDATION_SOURCE, OrderRequest, RiskGate, TradingState
+from core.domain.model import OrderType, Side
+from core.risk.gate import LIQUIDATION_SOURCE, OrderRequest, RiskGate, TradingState
 
 T0 = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]

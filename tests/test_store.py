@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import CORE_MIGRATIONS, Store, StoreFailed
+from core.persistence.store import CORE_MIGRATIONS, Store, StoreFailed
 
 
 async def test_wal_and_migrations_recorded(tmp_path: Path) -> None:

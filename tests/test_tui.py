@@ -66,7 +66,7 @@ async def test_help_lists_the_keys(tmp_path: Path, clean_env) -> None:
 
 def test_headless_path_never_imports_textual() -> None:
     code = (
-        "import sys, cockpit.cli, cockpit.headless, cockpit.wiring, core.engine, brokers.paper;"
+        "import sys, cockpit.cli, cockpit.headless, cockpit.wiring, core.kernel.engine, brokers.paper;"
         "assert 'textual' not in sys.modules, 'textual imported';"
         "cockpit.cli.build_parser();"
         "assert 'textual' not in sys.modules"

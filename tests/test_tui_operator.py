@@ -1,5 +1,5 @@
 """Every operator key in the cockpit, with Pilot: each goes through a modal that says what
-will happen, then through core.controls (the same path as the CLI and the API)."""
+will happen, then through core.control.handler (the same path as the CLI and the API)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from core.clock import SimClock
-from core.deadman import DeadmanPhase
+from core.common.clock import SimClock
+from core.control.deadman import DeadmanPhase
 
 from cockpit.tui.screens import ConfirmScreen, DeadmanScreen, TextPromptScreen
 from tests.test_tui import make_app

@@ -1,6 +1,6 @@
 """The Interactive Brokers adapter (IB Gateway / TWS through ib_async's async API).
 
-Only ``IbkrConfig`` (defined in ``core.ibkr_config``) is imported eagerly; ``IbkrBroker`` and ``IbkrFeed`` load on first use.
+Only ``IbkrConfig`` (defined in ``core.config.ibkr``) is imported eagerly; ``IbkrBroker`` and ``IbkrFeed`` load on first use.
 """
 
 from __future__ import annotations

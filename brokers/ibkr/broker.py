@@ -33,9 +33,9 @@ from typing import Any
 
 from ib_async import IB, Contract
 
-from core.broker import Broker
-from core.clock import Clock
-from core.model import (
+from core.execution.broker import Broker
+from core.common.clock import Clock
+from core.domain.model import (
     ZERO,
     AccountSnapshot,
     BrokerPosition,

@@ -14,7 +14,7 @@ from ib_async import Contract, LimitOrder, MarketOrder, Stock
 from ib_async import Order as IBOrder
 from ib_async import Trade as IBTrade
 
-from core.model import Order, OrderStatus, OrderType, Side, TimeInForce
+from core.domain.model import Order, OrderStatus, OrderType, Side, TimeInForce
 
 UTC = timezone.utc
 

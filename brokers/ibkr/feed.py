@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from core.clock import Clock
-from core.model import Bar, Quote
+from core.common.clock import Clock
+from core.domain.model import Bar, Quote
 
 from brokers.ibkr.convert import dec
 

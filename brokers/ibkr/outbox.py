@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.broker import Report
+from core.execution.broker import Report
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.model import Order
+from core.domain.model import Order
 
 
 @dataclass(slots=True, eq=False)

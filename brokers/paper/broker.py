@@ -18,11 +18,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from core.broker import Broker
-from core.bus import Bus
-from core.clock import Clock
+from core.execution.broker import Broker
+from core.common.bus import Bus
+from core.common.clock import Clock
 from core.config import PaperConfig
-from core.model import (
+from core.domain.model import (
     ZERO,
     AccountSnapshot,
     Bar,
@@ -36,9 +36,9 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.portfolio import Position
-from core.serialize import dec, dt, opt_dec
-from core.store import Store
+from core.portfolio.book import Position
+from core.domain.serialize import dec, dt, opt_dec
+from core.persistence.store import Store
 
 from brokers.paper.fill_model import FillModel
 

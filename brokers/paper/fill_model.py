@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from core.config import PaperConfig
-from core.model import ZERO, OrderType, Quote, Side
+from core.domain.model import ZERO, OrderType, Quote, Side
 
 CENT = Decimal("0.01")
 _BPS = Decimal(10000)

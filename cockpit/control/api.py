@@ -2,7 +2,7 @@
 
 Served by uvicorn inside the engine's own loop (cockpit/control/server.py), so a request
 runs between two engine batches and sees a consistent book. Every command goes through
-``core.controls.Controls``, the same path as the cockpit's keys. Bad input is a 4xx whose
+``core.control.handler.Controls``, the same path as the cockpit's keys. Bad input is a 4xx whose
 ``detail`` names the problem; a refused command is a 409 with the reason.
 """
 
@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.controls import CommandRefused, CommandResult, Controls
-from core.engine import Engine
+from core.control.handler import CommandRefused, CommandResult, Controls
+from core.kernel.engine import Engine
 
 log = logging.getLogger("cockpit.api")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from core.config import ConfigError, Settings
-from core.engine import Engine
+from core.kernel.engine import Engine
 
 from cockpit.control.api import make_app
 

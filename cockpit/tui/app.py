@@ -27,10 +27,10 @@ from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from core.config import ConfigError
-from core.controls import CommandRefused, CommandResult
-from core.deadman import DeadmanPhase
-from core.engine import Engine
-from core.snapshot import EngineSnapshot
+from core.control.handler import CommandRefused, CommandResult
+from core.control.deadman import DeadmanPhase
+from core.kernel.engine import Engine
+from core.control.read_model import EngineSnapshot
 
 from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
@@ -332,7 +332,7 @@ class CockpitApp(App[int]):
     def action_clear_alert_filter(self) -> None:
         self.query_one(AlertsPane).clear_filter()
 
-    # ---- operator commands: the same path as the CLI and the API (core.controls) ----
+    # ---- operator commands: the same path as the CLI and the API (core.control.handler) ----
 
     def _run_command(self, make: Callable[[], Awaitable[CommandResult]]) -> None:
         async def run() -> None:

@@ -1,6 +1,6 @@
 """Parse the one-line forms of the cockpit's operator prompts into command arguments.
 
-Pure functions: the prompt screen collects text, these split it, core.controls validates
+Pure functions: the prompt screen collects text, these split it, core.control.handler validates
 and runs the command. A line that does not parse raises ValueError with the usage.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.controls import Controls
+from core.control.handler import Controls
 
 ORDER_USAGE = "buy|sell SYMBOL QTY [LIMIT]   e.g.  buy AAPL 100   or   sell SPY 20 450.50"
 POSITION_USAGE = "SYMBOL QTY AVG_COST REASON...   e.g.  AAPL 100 187.25 broker statement shows 100"

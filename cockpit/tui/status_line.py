@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.deadman import DeadmanPhase
-from core.snapshot import EngineSnapshot
+from core.control.deadman import DeadmanPhase
+from core.control.read_model import EngineSnapshot
 
 SEP = " │ "
 

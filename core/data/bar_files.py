@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.model import Bar
+from core.domain.model import Bar
 
 __all__ = ["BarFile", "BarFileError", "DroppedRow", "bundled_path", "read_bar_file"]
 

@@ -1,0 +1,29 @@
+"""What the engine needs from a feed: replay, synthetic and IB market data all look like this."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from core.domain.model import Bar, Quote
+
+
+class Feed(Protocol):
+    #: the key of the resume cursor in the store ("replay", "synthetic", "ibkr")
+    name: str
+
+    @property
+    def symbols(self) -> list[str]: ...
+
+    def load(self) -> None:
+        """Read or register what the feed needs; a bad file refuses to start here."""
+
+    def fingerprint(self) -> str:
+        """Changes when resuming the stored cursor would replay or skip events."""
+
+    def bars_before(self, cursor: Any) -> list[Bar]:
+        """History up to ``cursor``, to warm strategies up after a restart."""
+
+    def stream(self, after: Any, speed: float | str, stop: asyncio.Event) -> AsyncIterator[list[Quote | Bar]]:
+        """Batches of events after ``after`` until exhausted or ``stop`` is set."""

@@ -1,0 +1,385 @@
+"""The order manager: ids, write-ahead persistence, routing, fill tracking.
+
+- Client order ids are ``<instance>-<seq>``; the sequence is persisted with the order,
+  so ids stay unique across restarts.
+- An order is committed to the store before the broker sees it (``send_pending``).
+- A fill reported twice (same exec id) is applied once.
+- Status changes go through the state machine; an illegal one is refused and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from core.audit import journal as kinds
+from core.audit.journal import AuditLog
+from core.execution.broker import Broker, Report
+from core.common.bus import Bus
+from core.common.clock import Clock
+from core.domain.events import FillApplied, IntentRejected, OrderChanged
+from core.domain.model import ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from core.domain.order_states import IllegalTransition, check_transition
+from core.portfolio.book import Portfolio
+from core.risk.gate import OrderRequest, RiskGate, RiskView
+from core.persistence.store import Store
+from core.domain.serialize import dec, dt, opt_dec
+
+log = logging.getLogger("cockpit.oms")
+
+_UPSERT_ORDER = (
+    "INSERT INTO orders (client_order_id, strategy, symbol, side, qty, order_type, tif, limit_price,"
+    " status, filled_qty, avg_fill_price, broker_order_id, reason, created_at, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET"
+    " status=excluded.status, filled_qty=excluded.filled_qty, avg_fill_price=excluded.avg_fill_price,"
+    " broker_order_id=excluded.broker_order_id, reason=excluded.reason, updated_at=excluded.updated_at"
+)
+_INSERT_FILL = (
+    "INSERT OR IGNORE INTO fills (exec_id, client_order_id, strategy, symbol, side, qty, price,"
+    " commission, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_POSITION = (
+    "INSERT INTO positions (symbol, qty, avg_cost, realized_pnl, commissions, last_price, updated_at)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty,"
+    " avg_cost=excluded.avg_cost, realized_pnl=excluded.realized_pnl,"
+    " commissions=excluded.commissions, last_price=excluded.last_price, updated_at=excluded.updated_at"
+)
+_PUT_ACCOUNT = "INSERT INTO account (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+_INSERT_REJECT = (
+    "INSERT INTO risk_events (ts, strategy, symbol, side, qty, reason) VALUES (?,?,?,?,?,?)"
+)
+
+
+class OrderManager:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        broker: Broker,
+        portfolio: Portfolio,
+        gate: RiskGate,
+        clock: Clock,
+        bus: Bus,
+        instance_id: str,
+        audit: AuditLog,
+        view_factory: Callable[[OrderManager], RiskView],
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.portfolio = portfolio
+        self.gate = gate
+        self.clock = clock
+        self.bus = bus
+        self.instance_id = instance_id
+        self.audit = audit
+        self.view = view_factory(self)  # what the gate checks orders against
+        self.last_refusal: str | None = None
+        self.orders: dict[str, Order] = {}
+        self.open_orders: dict[str, Order] = {}
+        self.strategy_positions: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+        self.last_prices: dict[str, Decimal] = {}
+        self._seen_execs: set[str] = set()
+        self._next_seq = 1
+        self._to_send: list[Order] = []
+        broker.set_report_handler(self.on_report)
+
+    # ---- state loading -------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Rebuild open orders, seen fills and per-strategy positions from the store."""
+        row = await self.store.fetchone("SELECT value FROM account WHERE key = 'next_order_seq'")
+        self._next_seq = int(row["value"]) if row else 1
+        for r in await self.store.fetchall(
+            "SELECT * FROM orders WHERE status NOT IN ('FILLED', 'CANCELLED', 'REJECTED')"
+        ):
+            order = _order_from_row(r)
+            self.orders[order.client_order_id] = order
+            self.open_orders[order.client_order_id] = order
+        for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty FROM fills"):
+            self._seen_execs.add(r["exec_id"])
+            signed = Decimal(r["qty"]) * Side(r["side"]).sign
+            self.strategy_positions[(r["strategy"], r["symbol"])] += signed
+
+    async def recover(self) -> None:
+        """After a (re)start: settle orders that never left, apply fills we missed."""
+        broker_open = {o.client_order_id for o in await self.broker.open_orders()}
+        for order in list(self.open_orders.values()):
+            if order.status is OrderStatus.NEW and order.client_order_id not in broker_open:
+                self._set_status(order, OrderStatus.REJECTED, "never sent: engine stopped before sending")
+        missed = [e for e in await self.broker.executions_since(None) if e.exec_id not in self._seen_execs]
+        for execution in missed:
+            log.warning("applying fill %s missed while stopped", execution.exec_id)
+            self.on_report(execution)
+
+    def has_seen(self, exec_id: str) -> bool:
+        return exec_id in self._seen_execs
+
+    # ---- reconciliation resolutions -----------------------------------------------------
+
+    def adopt(self, order: Order, *, strategy: str = "adopted") -> Order:
+        """Take an order the broker has open but the engine did not (a resolved break) into
+        the book, so its fills and cancels are tracked like any other."""
+        known = self.orders.get(order.client_order_id)
+        if known is not None and not known.status.is_terminal:
+            return known
+        now = self.clock.now()
+        adopted = Order(
+            client_order_id=order.client_order_id, strategy=strategy, symbol=order.symbol, side=order.side,
+            qty=order.qty, order_type=order.order_type, tif=order.tif, limit_price=order.limit_price,
+            created_at=order.created_at, updated_at=now, status=order.status, filled_qty=order.filled_qty,
+            avg_fill_price=order.avg_fill_price, broker_order_id=order.broker_order_id,
+            reason="adopted from the broker by the operator",
+        )
+        self.orders[adopted.client_order_id] = adopted
+        self.open_orders[adopted.client_order_id] = adopted
+        self._persist(adopted)
+        self.bus.publish(OrderChanged(adopted))
+        return adopted
+
+    def settle_missing(self, client_order_id: str, reason: str) -> bool:
+        """An open order the broker has no trace of, declared cancelled by the operator."""
+        order = self.open_orders.get(client_order_id)
+        if order is None:
+            return False
+        return self._set_status(order, OrderStatus.CANCELLED, reason)
+
+    # ---- orders in -----------------------------------------------------------------
+
+    def submit(self, req: OrderRequest, tif: TimeInForce = TimeInForce.DAY) -> Order | None:
+        """Gate ``req``; if it passes, create the order and queue it to be persisted and sent."""
+        reason = self.gate.check(req, self.view)
+        now = self.clock.now()
+        if reason is not None:
+            self.reject_intent(req, reason)
+            return None
+        order = Order(
+            client_order_id=f"{self.instance_id}-{self._next_seq}",
+            strategy=req.strategy,
+            symbol=req.symbol,
+            side=req.side,
+            qty=req.qty,
+            order_type=req.order_type,
+            tif=tif,
+            limit_price=req.limit_price if req.order_type is OrderType.LIMIT else None,
+            created_at=now,
+            updated_at=now,
+        )
+        self._next_seq += 1
+        self.store.put(("account", "next_order_seq"), _PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.orders[order.client_order_id] = order
+        self.open_orders[order.client_order_id] = order
+        self._persist(order)
+        self._to_send.append(order)
+        self.audit.record(kinds.GATE_PASS, actor=req.source, subject=order.client_order_id, strategy=req.strategy,
+                          symbol=req.symbol, side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price,
+                          reduce_only=req.reduce_only)
+        log.info(
+            "order %s %s %s %s %s%s (%s)",
+            order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
+            f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
+        )
+        self.bus.publish(OrderChanged(order))
+        return order
+
+    def reject_intent(self, req: OrderRequest, reason: str) -> None:
+        now = self.clock.now()
+        self.last_refusal = reason
+        self.audit.record(kinds.GATE_REFUSE, actor=req.source, subject=req.symbol, strategy=req.strategy,
+                          side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price, reason=reason)
+        log.warning("refused %s %s %s (%s): %s", req.side, req.qty, req.symbol, req.strategy, reason)
+        self.store.append(_INSERT_REJECT, (dt(now), req.strategy, req.symbol, req.side.value, dec(req.qty), reason))
+        self.bus.publish(IntentRejected(now, req.strategy, req.symbol, req.side, req.qty, reason))
+
+    @property
+    def has_unsent(self) -> bool:
+        return bool(self._to_send)
+
+    async def send_pending(self) -> None:
+        """Commit queued orders, then hand them to the broker (write-ahead).
+
+        A broker whose records live in our own store transactions (paper) needs no commit
+        first: order and venue record become durable together, so after a crash either
+        both exist or the event that made the order is replayed.
+        """
+        if not self._to_send:
+            return
+        if not self.broker.records_in_engine_store:
+            await self.store.flush()
+        batch, self._to_send = self._to_send, []
+        for order in batch:
+            if order.status is not OrderStatus.NEW:
+                continue  # cancelled before it left
+            self._set_status(order, OrderStatus.SUBMITTED)
+            self.broker.place(order)
+            self.audit.record(kinds.ORDER_SENT, subject=order.client_order_id, broker=self.broker.kind)
+
+    def cancel(self, client_order_id: str) -> bool:
+        order = self.open_orders.get(client_order_id)
+        if order is None:
+            return False
+        if order.status is OrderStatus.NEW:
+            return self._set_status(order, OrderStatus.CANCELLED, "cancelled before sending")
+        if order.status is OrderStatus.PENDING_CANCEL:
+            return True
+        if order.status is not OrderStatus.UNKNOWN and not self._set_status(order, OrderStatus.PENDING_CANCEL):
+            return False
+        self.broker.cancel(client_order_id)  # an UNKNOWN order may be live: ask anyway
+        return True
+
+    # ---- broker reports ------------------------------------------------------------
+
+    def on_report(self, report: Report) -> None:
+        if isinstance(report, Execution):
+            self._on_execution(report)
+        else:
+            self._on_update(report)
+
+    def _on_update(self, update: OrderUpdate) -> None:
+        order = self.orders.get(update.client_order_id)
+        if order is None:
+            log.warning("update for unknown order %s: %s", update.client_order_id, update.status)
+            return
+        if update.broker_order_id:
+            order.broker_order_id = update.broker_order_id
+        if order.status is update.status:
+            return
+        self._set_status(order, update.status, update.reason)
+
+    def _on_execution(self, ex: Execution) -> None:
+        if ex.exec_id in self._seen_execs:
+            log.info("fill %s reported again: ignored", ex.exec_id)
+            return
+        order = self.orders.get(ex.client_order_id)
+        if order is None:
+            # A fill for an order this engine never made (manual at the broker): still book it.
+            log.warning("fill %s for unknown order %s: booked under 'external'", ex.exec_id, ex.client_order_id)
+            strategy = "external"
+        else:
+            strategy = order.strategy
+        self._seen_execs.add(ex.exec_id)
+        pos = self.portfolio.position(ex.symbol)
+        realized_before = pos.realized_pnl
+        self.portfolio.apply_fill(ex)
+        realized = pos.realized_pnl - realized_before
+        self.strategy_positions[(strategy, ex.symbol)] += ex.qty * ex.side.sign
+        self.store.append(
+            _INSERT_FILL,
+            (ex.exec_id, ex.client_order_id, strategy, ex.symbol, ex.side.value, dec(ex.qty),
+             dec(ex.price), dec(ex.commission), dec(realized), dt(ex.ts)),
+        )
+        self.persist_position(ex.symbol)
+        self.store.put(("account", "cash"), _PUT_ACCOUNT, ("cash", dec(self.portfolio.cash)))
+        log.info("fill %s %s %s %s @ %s comm %s (%s)", ex.exec_id, ex.side, ex.qty, ex.symbol, ex.price,
+                 ex.commission, ex.client_order_id)
+        if order is not None:
+            prev_value = (order.avg_fill_price or ZERO) * order.filled_qty
+            order.filled_qty += ex.qty
+            order.avg_fill_price = (prev_value + ex.price * ex.qty) / order.filled_qty
+            if order.filled_qty > order.qty:
+                log.error("order %s overfilled: %s of %s", order.client_order_id, order.filled_qty, order.qty)
+            target = OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED
+            if order.status.is_terminal:
+                # A fill after a cancel/reject: the book takes it; the status stays terminal.
+                log.warning("fill on %s order %s", order.status, order.client_order_id)
+                self._persist(order)
+            else:
+                self._set_status(order, target)
+        self.audit.record(kinds.ORDER_FILL, actor="broker", subject=ex.client_order_id, exec_id=ex.exec_id,
+                          symbol=ex.symbol, side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission)
+        self.bus.publish(FillApplied(ex, strategy, realized))
+
+    # ---- helpers -------------------------------------------------------------------
+
+    def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> bool:
+        """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
+        try:
+            check_transition(order.client_order_id, order.status, status)
+        except IllegalTransition as exc:
+            log.error("%s (refused)", exc)
+            return False
+        order.status = status
+        if reason:
+            order.reason = reason
+        order.updated_at = self.clock.now()
+        if status.is_terminal:
+            self.open_orders.pop(order.client_order_id, None)
+        self._persist(order)
+        kind = _AUDIT_KIND.get(status)
+        if kind is not None:
+            self.audit.record(kind, subject=order.client_order_id, reason=reason)
+        if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+            log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
+        self.bus.publish(OrderChanged(order))
+        return True
+
+    def _persist(self, o: Order) -> None:
+        self.store.put(
+            ("order", o.client_order_id),
+            _UPSERT_ORDER,
+            (o.client_order_id, o.strategy, o.symbol, o.side.value, dec(o.qty), o.order_type.value,
+             o.tif.value, opt_dec(o.limit_price), o.status.value, dec(o.filled_qty),
+             opt_dec(o.avg_fill_price), o.broker_order_id, o.reason, dt(o.created_at),
+             dt(o.updated_at or o.created_at)),
+        )
+
+    def persist_position(self, symbol: str) -> None:
+        p = self.portfolio.position(symbol)
+        self.store.put(
+            ("position", symbol),
+            _UPSERT_POSITION,
+            (symbol, dec(p.qty), dec(p.avg_cost), dec(p.realized_pnl), dec(p.commissions),
+             opt_dec(p.last_price), dt(self.clock.now())),
+        )
+
+    def working_qty(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """Unfilled quantity of open orders in ``symbol``: (buys, sells)."""
+        buy = sell = ZERO
+        for o in self.open_orders.values():
+            if o.symbol == symbol:
+                if o.side is Side.BUY:
+                    buy += o.remaining
+                else:
+                    sell += o.remaining
+        return buy, sell
+
+    def working_signed(self, strategy: str, symbol: str) -> Decimal:
+        total = ZERO
+        for o in self.open_orders.values():
+            if o.strategy == strategy and o.symbol == symbol:
+                total += o.signed_remaining
+        return total
+
+    def open_orders_of(self, strategy: str, symbol: str) -> list[Order]:
+        return [o for o in self.open_orders.values() if o.strategy == strategy and o.symbol == symbol]
+
+
+_AUDIT_KIND = {
+    OrderStatus.ACCEPTED: kinds.ORDER_ACK,
+    OrderStatus.CANCELLED: kinds.ORDER_CANCELLED,
+    OrderStatus.REJECTED: kinds.ORDER_REJECTED,
+    OrderStatus.PENDING_CANCEL: "order.cancel_requested",
+    OrderStatus.UNKNOWN: "order.unknown",
+}
+
+
+def _order_from_row(r: object) -> Order:
+    return Order(
+        client_order_id=r["client_order_id"],
+        strategy=r["strategy"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        qty=Decimal(r["qty"]),
+        order_type=OrderType(r["order_type"]),
+        tif=TimeInForce(r["tif"]),
+        limit_price=Decimal(r["limit_price"]) if r["limit_price"] is not None else None,
+        created_at=datetime.fromisoformat(r["created_at"]),
+        status=OrderStatus(r["status"]),
+        filled_qty=Decimal(r["filled_qty"]),
+        avg_fill_price=Decimal(r["avg_fill_price"]) if r["avg_fill_price"] is not None else None,
+        broker_order_id=r["broker_order_id"],
+        reason=r["reason"],
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+    )

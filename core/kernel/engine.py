@@ -1,0 +1,569 @@
+"""The engine: feed -> strategies -> risk gate -> OMS -> broker -> book -> store.
+
+One asyncio loop, one writer: every state change happens here, in the order events
+arrived. The broker is injected (core never imports an adapter). Orders are committed
+to the store before they are sent; everything else is written in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import defaultdict, deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from core.audit import journal as kinds
+from core.audit.journal import AuditLog
+from core.kernel.risk_view import BookView
+from core.execution.broker import Broker
+from core.common.bus import Bus
+from core.common.clock import Clock, LiveClock, SimClock, TimerHandle
+from core.config import ConfigError, Settings
+from core.domain.events import FillApplied, IntentRejected
+from core.data.calendar import ExchangeSession
+from core.data.feeds.base import Feed
+from core.data.feeds.replay import Cursor
+from core.domain.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
+from core.execution.oms import OrderManager
+from core.portfolio.book import Portfolio, Position
+from core.control.handler import Controls
+from core.control.deadman import DeadMan
+from core.execution.reconcile import Reconciler
+from core.risk.gate import OrderRequest, RiskGate, TradingState
+from core.domain.serialize import dt
+from core.portfolio.equity import EquityTracker
+from core.control.read_model import EngineSnapshot, order_views, position_views
+from core.persistence.store import Store
+from core.strategy import Strategy
+
+log = logging.getLogger("cockpit.engine")
+
+_PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+_PUT_SETTING = (
+    "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?)"
+    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
+)
+_PUT_CURSOR = (
+    "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
+    " ON CONFLICT(feed) DO UPDATE SET ts=excluded.ts, n_at_ts=excluded.n_at_ts"
+)
+
+
+class Engine:
+    """Owns the book and the order flow; feeds, broker and strategies are handed in."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        bus: Bus,
+        broker: Broker,
+        feed: Feed,
+        strategies: list[Strategy],
+        new_id: Callable[[], str] = lambda: secrets.token_hex(3),
+        wall_clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self._new_id = new_id  # the instance id in order ids; tests fix it for stable screens
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.broker = broker
+        self.feed = feed
+        self.strategies = strategies
+        self.portfolio = Portfolio()
+        self.audit = AuditLog(store, clock)
+        self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change)
+        # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
+        self.wall_clock = wall_clock or LiveClock()
+        self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
+                               on_miss=self._deadman_missed)
+        self.controls = Controls(self)
+        self.reconciler = Reconciler(self)
+        # A live feed trades only in the exchange session: the dead-man is armed only then.
+        self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
+        self._session_timer: TimerHandle | None = None
+        self._shutting_down = False
+        self.broker_generation = 0  # counts connection changes: a pass only lifts the hold it was for
+        self._cash_from_broker = False
+        self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
+        self.trading = False  # the run loop is live (the dead-man is armed while it is)
+        self.oms: OrderManager | None = None
+        self.warming_up = False
+        self.events_processed = 0
+        self.last_batch_at: float | None = None  # loop time: how fresh the feed is, in wall terms
+        self.cursor: Cursor | None = None
+        self._cursor_dirty = False
+        self._dirty_marks: set[str] = set()
+        self._stop = asyncio.Event()
+        self._bar_handlers: dict[str, list[Callable[[Bar], None]]] = defaultdict(list)
+        self._quote_handlers: dict[str, list[Callable[[Quote], None]]] = defaultdict(list)
+        self._strategies_by_name = {s.name: s for s in strategies}
+        self.market_tz = ZoneInfo(settings.engine.market_tz)
+        self.equity = EquityTracker(self.market_tz)
+        self.rejections: deque[IntentRejected] = deque(maxlen=50)
+        # Realized P&L per symbol when the exchange day began (per batch: exact at a live pace).
+        self.realized_at_day_open: dict[str, Decimal] = {}
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
+        self.feed.load()  # first: a bad data file refuses to start before anything is opened
+        await self.store.open()
+        instance_id = await self._meta("instance_id", self._new_id)
+        row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
+        self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
+        # The cursor counts events in replay order; another file list or quote count would
+        # make it point elsewhere, replaying or skipping events. Refuse instead.
+        fingerprint = self.feed.fingerprint()
+        stored = await self._meta("replay_fingerprint", lambda: fingerprint)
+        if stored != fingerprint:
+            if self.cursor is not None:
+                await self.store.close()
+                raise ConfigError(
+                    "feed: the replay's files, their order, start date or quotes_per_bar changed since "
+                    f"this state dir was written ({self.settings.state_dir}); resuming would replay or skip "
+                    "events. Restore the old [feed] settings, use another --state-dir, or `cockpit paper reset`"
+                )
+            self.store.put(("meta", "replay_fingerprint"), _PUT_META, ("replay_fingerprint", fingerprint))
+        await self.audit.load()
+        await self._load_book()
+        await self._load_settings()
+        self.oms = OrderManager(
+            store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
+            clock=self.clock, bus=self.bus, instance_id=instance_id, audit=self.audit,
+            view_factory=lambda oms: BookView(clock=self.clock, portfolio=self.portfolio, oms=oms,
+                                              quote_ts=self.quote_ts, day_open_equity=lambda: self.equity.day_open),
+        )
+        await self.oms.load()
+        self.bus.subscribe(FillApplied, self._on_fill)
+        self.bus.subscribe(IntentRejected, self.rejections.append)
+        self.store.before_flush(self._before_flush)
+        # What the store says is open from an earlier run: the broker reports on it from its first sync.
+        self.broker.adopt(self.oms.open_orders.values())
+        await self.broker.connect()
+        if self._cash_from_broker:
+            await self._take_broker_cash()
+        await self.oms.recover()
+        await self.store.flush()
+        await self._reconcile_and_release("connect")
+        self._started = True
+        if self.gate.hold is not None and self.broker.connected:
+            self._spawn(self._reconcile_and_release("connect (again)"))  # it came and went meanwhile
+
+        for strategy in self.strategies:
+            strategy.ctx = self
+            strategy.on_start()
+            for symbol in strategy.symbols:
+                if strategy.overrides("on_bar"):
+                    self._bar_handlers[symbol].append(self._guard(strategy, strategy.on_bar))
+                if strategy.overrides("on_quote"):
+                    self._quote_handlers[symbol].append(self._guard(strategy, strategy.on_quote))
+        history = self.feed.bars_before(self.cursor)
+        if history:
+            self.warming_up = True
+            for bar in history:
+                for handler in self._bar_handlers.get(bar.symbol, ()):
+                    handler(bar)
+            self.warming_up = False
+            log.info("resuming replay after %s (%d bars replayed to warm strategies up)",
+                     self.cursor.ts if self.cursor else None, len(history))
+        if isinstance(self.clock, SimClock) and self.cursor is not None:
+            self.clock.advance_to(self.cursor.ts)
+
+    async def _meta(self, key: str, make: Callable[[], str]) -> str:
+        row = await self.store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
+        if row:
+            return str(row["value"])
+        value = make()
+        self.store.append("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+        await self.store.flush()
+        return value
+
+    async def _load_book(self) -> None:
+        acct = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM account")}
+        # A new book on a real account takes the account's cash once connected (_take_broker_cash).
+        self._cash_from_broker = "starting_cash" not in acct and not self.broker.records_in_engine_store
+        if "starting_cash" not in acct and not self._cash_from_broker:
+            cash = self.settings.paper.starting_cash
+            for key in ("starting_cash", "cash"):
+                self.store.append("INSERT INTO account (key, value) VALUES (?, ?)", (key, str(cash)))
+            await self.store.flush()
+            self.portfolio.cash = cash
+        elif "cash" in acct:
+            self.portfolio.cash = Decimal(acct["cash"])
+        for r in await self.store.fetchall("SELECT * FROM positions"):
+            self.portfolio.positions[r["symbol"]] = Position(
+                r["symbol"], Decimal(r["qty"]), Decimal(r["avg_cost"]), Decimal(r["realized_pnl"]),
+                Decimal(r["commissions"]), Decimal(r["last_price"]) if r["last_price"] else None,
+            )
+
+    async def _take_broker_cash(self) -> None:
+        """A new state dir on a real account starts from the account's cash, not the paper
+        default; from then on the engine books its own fills (reconciliation compares
+        positions, orders and executions, not cash)."""
+        try:
+            cash = (await self.broker.account()).cash
+        except ConnectionError as exc:
+            log.warning("account cash unknown (%s): the book starts at 0 cash", exc)
+            cash = ZERO
+        for key in ("starting_cash", "cash"):
+            self.store.append("INSERT INTO account (key, value) VALUES (?, ?)", (key, str(cash)))
+        await self.store.flush()
+        self.portfolio.cash = cash
+        log.info("new book on the %s account: cash %s taken from the broker", self.broker.kind, cash)
+
+    async def _load_settings(self) -> None:
+        """Operator changes made at run time (limits, strategies on/off, trading state) beat
+        the config file: they were made on purpose and must survive a restart."""
+        rows = {r["key"]: r["value"] for r in await self.store.fetchall("SELECT key, value FROM settings")}
+        for key, value in rows.items():
+            if key.startswith("risk."):
+                try:
+                    self.gate.set_limit(key.removeprefix("risk."), value)
+                except ConfigError as exc:
+                    log.error("stored limit %s=%s no longer valid, config value kept: %s", key, value, exc)
+        by_name = {s.name: s for s in self.strategies}
+        for key, value in rows.items():
+            if key.startswith("strategy.") and key.endswith(".enabled"):
+                strategy = by_name.get(key.removeprefix("strategy.").removesuffix(".enabled"))
+                if strategy is not None:
+                    strategy.enabled = value == "true"
+        state = rows.get("trading_state")
+        if state and state != TradingState.ACTIVE:
+            self.gate.set_state(TradingState(state), reason=rows.get("trading_state_reason") or "stored state")
+            log.warning("trading is %s since before the restart (%s): resume to trade",
+                        state, rows.get("trading_state_reason"))
+
+    def persist_setting(self, key: str, value: str) -> None:
+        self.store.put(("setting", key), _PUT_SETTING, (key, value, dt(self.clock.now())))
+
+    async def commit(self) -> None:
+        """Make what an operator command changed durable before answering."""
+        if self.store.is_open:
+            await self.store.flush()
+
+    def _on_state_change(self, old: TradingState, new: TradingState, reason: str) -> None:
+        self.persist_setting("trading_state", str(new))
+        self.persist_setting("trading_state_reason", reason)
+        if self.store.is_open:
+            self.audit.record(kinds.STATE_CHANGE, subject=str(new), before=old, after=new, reason=reason)
+
+    def _deadman_event(self, kind: str, detail: dict[str, object]) -> None:
+        if self.store.is_open:
+            fields = dict(detail)
+            actor = str(fields.pop("actor", "engine"))
+            self.audit.record(kind, actor=actor, subject="deadman", **fields)
+        if kind == "deadman.warning":
+            log.warning("dead-man: confirm presence within %ss (press d, or run `cockpit confirm`)",
+                        detail.get("seconds_left"))
+
+    def _deadman_missed(self, action: str) -> None:
+        asyncio.ensure_future(self._run_deadman_action(action))
+
+    async def _run_deadman_action(self, action: str) -> None:
+        try:
+            if action == "flatten_and_halt":
+                await self.controls.flatten(None, actor="deadman", reason="presence not confirmed")
+            else:
+                await self.controls.cancel_all(actor="deadman", reason="presence not confirmed")
+                if self.gate.state is TradingState.ACTIVE:
+                    self.gate.set_state(TradingState.REDUCING, reason="dead-man missed: only reducing orders")
+                await self.commit()
+        except Exception:
+            log.exception("dead-man action %s failed", action)
+
+    def broker_connection_changed(self, up: bool, reason: str) -> None:
+        """The broker's connection came or went: an alert, an audit row, and while it is
+        down (and until the reconcile after it returns) no new order passes the gate."""
+        self.broker_generation += 1
+        if self.store.is_open:
+            self.audit.record("broker.up" if up else "broker.down", actor="broker", subject=self.broker.kind,
+                              reason=reason)
+        if not up and self._shutting_down:
+            log.info("broker %s disconnected: %s", self.broker.kind, reason)
+            return
+        if not up:
+            log.error("BROKER DISCONNECTED (%s): %s; no new orders until it is back and reconciled",
+                      self.broker.kind, reason)
+            self.gate.hold = f"broker {self.broker.kind} disconnected ({reason})"
+            return
+        log.warning("broker %s connected: %s", self.broker.kind, reason)
+        self.gate.hold = f"reconciling with the {self.broker.kind} broker after connecting"
+        if self._started:  # before that, start() reconciles and releases the hold itself
+            self._spawn(self._reconcile_and_release("reconnect"))
+
+    async def _reconcile_and_release(self, reason: str) -> None:
+        """One pass; the hold is lifted only if the pass compared (not skipped) and the
+        connection did not come or go while it ran (else a newer pass decides)."""
+        generation = self.broker_generation
+        for _attempt in range(30):
+            try:
+                result = await asyncio.shield(self.reconciler.run(reason))  # never cut off inside a commit
+            except Exception:
+                log.exception("reconcile (%s) failed; new orders stay held until a pass succeeds", reason)
+                return
+            if result.skipped is None or not self.broker.connected or self._shutting_down:
+                break
+            await asyncio.sleep(1)  # connected but still resyncing: look again shortly
+        if result.skipped is None and generation == self.broker_generation and self.broker.connected:
+            if self.gate.hold is not None:
+                log.warning("new orders may go again: reconciled with the %s broker", self.broker.kind)
+            self.gate.hold = None
+
+    async def _reconcile_periodically(self) -> None:
+        interval = self.settings.reconcile.interval_minutes * 60
+        while True:
+            await asyncio.sleep(interval)  # wall time: the broker's book moves in wall time
+            await self._reconcile_and_release("periodic")  # also lifts a hold a failed pass left
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _follow_session(self) -> None:
+        """Arm the dead-man while the exchange is in session, disarm it outside, and come
+        back at the next open or close (wall clock)."""
+        assert self.session is not None
+        now = self.wall_clock.now()
+        if self.session.is_open(now):
+            self.deadman.arm()
+        else:
+            self.deadman.disarm(f"outside the {self.session.name} session")
+        nxt = self.session.next_change(now)
+        self._session_timer = self.wall_clock.call_later(max(nxt - now, timedelta(0)), self._follow_session)
+
+    def request_stop(self) -> None:
+        """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> bool:
+        """Replay until the feed is exhausted (True) or a stop was requested (False)."""
+        assert self.oms is not None
+        oms = self.oms
+        clock = self.clock
+        advance = clock.advance_to if isinstance(clock, SimClock) else None
+        quote_bus = self.bus.handlers(Quote)
+        bar_bus = self.bus.handlers(Bar)
+        last_prices = oms.last_prices
+        positions = self.portfolio.positions
+        dirty = self._dirty_marks
+        quote_hooks, bar_hooks = self._quote_handlers, self._bar_handlers
+        flush_every = self.settings.engine.flush_interval_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + flush_every
+        flushing: asyncio.Future[None] | None = None
+        quote_ts = self.quote_ts
+        controls = self.controls
+        self.trading = True
+        if self.session is not None:
+            self._follow_session()
+        else:
+            self.deadman.arm()  # a replay (or the synthetic feed) trades throughout
+        self._spawn(self._reconcile_periodically())
+        cur_ts = self.cursor.ts if self.cursor else None
+        n_at_ts = self.cursor.n_at_ts if self.cursor else 0
+        try:
+            async for batch in self.feed.stream(self.cursor, self.settings.feed.speed, self._stop):
+                for ev in batch:
+                    ts = ev.ts
+                    if advance is not None:
+                        advance(ts)
+                    sym = ev.symbol
+                    if type(ev) is Quote:
+                        venue, hooks, price = quote_bus, quote_hooks, ev.last
+                    else:
+                        venue, hooks, price = bar_bus, bar_hooks, ev.close
+                    for h in venue:  # the paper venue fills first, at this price
+                        h(ev)
+                    last_prices[sym] = price
+                    quote_ts[sym] = ts
+                    pos = positions.get(sym)
+                    if pos is not None:
+                        pos.last_price = price
+                        dirty.add(sym)
+                    for h in hooks.get(sym, ()):
+                        h(ev)
+                    if ts == cur_ts:
+                        n_at_ts += 1
+                    else:
+                        cur_ts, n_at_ts = ts, 1
+                    if oms.has_unsent:
+                        self.cursor = Cursor(cur_ts, n_at_ts)
+                        self._cursor_dirty = True
+                        await oms.send_pending()
+                self.events_processed += len(batch)
+                self.last_batch_at = loop.time()
+                if cur_ts is not None and self.equity.observe(cur_ts, self.portfolio.equity()):
+                    self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
+                self.gate.observe_pnl(self.equity.day_pnl, cur_ts)
+                if controls.liquidation is not None and not controls.liquidation.done:
+                    await controls.step_liquidation()
+                self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
+                self._cursor_dirty = True
+                if loop.time() >= next_flush and (flushing is None or flushing.done()):
+                    if flushing is not None:
+                        flushing.result()  # a failed commit stops the engine: state must not drift
+                    # Committed in the background: the engine goes on with the next batch while
+                    # the database thread writes this one (the buffers were swapped already).
+                    flushing = asyncio.ensure_future(self.store.flush())
+                    next_flush = loop.time() + flush_every
+                await asyncio.sleep(0)
+                if self._stop.is_set():
+                    break
+        finally:
+            self.trading = False
+            if self._session_timer is not None:
+                self._session_timer.cancel()
+                self._session_timer = None
+            for task in list(self._tasks):
+                task.cancel()  # a pass in progress is shielded: shutdown() waits for it
+            self.deadman.disarm("the engine stopped trading")
+            if flushing is not None:
+                await flushing
+        return not self._stop.is_set()
+
+    async def shutdown(self) -> None:
+        """Stop strategies, flush everything, disconnect, close the store."""
+        for strategy in self.strategies:
+            try:
+                strategy.on_stop()
+            except Exception:
+                log.exception("strategy %s failed in on_stop", strategy.name)
+        if not self.store.is_open:
+            return  # start() failed before the store opened: nothing to flush
+        if self.oms is not None and self.oms.has_unsent:
+            await self.oms.send_pending()
+        self._shutting_down = True
+        await self.reconciler.idle()  # a pass still comparing finishes before the store closes
+        await self.broker.disconnect()
+        await self.store.close()
+
+    def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
+        """A frozen picture of the book and the orders, for a UI frame or an API call."""
+        pnl = self.portfolio.pnl()
+        orders = list(self.oms.orders.values()) if self.oms is not None else []
+        return EngineSnapshot(
+            taken_at=self.clock.now(),
+            mode="PAPER" if self.broker.kind == "paper" else "LIVE",
+            broker_kind=self.broker.kind,
+            broker_connected=self.broker.connected,
+            feed=self.feed.name,
+            last_event_at=self.cursor.ts if self.cursor else None,
+            events_processed=self.events_processed,
+            feed_age=(asyncio.get_running_loop().time() - self.last_batch_at)
+            if self.last_batch_at is not None else None,
+            cash=self.portfolio.cash,
+            equity=self.portfolio.equity(),
+            realized=pnl.realized,
+            unrealized=pnl.unrealized,
+            commissions=pnl.commissions,
+            positions=position_views(self.portfolio, self.realized_at_day_open),
+            orders=order_views(orders, max_orders),
+            rejections=tuple(self.rejections),
+            day_pnl=self.equity.day_pnl,
+            max_drawdown=self.equity.max_drawdown,
+            equity_curve=tuple(self.equity.curve),
+            market_tz=self.market_tz,
+            trading_state=str(self.gate.state),
+            trading_reason=self.gate.state_reason,
+            deadman=self.deadman.view(),
+            strategies=tuple((s.name, s.enabled) for s in self.strategies),
+            reduce_only_symbols=tuple(sorted(self.gate.reduce_only_symbols)),
+            liquidation=self.controls.liquidation.summary() if self.controls.liquidation is not None else None,
+            broker_status=self.broker.status,
+            breaks=tuple(self.reconciler.breaks),
+            hold=self.gate.hold,
+        )
+
+    # ---- the strategy context ------------------------------------------------------
+
+    def position(self, strategy: str, symbol: str) -> Decimal:
+        assert self.oms is not None
+        return self.oms.strategy_positions.get((strategy, symbol), ZERO)
+
+    def target_position(self, strategy: str, symbol: str, qty: Decimal) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        current = self.position(strategy, symbol)
+        working = self.oms.working_signed(strategy, symbol)
+        if current + working == qty:
+            return
+        if working:
+            self.cancel_orders(strategy, symbol)
+        delta = qty - current
+        if delta:
+            side = Side.BUY if delta > 0 else Side.SELL
+            self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, target=qty, current=current,
+                              working=working)
+            self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET), TimeInForce.DAY)
+
+    def submit_order(
+        self,
+        strategy: str,
+        symbol: str,
+        side: Side,
+        qty: Decimal,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: Decimal | None = None,
+        tif: TimeInForce = TimeInForce.DAY,
+    ) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, side=side, qty=qty, type=order_type,
+                          limit=limit_price)
+        self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price), tif)
+
+    def cancel_orders(self, strategy: str, symbol: str) -> None:
+        if self.warming_up:
+            return
+        assert self.oms is not None
+        for order in self.oms.open_orders_of(strategy, symbol):
+            self.oms.cancel(order.client_order_id)
+
+    # ---- internals -----------------------------------------------------------------
+
+    def _guard(self, strategy: Strategy, hook: Callable[[object], None]) -> Callable[[object], None]:
+        """Run a strategy hook only while enabled; an exception disables it instead of the engine."""
+
+        def call(event: object) -> None:
+            if not strategy.enabled:
+                return
+            try:
+                hook(event)
+            except Exception:
+                strategy.enabled = False
+                log.exception("strategy %s raised and was disabled", strategy.name)
+
+        return call
+
+    def _on_fill(self, event: FillApplied) -> None:
+        strategy = self._strategies_by_name.get(event.strategy)
+        if strategy is not None and strategy.enabled and strategy.overrides("on_fill"):
+            self._guard(strategy, strategy.on_fill)(event.fill)
+
+    def _before_flush(self) -> None:
+        if self._cursor_dirty and self.cursor is not None:
+            self.store.put(("cursor", self.feed.name), _PUT_CURSOR,
+                           (self.feed.name, dt(self.cursor.ts), self.cursor.n_at_ts))
+            self._cursor_dirty = False
+        if self._dirty_marks and self.oms is not None:
+            for symbol in self._dirty_marks:
+                self.oms.persist_position(symbol)
+            self._dirty_marks.clear()

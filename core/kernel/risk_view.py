@@ -1,0 +1,58 @@
+"""The read-only picture of the book the risk gate checks orders against (``RiskView``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from core.common.clock import Clock
+from core.domain.model import ZERO
+from core.portfolio.book import Portfolio
+
+if TYPE_CHECKING:
+    from core.execution.oms import OrderManager
+
+
+class BookView:
+    """Reads the engine's live objects; nothing is copied, so a check costs a few lookups."""
+
+    def __init__(self, *, clock: Clock, portfolio: Portfolio, oms: OrderManager, quote_ts: dict[str, datetime],
+                 day_open_equity: Callable[[], Decimal | None]) -> None:
+        self._clock = clock
+        self._portfolio = portfolio
+        self._oms = oms
+        self._quote_ts = quote_ts
+        self._day_open_equity = day_open_equity
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def position(self, symbol: str) -> Decimal:
+        return self._portfolio.qty(symbol)
+
+    def working(self, symbol: str) -> tuple[Decimal, Decimal]:
+        return self._oms.working_qty(symbol)
+
+    def quote(self, symbol: str) -> tuple[Decimal, datetime] | None:
+        price = self._oms.last_prices.get(symbol)
+        ts = self._quote_ts.get(symbol)
+        if price is None or ts is None or price <= 0:
+            return None
+        return price, ts
+
+    def mark(self, symbol: str) -> Decimal | None:
+        price = self._oms.last_prices.get(symbol)
+        if price is None:
+            pos = self._portfolio.positions.get(symbol)
+            price = pos.last_price if pos is not None else None
+        return price
+
+    def symbols(self) -> Iterable[str]:
+        held = {s for s, p in self._portfolio.positions.items() if p.qty != ZERO}
+        return held | {o.symbol for o in self._oms.open_orders.values()}
+
+    def day_pnl(self) -> Decimal:
+        opened = self._day_open_equity()
+        return ZERO if opened is None else self._portfolio.equity() - opened
