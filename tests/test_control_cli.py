@@ -95,7 +95,7 @@ def test_risk_limits_set_refuse_and_persist_across_restart(engine) -> None:
     assert unknown.returncode == 1 and "unknown risk limit" in unknown.stderr
     ok(cli(env, state, "strategy", "disable", "sma_cross"))
     assert json.loads(ok(cli(env, state, "strategy", "list", "--json")))[0] == {
-        "name": "sma_cross", "enabled": False, "symbols": ["AAPL", "NVDA", "ORCL", "SPY", "YHOO"]}
+        "name": "sma_cross", "enabled": False, "symbols": ["AAPL", "NVDA", "ORCL", "SPY", "YHOO"], "may_short": False}
     proc.terminate()
     assert proc.wait(timeout=60) == 0
     gone = cli(env, state, "status")

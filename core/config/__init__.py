@@ -261,6 +261,16 @@ class Settings(BaseSettings):
     config_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
+    def _strategy_names_are_not_book_owners(self) -> Settings:
+        from core.domain.model import NON_STRATEGY_OWNERS
+
+        taken = sorted(set(self.strategies) & NON_STRATEGY_OWNERS)
+        if taken:
+            raise ValueError(f"strategies.{taken[0]}: the name is reserved for the book's non-strategy owners "
+                             f"({', '.join(sorted(NON_STRATEGY_OWNERS))}); rename the strategy")
+        return self
+
+    @model_validator(mode="after")
     def _broker_and_feed_agree(self) -> Settings:
         if self.broker.kind == "ibkr" and self.feed.kind != "ibkr":
             raise ValueError(f"broker.kind = 'ibkr' sends real orders and needs IB's live prices, not a "

@@ -1,21 +1,45 @@
-"""The one path for operator commands: TUI keys, the CLI and the control API all land here.
+"""The one handler for operator commands: TUI keys, the CLI and the control API all land here.
 
-Every command is audited with who, when, what it was before, what it is after and why,
-whether it succeeded or was refused. A refusal (bad input, a state that does not allow
-it) raises ``CommandRefused`` with a message that names the problem and the fix; the
-callers turn it into a modal, a non-zero exit or a 4xx.
+Each command (``core.domain.commands``) is validated and planned from current state before
+anyone is asked to confirm it; executing it re-plans and runs only if the effect is still what
+was shown (``PlanChanged`` otherwise). Every execution and every refusal is audited with who,
+when, before, after and why. A refusal raises ``CommandRefused`` with a message that names the
+problem and the fix; the callers turn it into a modal, a non-zero exit or a 4xx.
+
+The book changes only by fills: an override and an accepted break are booked as adjustment
+fills through the order manager, so cash, P&L and the strategies' books follow them.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError
-from core.execution.liquidation import LIQUIDATION, Liquidation, SymbolProgress
-from core.domain.model import ZERO, OrderStatus, OrderType, Side, TimeInForce
+from core.domain import text
+from core.domain.commands import (
+    CancelAll,
+    Command,
+    CommandRefused,
+    CommandResult,
+    ConfirmPresence,
+    Flatten,
+    Halt,
+    ManualOrder,
+    OverridePosition,
+    Plan,
+    PlanChanged,
+    Reconcile,
+    ResolveBreak,
+    Resume,
+    SetLimit,
+    SetStrategy,
+)
+from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, OrderStatus, OrderType, Side, TimeInForce
+from core.execution.liquidation import Liquidation, SymbolProgress
 from core.execution.reconcile import DiffKind
 from core.risk.gate import OrderRequest, TradingState
 
@@ -24,15 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cockpit.controls")
 
-
-class CommandRefused(Exception):
-    """An operator command that cannot run as asked; the message says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
+RESOLUTIONS = ("accept", "adopt", "flatten")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,139 +61,363 @@ class FlattenPlan:
     notional: Decimal
 
     def as_dict(self) -> dict[str, Any]:
-        return {"symbols": self.symbols, "cancel": self.cancel, "close": self.close, "notional": str(self.notional)}
+        return {"symbols": self.symbols, "cancel": self.cancel, "close": self.close,
+                "notional": text.money(self.notional)}
 
 
-def parse_decimal(name: str, raw: str | Decimal | int, *, positive: bool = False) -> Decimal:
+def parse_decimal(name: str, raw: str | Decimal | int, *, positive: bool = False, whole: bool = False,
+                  limit: Decimal = Decimal("1e12")) -> Decimal:
+    """A number from an operator, checked for what it is: finite, sign, whole, magnitude."""
     try:
         value = raw if isinstance(raw, Decimal) else Decimal(str(raw).strip())
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         raise CommandRefused(f"{name} must be a number, got {raw!r}") from None
-    if not value.is_finite() or (positive and value <= 0):
-        raise CommandRefused(f"{name} must be a {'positive ' if positive else ''}finite number, got {raw!r}")
+    if not value.is_finite():
+        raise CommandRefused(f"{name} must be a finite number, got {raw!r}")
+    if positive and value <= 0:
+        raise CommandRefused(f"{name} must be positive, got {raw!r}")
+    if whole and value != value.to_integral_value():
+        raise CommandRefused(f"{name} must be a whole number of shares, got {raw!r}")
+    if abs(value) > limit:
+        raise CommandRefused(f"{name} {raw!r} is beyond {text.qty(limit)}: check the number")
     return value
 
 
-class Controls:
-    """Operator commands against a running engine (same loop, no locks needed)."""
+class CommandHandler:
+    """Plans and executes operator commands on the engine's loop (one writer, no locks)."""
+
+    RESOLUTIONS = RESOLUTIONS
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.liquidation: Liquidation | None = None
         self._jobs = 0
+        self._planners: dict[type[Command], Callable[[Any], Awaitable[Plan]]] = {
+            Halt: self._plan_halt, Resume: self._plan_resume, CancelAll: self._plan_cancel_all,
+            Flatten: self._plan_flatten, SetLimit: self._plan_set_limit, SetStrategy: self._plan_set_strategy,
+            OverridePosition: self._plan_override, ManualOrder: self._plan_order, ResolveBreak: self._plan_resolve,
+            Reconcile: self._plan_simple, ConfirmPresence: self._plan_simple,
+        }
+        self._runners: dict[type[Command], Callable[[Any, Plan], Awaitable[CommandResult]]] = {
+            Halt: self._halt, Resume: self._resume, CancelAll: self._cancel_all, Flatten: self._flatten,
+            SetLimit: self._set_limit, SetStrategy: self._set_strategy, OverridePosition: self._override,
+            ManualOrder: self._order, ResolveBreak: self._resolve, Reconcile: self._reconcile,
+            ConfirmPresence: self._confirm,
+        }
+
+    # ---- the one path ------------------------------------------------------------------
+
+    async def plan(self, command: Command) -> Plan:
+        """What ``command`` would do now; raises CommandRefused for bad input (before any confirm)."""
+        if not command.actor or not command.actor.strip():
+            raise CommandRefused("a command needs an actor (who is asking): none was given")
+        return await self._planners[type(command)](command)
+
+    async def execute(self, command: Command, expected: Plan | str | None = None) -> CommandResult:
+        """Re-plan, check the plan is the one shown (``expected``: a Plan or its fingerprint),
+        audit and run. A refusal is audited too."""
+        try:
+            plan = await self.plan(command)
+        except CommandRefused as exc:
+            self._audit_refusal(command, str(exc))
+            raise
+        shown = expected.fingerprint if isinstance(expected, Plan) else expected
+        if shown is not None and shown != plan.fingerprint:
+            self._audit_refusal(command, "plan changed since it was shown")
+            raise PlanChanged(plan)
+        try:
+            result = await self._runners[type(command)](command, plan)
+        except CommandRefused as exc:
+            self._audit_refusal(command, str(exc))
+            await self.engine.commit()
+            raise
+        await self.engine.commit()
+        return result
 
     # ---- helpers -------------------------------------------------------------------
 
     @property
-    def _oms(self):  # noqa: ANN202 - the engine's OMS, present once started
+    def _oms(self):  # noqa: ANN202 - the engine's OMS, present once started (typed by the engine)
         if self.engine.oms is None:
             raise CommandRefused("the engine is still starting: try again in a moment")
         return self.engine.oms
 
-    def _audit(self, action: str, *, actor: str, reason: str | None, before: Any, after: Any, **detail: Any) -> None:
-        self.engine.audit.operator(action, actor=actor, reason=reason, before=before, after=after, **detail)
-        log.warning("operator %s by %s%s: %s -> %s", action, actor, f" ({reason})" if reason else "", before, after)
+    def _audit(self, command: Command, *, before: Any, after: Any, message: str, **detail: Any) -> None:
+        self.engine.audit.operator(command.name, actor=command.actor, reason=command.reason, before=before,
+                                   after=after, **detail)
+        log.warning("operator %s by %s%s: %s", command.name, command.actor,
+                    f" ({command.reason})" if command.reason else "", message)
 
-    def _refuse(self, action: str, actor: str, reason: str | None, message: str) -> CommandRefused:
-        self.engine.audit.operator(action, actor=actor, reason=reason, before=None, after=None, refused=message)
-        log.warning("operator %s by %s refused: %s", action, actor, message)
-        return CommandRefused(message)
+    def _audit_refusal(self, command: Command, message: str) -> None:
+        actor = command.actor.strip() if command.actor and command.actor.strip() else "unknown"
+        if self.engine.store.is_open:
+            try:
+                self.engine.audit.operator(command.name, actor=actor, reason=command.reason, before=None,
+                                           after=None, refused=message)
+            except RuntimeError:  # the audit trail is not loaded yet (the engine is starting)
+                log.warning("refusal not audited: the audit trail is not open yet")
+        log.warning("operator %s by %s refused: %s", command.name, actor, message)
 
-    def _symbol(self, raw: str) -> str:
-        symbol = raw.strip().upper()
-        if not symbol or not symbol.replace(".", "").replace("-", "").isalnum():
+    def traded_symbols(self) -> list[str]:
+        """Every symbol the engine trades or holds: the feed's, the strategies', the book's."""
+        known = set(self.engine.feed.symbols)
+        for strategy in self.engine.strategies:
+            known.update(strategy.symbols)
+        known.update(s for s, p in self.engine.portfolio.positions.items() if p.qty != ZERO)
+        return sorted(known)
+
+    def _symbol(self, raw: str, *, allow_new: bool = False) -> str:
+        symbol = (raw or "").strip().upper()
+        if not symbol or len(symbol) > 16 or not symbol.replace(".", "").replace("-", "").isalnum():
             raise CommandRefused(f"not a symbol: {raw!r}")
+        traded = self.traded_symbols()
+        if symbol not in traded and not allow_new:
+            raise CommandRefused(f"unknown symbol {symbol} (traded: {', '.join(traded) or 'none'})")
         return symbol
 
-    # ---- trading state -------------------------------------------------------------
+    def _mark(self, symbol: str) -> Decimal | None:
+        price = self._oms.last_prices.get(symbol)
+        if price is None:
+            pos = self.engine.portfolio.positions.get(symbol)
+            price = pos.last_price if pos is not None else None
+        return price
 
-    async def halt(self, *, actor: str, reason: str | None = None) -> CommandResult:
-        before = self.engine.gate.state
-        self.engine.gate.set_state(TradingState.HALTED, reason=f"operator halt by {actor}" + (f": {reason}" if reason else ""))
-        self._audit("halt", actor=actor, reason=reason, before=before, after=self.engine.gate.state)
-        await self.engine.commit()
-        return CommandResult(f"trading HALTED (was {before}); working orders stay: cancel them with cancel-all",
-                             {"trading_state": str(self.engine.gate.state)})
+    def _working(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self._oms.open_orders.values() if symbol is None or o.symbol == symbol]
 
-    async def resume(self, *, actor: str, reason: str | None = None) -> CommandResult:
+    # ---- plans ---------------------------------------------------------------------
+
+    async def _plan_simple(self, command: Command) -> Plan:
+        return Plan(command.name, {}, (f"{command.name.upper()}",))
+
+    async def _plan_halt(self, command: Halt) -> Plan:
+        state = self.engine.gate.state
+        working = [o.client_order_id for o in self._working()]
+        return Plan("halt", {"from": str(state), "to": "HALTED", "working_orders_stay": working},
+                    (f"HALT trading (now {state}): no new orders from any strategy or the operator.",
+                     f"{len(working)} working order(s) stay working: cancel them with cancel-all."))
+
+    async def _plan_resume(self, command: Resume) -> Plan:
         gate = self.engine.gate
-        before = gate.state
-        try:
-            gate.set_state(TradingState.ACTIVE, reason=f"operator resume by {actor}" + (f": {reason}" if reason else ""))
-        except ValueError as exc:
-            raise self._refuse("resume", actor, reason, str(exc)) from None
-        stopped = None
-        if self.liquidation is not None and not self.liquidation.done:
-            self.liquidation.stopped = f"resumed by {actor}"
-            stopped = self.liquidation.job_id
-        gate.reduce_only_symbols.clear()
-        self._audit("resume", actor=actor, reason=reason, before=before, after=gate.state, stopped_liquidation=stopped)
-        self.engine.deadman.confirm(actor)  # whoever resumes is evidently present
-        await self.engine.commit()
-        return CommandResult(f"trading ACTIVE (was {before})", {"trading_state": str(gate.state)})
+        refusal = gate.state_refusal(TradingState.ACTIVE)
+        if refusal is not None:
+            raise CommandRefused(refusal)
+        stopping = self.liquidation.job_id if self.liquidation is not None and not self.liquidation.done else None
+        reduce_only = sorted(gate.reduce_only_symbols)
+        lines = [f"RESUME trading (now {gate.state}): new orders may go again."]
+        if reduce_only:
+            lines.append(f"Reduce-only ends for {', '.join(reduce_only)}.")
+        if stopping:
+            lines.append(f"The liquidation {stopping} in progress stops.")
+        return Plan("resume", {"from": str(gate.state), "to": "ACTIVE", "reduce_only_cleared": reduce_only,
+                               "stops_liquidation": stopping}, tuple(lines))
 
-    # ---- orders --------------------------------------------------------------------
+    async def _plan_cancel_all(self, command: CancelAll) -> Plan:
+        briefs = [_order_brief(o) for o in self._working()]
+        lines = [f"CANCEL ALL {len(briefs)} working order(s)" + (":" if briefs else ": there are none.")]
+        lines += [_brief_line(b) for b in briefs]
+        return Plan("cancel_all", {"cancel": [b["id"] for b in briefs]}, tuple(lines), {"orders": briefs})
 
-    def cancel_all_preview(self) -> list[dict[str, str]]:
-        return [_order_brief(o) for o in self._oms.open_orders.values()]
-
-    async def cancel_all(self, *, actor: str, reason: str | None = None) -> CommandResult:
-        oms = self._oms
-        targets = list(oms.open_orders.values())
-        asked = [o.client_order_id for o in targets if oms.cancel(o.client_order_id)]
-        self._audit("cancel_all", actor=actor, reason=reason, before=len(targets), after=len(oms.open_orders),
-                    cancelled=asked)
-        await self.engine.commit()
-        return CommandResult(f"cancel requested for {len(asked)} order(s)", {"cancelled": asked})
-
-    def flatten_preview(self, symbol: str | None) -> FlattenPlan:
-        oms = self._oms
+    def flatten_plan(self, symbol: str | None) -> FlattenPlan:
         symbols = None if symbol is None else [self._symbol(symbol)]
-        cancel = [_order_brief(o) for o in oms.open_orders.values() if symbols is None or o.symbol in symbols]
+        cancel = [_order_brief(o) for o in self._working() if symbols is None or o.symbol in symbols]
         close, notional = [], ZERO
         for sym, pos in sorted(self.engine.portfolio.positions.items()):
             if pos.qty == ZERO or (symbols is not None and sym not in symbols):
                 continue
-            price = oms.last_prices.get(sym) or pos.last_price or pos.avg_cost
+            price = self._mark(sym) or pos.avg_cost
             value = abs(pos.qty) * price
             notional += value
-            close.append({"symbol": sym, "side": "SELL" if pos.qty > 0 else "BUY", "qty": str(abs(pos.qty)),
-                          "price": str(price), "notional": str(value.quantize(Decimal("0.01")))})
-        return FlattenPlan(symbols, cancel, close, notional.quantize(Decimal("0.01")))
+            close.append({"symbol": sym, "side": "SELL" if pos.qty > 0 else "BUY", "qty": text.qty(abs(pos.qty)),
+                          "price": text.price(price), "notional": text.money(value)})
+        return FlattenPlan(symbols, cancel, close, notional)
 
-    async def flatten(self, symbol: str | None, *, actor: str, reason: str | None = None) -> CommandResult:
+    async def _plan_flatten(self, command: Flatten) -> Plan:
+        fp = self.flatten_plan(command.symbol)
+        what = "EVERYTHING" if fp.symbols is None else fp.symbols[0]
+        lines = [f"FLATTEN {what}: cancel {len(fp.cancel)} order(s), close {len(fp.close)} position(s)"
+                 f" (about {text.money(fp.notional)} at the last prices)."]
+        lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (last {c['price']})" for c in fp.close]
+        lines += [_brief_line(b) for b in fp.cancel]
+        lines.append("Trading goes HALTED." if fp.symbols is None else f"{what} stays reduce-only until resume.")
+        effect = {"symbols": fp.symbols, "cancel": [b["id"] for b in fp.cancel],
+                  "close": [(c["symbol"], c["side"], c["qty"]) for c in fp.close]}
+        return Plan("flatten", effect, tuple(lines), {"flatten": fp.as_dict()})
+
+    async def _plan_set_limit(self, command: SetLimit) -> Plan:
+        gate = self.engine.gate
+        try:
+            old, new = gate.validate_limit(command.key, command.value)
+        except ConfigError as exc:
+            raise CommandRefused(str(exc)) from None
+        shown_old = gate.limits_dict()[command.key]
+        shown_new = gate.show_limit(new)
+        return Plan("risk_set", {"key": command.key, "from": shown_old, "to": shown_new},
+                    (f"SET risk.{command.key}: {shown_old} -> {shown_new} (persisted, survives a restart).",))
+
+    async def _plan_set_strategy(self, command: SetStrategy) -> Plan:
+        strategy = next((s for s in self.engine.strategies if s.name == command.strategy), None)
+        if strategy is None:
+            known = ", ".join(s.name for s in self.engine.strategies) or "none"
+            raise CommandRefused(f"no strategy named {command.strategy!r} (known: {known})")
+        cancel = [] if command.enabled else [o.client_order_id for o in self._working() if o.strategy == strategy.name]
+        word = "ENABLE" if command.enabled else "DISABLE"
+        lines = [f"{word} strategy {strategy.name} (now {'enabled' if strategy.enabled else 'disabled'})."]
+        if cancel:
+            lines.append(f"Its {len(cancel)} working order(s) are cancelled.")
+        return Plan("strategy", {"strategy": strategy.name, "from": strategy.enabled, "to": command.enabled,
+                                 "cancel": cancel}, tuple(lines))
+
+    async def _plan_override(self, command: OverridePosition) -> Plan:
+        if not command.reason or not command.reason.strip():
+            raise CommandRefused("a position override needs a reason (--reason TEXT): it is for when the book is "
+                                 "known to be wrong, and the audit trail must say why")
+        sym = self._new_or_known(command.symbol, command.new_symbol)
+        qty = parse_decimal("qty", command.qty, whole=True)
+        cost = parse_decimal("avg-cost", command.avg_cost)
+        if cost < 0 or (qty != 0 and cost == 0):
+            raise CommandRefused(f"avg-cost must be positive for a nonzero position, got {command.avg_cost!r}")
+        pos = self.engine.portfolio.positions.get(sym)
+        held = pos.qty if pos is not None else ZERO
+        delta = qty - held
+        if delta == ZERO:
+            raise CommandRefused(f"the book already holds {text.qty(held)} {sym}: nothing to override (the average "
+                                 f"cost follows from the fills)")
+        price = cost if qty != 0 else (self._mark(sym) or (pos.avg_cost if pos is not None else cost))
+        side = "BUY" if delta > 0 else "SELL"
+        owners = self._owners_moved(OPERATOR, sym, delta)
+        lines = (f"OVERRIDE {sym}: {text.qty(held)} -> {text.qty(qty)}, booked as an adjustment fill "
+                 f"{side} {text.qty(abs(delta))} @ {text.price(price)} (no commission).",
+                 "Cash, P&L and the owners' books follow: " + _owners_line(owners) + ".")
+        return Plan("position_set", {"symbol": sym, "from": text.qty(held), "to": text.qty(qty),
+                                     "fill": [side, text.qty(abs(delta)), str(price)], "owners": owners}, lines)
+
+    def _new_or_known(self, raw: str, new_symbol: bool) -> str:
+        try:
+            return self._symbol(raw)
+        except CommandRefused as exc:
+            if new_symbol and str(exc).startswith("unknown symbol"):
+                return self._symbol(raw, allow_new=True)
+            if str(exc).startswith("unknown symbol"):
+                raise CommandRefused(f"{exc}; to override a position in a symbol the engine does not trade, "
+                                     f"add --new-symbol") from None
+            raise
+
+    def _owners_moved(self, owner: str, symbol: str, delta: Decimal) -> dict[str, str]:
+        return {o: text.qty(q) for o, q in self.engine.portfolio.allocate(owner, symbol, delta)}
+
+    async def _plan_order(self, command: ManualOrder) -> Plan:
+        try:
+            side = Side((command.side or "").strip().upper())
+        except ValueError:
+            raise CommandRefused(f"side must be buy or sell, got {command.side!r}") from None
+        sym = self._symbol(command.symbol)
+        qty = parse_decimal("qty", command.qty, positive=True, whole=True)
+        limit = None if command.limit in (None, "") else parse_decimal("limit", command.limit, positive=True)
+        req = self._request(side, sym, qty, limit)
+        refusal = self.engine.gate.check(req, self._oms.view, admit=False)
+        if refusal is not None:
+            raise CommandRefused(f"refused by the risk gate: {refusal}")
+        where = f"limit {text.price(limit)}" if limit is not None else "at market"
+        mark = self._mark(sym)
+        return Plan("order", {"side": str(side), "symbol": sym, "qty": text.qty(qty),
+                              "limit": None if limit is None else str(limit)},
+                    (f"ORDER {side} {text.qty(qty)} {sym} {where} (DAY), as the operator"
+                     + (f"; last {text.price(mark)}." if mark is not None else "."),))
+
+    def _request(self, side: Side, sym: str, qty: Decimal, limit: Decimal | None) -> OrderRequest:
+        return OrderRequest(OPERATOR, sym, side, qty, OrderType.LIMIT if limit is not None else OrderType.MARKET,
+                            limit, source="operator")
+
+    async def _plan_resolve(self, command: ResolveBreak) -> Plan:
+        sym = self._symbol(command.symbol)
+        act = (command.action or "").strip().lower()
+        if act not in RESOLUTIONS:
+            raise CommandRefused(f"resolution must be one of {', '.join(RESOLUTIONS)}, got {command.action!r}")
+        rec = self.engine.reconciler
+        brk = rec.breaks.get(sym)
+        if brk is None:
+            raise CommandRefused(f"no reconciliation break on {sym} (breaks: {', '.join(sorted(rec.breaks)) or 'none'})")
+        lines = [f"RESOLVE the {sym} break by {act.upper()}:"] + [f"  {d}" for d in brk.differences]
+        lines.append({"accept": "the engine takes the broker's position (an adjustment fill), orders and executions.",
+                      "adopt": "the broker's unknown open orders are tracked as the engine's.",
+                      "flatten": "accept the broker's view, then flatten the symbol (reduce-only until resume)."}[act])
+        return Plan("resolve", {"symbol": sym, "action": act, "differences": [d.as_dict() for d in brk.differences]},
+                    tuple(lines))
+
+    # ---- execution -----------------------------------------------------------------
+
+    async def _halt(self, command: Halt, plan: Plan) -> CommandResult:
+        gate = self.engine.gate
+        before = gate.state
+        gate.set_state(TradingState.HALTED, reason=f"operator halt by {command.actor}"
+                       + (f": {command.reason}" if command.reason else ""))
+        message = f"trading HALTED (was {before}); working orders stay: cancel them with cancel-all"
+        self._audit(command, before=before, after=gate.state, message=message)
+        return CommandResult(message, {"trading_state": str(gate.state), "plan": plan.as_dict()})
+
+    async def _resume(self, command: Resume, plan: Plan) -> CommandResult:
+        gate = self.engine.gate
+        before = gate.state
+        try:
+            gate.set_state(TradingState.ACTIVE, reason=f"operator resume by {command.actor}"
+                           + (f": {command.reason}" if command.reason else ""))
+        except ValueError as exc:
+            raise CommandRefused(str(exc)) from None
+        stopped = None
+        if self.liquidation is not None and not self.liquidation.done:
+            self.liquidation.stopped = f"resumed by {command.actor}"
+            stopped = self.liquidation.job_id
+        cleared = sorted(gate.reduce_only_symbols)
+        self.engine.set_reduce_only(set())
+        message = f"trading ACTIVE (was {before})" + (f"; reduce-only ended for {', '.join(cleared)}" if cleared else "")
+        self._audit(command, before=before, after=gate.state, message=message, stopped_liquidation=stopped,
+                    reduce_only_cleared=cleared)
+        self.engine.deadman.confirm(command.actor)  # whoever resumes is evidently present
+        return CommandResult(message, {"trading_state": str(gate.state)})
+
+    async def _cancel_all(self, command: CancelAll, plan: Plan) -> CommandResult:
+        oms = self._oms
+        targets = list(oms.open_orders.values())
+        asked = [o.client_order_id for o in targets if oms.cancel(o.client_order_id)]
+        message = f"cancel requested for {len(asked)} order(s)"
+        self._audit(command, before=len(targets), after=len(oms.open_orders), message=message, cancelled=asked)
+        return CommandResult(message, {"cancelled": asked})
+
+    def flatten_preview(self, symbol: str | None) -> FlattenPlan:
+        return self.flatten_plan(symbol)
+
+    async def _flatten(self, command: Flatten, plan: Plan) -> CommandResult:
         """Flatten all: HALTED, cancel every order, close every position (the emergency
         liquidation). Flatten one symbol: that symbol goes reduce-only until resume, its
         orders are cancelled and its position closed; other symbols trade on."""
         oms = self._oms
         gate = self.engine.gate
-        plan = self.flatten_preview(symbol)
-        before = {"trading_state": str(gate.state), "positions": plan.close}
-        if plan.symbols is None:
-            gate.set_state(TradingState.HALTED, reason=f"flatten all by {actor}")
+        fp = self.flatten_plan(command.symbol)
+        before = {"trading_state": str(gate.state), "positions": fp.close}
+        if fp.symbols is None:
+            gate.set_state(TradingState.HALTED, reason=f"flatten all by {command.actor}")
             targets = list(oms.open_orders.values())
         else:
-            gate.reduce_only_symbols.update(plan.symbols)
-            targets = [o for o in oms.open_orders.values() if o.symbol in plan.symbols]
+            self.engine.set_reduce_only(gate.reduce_only_symbols | set(fp.symbols))
+            targets = [o for o in oms.open_orders.values() if o.symbol in fp.symbols]
         cancelled = [o.client_order_id for o in targets if oms.cancel(o.client_order_id)]
         self._jobs += 1
         job = Liquidation(
-            job_id=f"flatten-{self._jobs}", started_at=self.engine.clock.now(), actor=actor,
-            symbols={c["symbol"]: SymbolProgress(c["symbol"], Decimal(c["qty"])) for c in plan.close},
+            job_id=f"flatten-{self._jobs}", started_at=self.engine.clock.now(), actor=command.actor,
+            symbols={c["symbol"]: SymbolProgress(c["symbol"], Decimal(c["qty"])) for c in fp.close},
             cancelled=cancelled,
         )
         if self.liquidation is not None and not self.liquidation.done:
             self.liquidation.stopped = f"superseded by {job.job_id}"
         self.liquidation = job
-        self._audit("flatten", actor=actor, reason=reason, before=before, after={"trading_state": str(gate.state)},
-                    symbol=symbol or "ALL", job_id=job.job_id, cancelled=cancelled, plan=plan.as_dict())
+        message = (f"{job.job_id}: cancel requested for {len(cancelled)} order(s), closing {len(fp.close)} "
+                   f"position(s) (about {text.money(fp.notional)})"
+                   + (", trading HALTED" if fp.symbols is None else f", {fp.symbols[0]} reduce-only until resume"))
+        self._audit(command, before=before, after={"trading_state": str(gate.state)}, message=message,
+                    symbol=command.symbol or "ALL", job_id=job.job_id, cancelled=cancelled, plan=fp.as_dict())
         await self.step_liquidation()
-        return CommandResult(
-            f"{job.job_id}: cancel requested for {len(cancelled)} order(s), closing {len(plan.close)} position(s)"
-            f" (notional {plan.notional:,})" + (", trading HALTED" if plan.symbols is None else
-                                                f", {symbol} reduce-only until resume"),
-            {"plan": plan.as_dict(), "job": job.summary()},
-        )
+        return CommandResult(message, {"plan": fp.as_dict(), "job": job.summary()})
 
     async def step_liquidation(self) -> None:
         job = self.liquidation
@@ -186,129 +426,99 @@ class Controls:
         if job.step(self.engine.oms, self.engine.portfolio, self.engine.quote_ts):
             await self.engine.oms.send_pending()
         if job.done:
-            log.warning("%s finished: %s", job.job_id, job.summary()["symbols"])
+            outcome = ", ".join(f"{s} {p['outcome']}" for s, p in job.summary()["symbols"].items())  # type: ignore[union-attr]
+            log.warning("%s finished: %s", job.job_id, outcome or "nothing to close")
             self.engine.audit.record("liquidation.done", actor=job.actor, subject=job.job_id, job=job.summary())
         await self.engine.commit()
 
-    async def manual_order(self, side: str, symbol: str, qty: str | Decimal, limit: str | Decimal | None = None,
-                           *, actor: str, reason: str | None = None) -> CommandResult:
+    async def _order(self, command: ManualOrder, plan: Plan) -> CommandResult:
         oms = self._oms
-        try:
-            side_ = Side(side.strip().upper())
-        except ValueError:
-            raise CommandRefused(f"side must be buy or sell, got {side!r}") from None
-        sym = self._symbol(symbol)
-        qty_ = parse_decimal("qty", qty, positive=True)
-        limit_ = None if limit is None else parse_decimal("limit", limit, positive=True)
-        req = OrderRequest("operator", sym, side_, qty_, OrderType.LIMIT if limit_ is not None else OrderType.MARKET,
-                           limit_, source="operator")
-        order = oms.submit(req, TimeInForce.DAY)
+        e = plan.effect
+        side, sym, qty = Side(e["side"]), e["symbol"], Decimal(e["qty"])
+        limit = None if e["limit"] is None else Decimal(e["limit"])
+        order = oms.submit(self._request(side, sym, qty, limit), TimeInForce.DAY)
         if order is None:
-            refusal = oms.last_refusal or "refused"
-            self._audit("order", actor=actor, reason=reason, before=None, after=None, refused=refusal,
-                        side=side_, symbol=sym, qty=qty_, limit=limit_)
-            await self.engine.commit()
-            raise CommandRefused(f"refused by the risk gate: {refusal}")
-        self._audit("order", actor=actor, reason=reason, before=None, after=order.client_order_id,
-                    side=side_, symbol=sym, qty=qty_, limit=limit_)
+            raise CommandRefused(f"refused by the risk gate: {oms.last_refusal or 'refused'}")
+        where = f" @ {text.price(limit)}" if limit is not None else " at market"
+        message = f"sent order {order.client_order_id}: {side} {text.qty(qty)} {sym}{where}"
+        self._audit(command, before=None, after=order.client_order_id, message=message, side=side, symbol=sym,
+                    qty=qty, limit=limit)
         await oms.send_pending()
-        await self.engine.commit()
-        return CommandResult(f"order {order.client_order_id} {side_} {qty_} {sym}"
-                             + (f" @ {limit_}" if limit_ is not None else " at market"),
-                             {"order_id": order.client_order_id, "status": str(order.status)})
-
-    # ---- strategies, limits, positions ---------------------------------------------
+        return CommandResult(message, {"order_id": order.client_order_id, "status": str(order.status)})
 
     def strategies(self) -> list[dict[str, Any]]:
-        return [{"name": s.name, "enabled": s.enabled, "symbols": list(s.symbols)} for s in self.engine.strategies]
+        return [{"name": s.name, "enabled": s.enabled, "symbols": list(s.symbols),
+                 "may_short": bool(getattr(s, "may_short", False))} for s in self.engine.strategies]
 
-    async def set_strategy(self, name: str, enabled: bool, *, actor: str, reason: str | None = None) -> CommandResult:
-        strategy = next((s for s in self.engine.strategies if s.name == name), None)
-        if strategy is None:
-            known = ", ".join(s.name for s in self.engine.strategies) or "none"
-            raise CommandRefused(f"no strategy named {name!r} (known: {known})")
+    async def _set_strategy(self, command: SetStrategy, plan: Plan) -> CommandResult:
+        strategy = next(s for s in self.engine.strategies if s.name == command.strategy)
         before = strategy.enabled
-        strategy.enabled = enabled
+        strategy.enabled = command.enabled
         cancelled: list[str] = []
-        if not enabled and self.engine.oms is not None:
-            oms = self.engine.oms
+        if not command.enabled:
+            oms = self._oms
             cancelled = [o.client_order_id for o in list(oms.open_orders.values())
-                         if o.strategy == name and oms.cancel(o.client_order_id)]
-        self.engine.persist_setting(f"strategy.{name}.enabled", "true" if enabled else "false")
-        self._audit("strategy", actor=actor, reason=reason, before=before, after=enabled, strategy=name,
-                    cancelled=cancelled)
-        await self.engine.commit()
-        word = "enabled" if enabled else "disabled"
+                         if o.strategy == strategy.name and oms.cancel(o.client_order_id)]
+        self.engine.persist_setting(f"strategy.{strategy.name}.enabled", "true" if command.enabled else "false")
+        word = "enabled" if command.enabled else "disabled"
         extra = f"; cancel requested for its {len(cancelled)} working order(s)" if cancelled else ""
-        return CommandResult(f"strategy {name} {word}{extra}", {"name": name, "enabled": enabled,
-                                                                 "cancelled": cancelled})
+        message = f"strategy {strategy.name} {word} (was {'enabled' if before else 'disabled'}){extra}"
+        self._audit(command, before=before, after=command.enabled, message=message, subject=strategy.name,
+                    strategy=strategy.name, cancelled=cancelled)
+        return CommandResult(message, {"name": strategy.name, "enabled": command.enabled, "cancelled": cancelled})
 
     def risk_limits(self) -> dict[str, str]:
         return self.engine.gate.limits_dict()
 
-    async def set_limit(self, key: str, value: str, *, actor: str, reason: str | None = None) -> CommandResult:
+    async def _set_limit(self, command: SetLimit, plan: Plan) -> CommandResult:
         try:
-            old, new = self.engine.gate.set_limit(key, value)
+            old, _new = self.engine.gate.set_limit(command.key, command.value)
         except ConfigError as exc:
-            raise self._refuse("risk_set", actor, reason, str(exc)) from None
-        shown = self.engine.gate.limits_dict()[key]
-        self.engine.persist_setting(f"risk.{key}", shown)
-        self._audit("risk_set", actor=actor, reason=reason, before=str(old), after=shown, key=key)
-        await self.engine.commit()
-        return CommandResult(f"risk.{key}: {old} -> {shown} (persisted)", {"key": key, "old": str(old), "new": shown})
+            raise CommandRefused(str(exc)) from None
+        shown = self.engine.gate.limits_dict()[command.key]
+        self.engine.persist_setting(f"risk.{command.key}", shown)
+        message = f"risk.{command.key}: {plan.effect['from']} -> {shown} (persisted)"
+        self._audit(command, before=plan.effect["from"], after=shown, message=message, key=command.key)
+        return CommandResult(message, {"key": command.key, "old": plan.effect["from"], "new": shown})
 
-    async def set_position(self, symbol: str, qty: str | Decimal, avg_cost: str | Decimal, *, actor: str,
-                           reason: str | None) -> CommandResult:
-        if not reason or not reason.strip():
-            raise CommandRefused("a position override needs a reason (--reason TEXT): it is for when the book is "
-                                 "known to be wrong, and the audit trail must say why")
-        sym = self._symbol(symbol)
-        qty_ = parse_decimal("qty", qty)
-        cost = parse_decimal("avg-cost", avg_cost)
-        if cost < 0 or (qty_ != 0 and cost == 0):
-            raise CommandRefused(f"avg-cost must be positive for a nonzero position, got {avg_cost!r}")
-        pos = self.engine.portfolio.position(sym)
-        before = {"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)}
-        pos.qty, pos.avg_cost = qty_, (cost if qty_ != 0 else ZERO)
-        self._oms.persist_position(sym)
-        after = {"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)}
-        self._audit("position_set", actor=actor, reason=reason, before=before, after=after, symbol=sym)
-        await self.engine.commit()
-        return CommandResult(f"position {sym}: {before['qty']} @ {before['avg_cost']} -> {after['qty']} @ "
-                             f"{after['avg_cost']}", {"symbol": sym, "before": before, "after": after})
+    async def _override(self, command: OverridePosition, plan: Plan) -> CommandResult:
+        sym = plan.effect["symbol"]
+        side, qty, price = plan.effect["fill"]
+        book = self.engine.portfolio.position(sym)
+        before = {"qty": text.qty(book.qty), "avg_cost": text.price(book.avg_cost)}
+        signed = Decimal(qty) * (1 if side == "BUY" else -1)
+        booked = self._oms.book_adjustment(sym, signed, Decimal(price), owner=OPERATOR, actor=command.actor,
+                                           reason=command.reason or "position override")
+        after = {"qty": text.qty(book.qty), "avg_cost": text.price(book.avg_cost)}
+        message = (f"position {sym}: {before['qty']} @ {before['avg_cost']} -> {after['qty']} @ {after['avg_cost']} "
+                   f"(adjustment fill {booked.fill.exec_id}: {side} {qty} @ {text.price(Decimal(price))})")
+        self._audit(command, before=before, after=after, message=message, subject=sym, symbol=sym,
+                    exec_id=booked.fill.exec_id, owners={o: str(q) for o, q in booked.allocation})
+        return CommandResult(message, {"symbol": sym, "before": before, "after": after,
+                                       "exec_id": booked.fill.exec_id})
 
-    # ---- reconciliation breaks -------------------------------------------------------
-
-    RESOLUTIONS = ("accept", "adopt", "flatten")
-
-    async def reconcile(self, *, actor: str) -> CommandResult:
-        result = await self.engine.reconciler.run(f"asked by {actor}")
+    async def _reconcile(self, command: Reconcile, plan: Plan) -> CommandResult:
+        result = await self.engine.reconciler.run(f"asked by {command.actor}")
         return CommandResult(str(result), {"pass": result.as_dict(), "breaks": self.engine.reconciler.views()})
 
-    async def resolve_break(self, symbol: str, action: str, *, actor: str, reason: str | None = None) -> CommandResult:
-        """Settle a reconciliation break on ``symbol``, then unblock it:
+    async def _resolve(self, command: ResolveBreak, plan: Plan) -> CommandResult:
+        """Settle a reconciliation break on the plan's symbol, then unblock it:
 
-        - accept: the engine takes the broker's view: its position and average cost, its open
-          orders (unknown ones adopted), and engine orders the broker does not have are cancelled;
+        - accept: the engine takes the broker's view: its position (booked as an adjustment
+          fill at the broker's average cost, or the last price when the broker holds none),
+          its open orders (unknown ones adopted), and engine orders the broker does not have
+          are cancelled;
         - adopt: only the broker's unknown open orders are adopted (the break stays if
           anything else differs);
         - flatten: accept, then flatten the symbol (its orders cancelled, position closed,
           the symbol reduce-only until resume).
         """
-        sym = self._symbol(symbol)
-        act = action.strip().lower()
-        if act not in self.RESOLUTIONS:
-            raise self._refuse("resolve", actor, reason,
-                               f"resolution must be one of {', '.join(self.RESOLUTIONS)}, got {action!r}")
+        sym, act = plan.effect["symbol"], plan.effect["action"]
         rec = self.engine.reconciler
-        brk = rec.breaks.get(sym)
-        if brk is None:
-            known = ", ".join(sorted(rec.breaks)) or "none"
-            raise self._refuse("resolve", actor, reason, f"no reconciliation break on {sym} (breaks: {known})")
+        brk = rec.breaks[sym]
         broker = self.engine.broker
         if not broker.connected:
-            raise self._refuse("resolve", actor, reason,
-                               f"the broker is not connected ({broker.status}): its view cannot be read now")
+            raise CommandRefused(f"the broker is not connected ({broker.status}): its view cannot be read now")
         oms = self._oms
         broker_orders = [o for o in await broker.open_orders() if o.symbol == sym]
         adopted = []
@@ -324,50 +534,112 @@ class Controls:
             at_broker = {o.client_order_id for o in broker_orders}
             settled = [coid for coid, o in list(oms.open_orders.items())
                        if o.symbol == sym and coid not in at_broker and o.status is not OrderStatus.NEW
-                       and oms.settle_missing(coid, f"not at the broker: {actor} accepted the broker's view")]
+                       and oms.settle_missing(coid, f"not at the broker: {command.actor} accepted the broker's view")]
             theirs = {p.symbol: p for p in await broker.positions()}.get(sym)
             pos = self.engine.portfolio.position(sym)
-            before = {"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)}
-            pos.qty = theirs.qty if theirs is not None else ZERO
-            pos.avg_cost = theirs.avg_cost if theirs is not None and pos.qty else ZERO
-            oms.persist_position(sym)
+            before = {"qty": text.qty(pos.qty), "avg_cost": text.price(pos.avg_cost)}
+            target = theirs.qty if theirs is not None else ZERO
+            delta = target - pos.qty
+            exec_id = None
+            if delta != ZERO:
+                price = theirs.avg_cost if theirs is not None and theirs.qty and theirs.avg_cost > 0 else (
+                    self._mark(sym) or pos.avg_cost)
+                exec_id = oms.book_adjustment(sym, delta, price, owner=EXTERNAL, actor=command.actor,
+                                              reason=f"accepted the broker's view of {sym}").fill.exec_id
             accepted = [d.key for d in brk.differences if d.kind is DiffKind.MISSING_EXECUTION]
             rec.accepted_execs.update(accepted)
             done.update(cancelled_missing=settled, position_before=before, accepted_missing_execs=accepted,
-                        position_after={"qty": str(pos.qty), "avg_cost": str(pos.avg_cost)})
+                        adjustment=exec_id,
+                        position_after={"qty": text.qty(pos.qty), "avg_cost": text.price(pos.avg_cost)})
         remaining = [d for d in brk.differences if d.kind is not DiffKind.UNKNOWN_ORDER] if act == "adopt" else []
         if remaining:
             brk.differences = remaining
-            self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="break stays",
-                        symbol=sym, resolution=act, **done)
-            await self.engine.commit()
-            return CommandResult(f"{sym}: adopted {len(adopted)} order(s); the break stays: {brk.summary()} "
-                                 f"(accept or flatten to settle it)", {"symbol": sym, "resolved": False, **done})
+            message = (f"{sym}: adopted {len(adopted)} order(s); the break stays: {brk.summary()} "
+                       f"(accept or flatten to settle it)")
+            self._audit(command, before=brk.summary(), after="break stays", message=message, subject=sym, symbol=sym,
+                        resolution=act, **done)
+            return CommandResult(message, {"symbol": sym, "resolved": False, **done})
         rec.clear(sym)
-        self._audit("resolve", actor=actor, reason=reason, before=brk.summary(), after="resolved", symbol=sym,
-                    resolution=act, **done)
         message = f"{sym}: break resolved ({act})"
+        self._audit(command, before=brk.summary(), after="resolved", message=message, subject=sym, symbol=sym,
+                    resolution=act, **done)
         if act == "flatten":
-            flat = await self.flatten(sym, actor=actor, reason=reason or "resolving a reconciliation break")
+            flat = await self.execute(Flatten(command.actor, command.reason or "resolving a reconciliation break",
+                                              symbol=sym))
             done["flatten"] = flat.data
             message += f"; {flat.message}"
-        await self.engine.commit()
         return CommandResult(message, {"symbol": sym, "resolved": True, **done})
 
-    # ---- presence ------------------------------------------------------------------
-
-    async def confirm(self, *, actor: str) -> CommandResult:
-        view = self.engine.deadman.confirm(actor)
-        await self.engine.commit()
+    async def _confirm(self, command: ConfirmPresence, plan: Plan) -> CommandResult:
+        view = self.engine.deadman.confirm(command.actor)
         left = f"{view.seconds_left:.0f}s left" if view.seconds_left is not None else str(view.phase)
         return CommandResult(f"presence confirmed: dead-man {view.phase}, {left}",
                              {"phase": str(view.phase), "seconds_left": view.seconds_left})
 
+    # ---- the keyword forms the cockpit, the API and the tests call -------------------
 
-def _order_brief(o: Any) -> dict[str, str]:
+    async def halt(self, *, actor: str, reason: str | None = None, plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(Halt(actor, reason), plan)
+
+    async def resume(self, *, actor: str, reason: str | None = None, plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(Resume(actor, reason), plan)
+
+    async def cancel_all(self, *, actor: str, reason: str | None = None,
+                         plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(CancelAll(actor, reason), plan)
+
+    def cancel_all_preview(self) -> list[dict[str, str]]:
+        return [_order_brief(o) for o in self._working()]
+
+    async def flatten(self, symbol: str | None, *, actor: str, reason: str | None = None,
+                      plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(Flatten(actor, reason, symbol=symbol), plan)
+
+    async def manual_order(self, side: str, symbol: str, qty: str | Decimal, limit: str | Decimal | None = None,
+                           *, actor: str, reason: str | None = None, plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(ManualOrder(actor, reason, side=side, symbol=symbol, qty=qty, limit=limit), plan)
+
+    async def set_strategy(self, name: str, enabled: bool, *, actor: str, reason: str | None = None,
+                           plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(SetStrategy(actor, reason, strategy=name, enabled=enabled), plan)
+
+    async def set_limit(self, key: str, value: str, *, actor: str, reason: str | None = None,
+                        plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(SetLimit(actor, reason, key=key, value=value), plan)
+
+    async def set_position(self, symbol: str, qty: str | Decimal, avg_cost: str | Decimal, *, actor: str,
+                           reason: str | None, new_symbol: bool = False,
+                           plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(OverridePosition(actor, reason, symbol=symbol, qty=qty, avg_cost=avg_cost,
+                                                   new_symbol=new_symbol), plan)
+
+    async def reconcile(self, *, actor: str) -> CommandResult:
+        return await self.execute(Reconcile(actor))
+
+    async def resolve_break(self, symbol: str, action: str, *, actor: str, reason: str | None = None,
+                            plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(ResolveBreak(actor, reason, symbol=symbol, action=action), plan)
+
+    async def confirm(self, *, actor: str) -> CommandResult:
+        return await self.execute(ConfirmPresence(actor))
+
+
+def _order_brief(o: Order) -> dict[str, str]:
     return {"id": o.client_order_id, "strategy": o.strategy, "symbol": o.symbol, "side": str(o.side),
-            "qty": str(o.remaining), "type": str(o.order_type),
-            "limit": "" if o.limit_price is None else str(o.limit_price)}
+            "qty": text.qty(o.remaining), "type": str(o.order_type),
+            "limit": "" if o.limit_price is None else text.price(o.limit_price)}
 
 
-__all__ = ["LIQUIDATION", "CommandRefused", "CommandResult", "Controls", "FlattenPlan"]
+def _brief_line(b: dict[str, str]) -> str:
+    where = f" @ {b['limit']}" if b["limit"] else ""
+    return f"  cancel {b['id']}: {b['side']} {b['qty']} {b['symbol']} {b['type']}{where} ({b['strategy']})"
+
+
+def _owners_line(owners: dict[str, str]) -> str:
+    return ", ".join(f"{o} {q}" for o, q in owners.items())
+
+
+Controls = CommandHandler  # the name the cockpit and the tests know
+
+__all__ = ["LIQUIDATION", "CommandHandler", "CommandRefused", "CommandResult", "Controls", "FlattenPlan", "Plan",
+           "PlanChanged", "parse_decimal"]

@@ -18,11 +18,19 @@ class OrderChanged:
 
 @dataclass(slots=True, frozen=True)
 class FillApplied:
-    """A fill reached the book; ``realized_pnl`` is what it realized (before commission)."""
+    """A fill reached the book; ``realized_pnl`` is what it realized (before commission).
+
+    ``strategy`` is the fill's owner (the order's strategy, or operator/external);
+    ``allocation`` says whose positions it moved ((owner, signed qty), summing to the
+    fill); ``kind`` is "trade" or "adjustment" (an override or an accepted break)."""
 
     fill: Execution
     strategy: str
     realized_pnl: Decimal
+    allocation: tuple[tuple[str, Decimal], ...] = ()
+    kind: str = "trade"
+    actor: str = "broker"
+    reason: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -13,6 +13,14 @@ from enum import StrEnum
 
 ZERO = Decimal(0)
 
+# Owners of book entries that are not strategies. Every fill belongs to one owner; the book
+# position of a symbol is the sum of its owners' positions (strategies and these).
+OPERATOR = "operator"  # manual orders and position overrides: the operator's own position
+EXTERNAL = "external"  # fills the engine never ordered (placed at the broker by hand), accepted breaks
+ADOPTED = "adopted"  # broker orders the operator adopted: their fills are external
+LIQUIDATION = "operator:flatten"  # the emergency liquidation's orders: they close the holders' positions
+NON_STRATEGY_OWNERS = frozenset({OPERATOR, EXTERNAL, ADOPTED, LIQUIDATION})
+
 
 class Side(StrEnum):
     BUY = "BUY"

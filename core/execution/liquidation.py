@@ -16,14 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from core.domain.model import ZERO, OrderType, Side, TimeInForce
+from core.domain.model import LIQUIDATION, ZERO, OrderType, Side, TimeInForce
 from core.risk.gate import LIQUIDATION_SOURCE, OrderRequest
 
 if TYPE_CHECKING:
     from core.execution.oms import OrderManager
     from core.portfolio.book import Portfolio
 
-LIQUIDATION = "operator:flatten"  # the strategy name its orders carry
+__all__ = ["LIQUIDATION", "Liquidation", "SymbolProgress"]  # LIQUIDATION: the owner name its orders carry
 
 
 @dataclass(slots=True)

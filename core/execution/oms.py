@@ -21,7 +21,7 @@ from core.execution.broker import Broker, Report
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.domain.events import FillApplied, IntentRejected, OrderChanged
-from core.domain.model import ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
+from core.domain.model import EXTERNAL, ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.domain.order_states import IllegalTransition, check_transition
 from core.portfolio.book import Portfolio
 from core.risk.gate import OrderRequest, RiskGate, RiskView
@@ -39,8 +39,9 @@ _UPSERT_ORDER = (
 )
 _INSERT_FILL = (
     "INSERT OR IGNORE INTO fills (exec_id, client_order_id, strategy, symbol, side, qty, price,"
-    " commission, realized_pnl, ts) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " commission, realized_pnl, ts, kind, actor, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_ALLOCATION = "INSERT OR IGNORE INTO fill_allocations (exec_id, owner, symbol, qty) VALUES (?,?,?,?)"
 _UPSERT_POSITION = (
     "INSERT INTO positions (symbol, qty, avg_cost, realized_pnl, commissions, last_price, updated_at)"
     " VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty,"
@@ -79,11 +80,11 @@ class OrderManager:
         self.last_refusal: str | None = None
         self.orders: dict[str, Order] = {}
         self.open_orders: dict[str, Order] = {}
-        self.strategy_positions: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
         self.last_prices: dict[str, Decimal] = {}
         self._seen_execs: set[str] = set()
         self._next_seq = 1
         self._to_send: list[Order] = []
+        self._adjustments = 0
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -98,10 +99,19 @@ class OrderManager:
             order = _order_from_row(r)
             self.orders[order.client_order_id] = order
             self.open_orders[order.client_order_id] = order
-        for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty FROM fills"):
+        allocated: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+        for r in await self.store.fetchall("SELECT exec_id, owner, qty FROM fill_allocations"):
+            allocated[r["exec_id"]].append((r["owner"], Decimal(r["qty"])))
+        owners = self.portfolio.owner_positions
+        owners.clear()
+        for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty FROM fills ORDER BY seq"):
             self._seen_execs.add(r["exec_id"])
-            signed = Decimal(r["qty"]) * Side(r["side"]).sign
-            self.strategy_positions[(r["strategy"], r["symbol"])] += signed
+            # Fills written before owners were recorded belong to the order's strategy.
+            shares = allocated.get(r["exec_id"]) or [(r["strategy"], Decimal(r["qty"]) * Side(r["side"]).sign)]
+            for owner, qty in shares:
+                owners[(owner, r["symbol"])] += qty
+        for key in [k for k, q in owners.items() if q == ZERO]:
+            del owners[key]
 
     async def recover(self) -> None:
         """After a (re)start: settle orders that never left, apply fills we missed."""
@@ -255,25 +265,11 @@ class OrderManager:
         order = self.orders.get(ex.client_order_id)
         if order is None:
             # A fill for an order this engine never made (manual at the broker): still book it.
-            log.warning("fill %s for unknown order %s: booked under 'external'", ex.exec_id, ex.client_order_id)
-            strategy = "external"
+            log.warning("fill %s for unknown order %s: booked under %r", ex.exec_id, ex.client_order_id, EXTERNAL)
+            owner = EXTERNAL
         else:
-            strategy = order.strategy
-        self._seen_execs.add(ex.exec_id)
-        pos = self.portfolio.position(ex.symbol)
-        realized_before = pos.realized_pnl
-        self.portfolio.apply_fill(ex)
-        realized = pos.realized_pnl - realized_before
-        self.strategy_positions[(strategy, ex.symbol)] += ex.qty * ex.side.sign
-        self.store.append(
-            _INSERT_FILL,
-            (ex.exec_id, ex.client_order_id, strategy, ex.symbol, ex.side.value, dec(ex.qty),
-             dec(ex.price), dec(ex.commission), dec(realized), dt(ex.ts)),
-        )
-        self.persist_position(ex.symbol)
-        self.store.put(("account", "cash"), _PUT_ACCOUNT, ("cash", dec(self.portfolio.cash)))
-        log.info("fill %s %s %s %s @ %s comm %s (%s)", ex.exec_id, ex.side, ex.qty, ex.symbol, ex.price,
-                 ex.commission, ex.client_order_id)
+            owner = order.strategy
+        self._book(ex, owner, kind="trade", actor="broker", reason=None)
         if order is not None:
             prev_value = (order.avg_fill_price or ZERO) * order.filled_qty
             order.filled_qty += ex.qty
@@ -287,9 +283,44 @@ class OrderManager:
                 self._persist(order)
             else:
                 self._set_status(order, target)
-        self.audit.record(kinds.ORDER_FILL, actor="broker", subject=ex.client_order_id, exec_id=ex.exec_id,
-                          symbol=ex.symbol, side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission)
-        self.bus.publish(FillApplied(ex, strategy, realized))
+
+    def book_adjustment(self, symbol: str, signed_qty: Decimal, price: Decimal, *, owner: str, actor: str,
+                        reason: str) -> FillApplied:
+        """Book a fill nobody traded: an operator override or an accepted break, at ``price``
+        (the stated or the broker's average cost), no commission. It goes through the same
+        path as a trade, so cash, P&L and the strategies' books follow it."""
+        self._adjustments += 1
+        now = self.clock.now()
+        ex = Execution(
+            exec_id=f"adj-{self.instance_id}-{now.strftime('%Y%m%dT%H%M%S')}-{self._adjustments}",
+            client_order_id="", symbol=symbol, side=Side.BUY if signed_qty > 0 else Side.SELL,
+            qty=abs(signed_qty), price=price, commission=ZERO, ts=now,
+        )
+        return self._book(ex, owner, kind="adjustment", actor=actor, reason=reason)
+
+    def _book(self, ex: Execution, owner: str, *, kind: str, actor: str, reason: str | None) -> FillApplied:
+        """The one place a fill reaches the book: allocated, applied, stored, audited, published."""
+        self._seen_execs.add(ex.exec_id)
+        allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
+        realized = self.portfolio.apply_fill(ex, allocation)
+        self.store.append(
+            _INSERT_FILL,
+            (ex.exec_id, ex.client_order_id, owner, ex.symbol, ex.side.value, dec(ex.qty),
+             dec(ex.price), dec(ex.commission), dec(realized), dt(ex.ts), kind, actor, reason),
+        )
+        for who, qty in allocation:
+            self.store.append(_INSERT_ALLOCATION, (ex.exec_id, who, ex.symbol, dec(qty)))
+        self.persist_position(ex.symbol)
+        self.store.put(("account", "cash"), _PUT_ACCOUNT, ("cash", dec(self.portfolio.cash)))
+        log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
+                 ex.qty, ex.symbol, ex.price, ex.commission, ex.client_order_id or reason)
+        self.audit.record(kinds.ORDER_FILL if kind == "trade" else "book.adjustment", actor=actor,
+                          subject=ex.client_order_id or ex.symbol, exec_id=ex.exec_id, symbol=ex.symbol,
+                          side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission,
+                          owners={o: str(q) for o, q in allocation}, reason=reason)
+        event = FillApplied(ex, owner, realized, allocation, kind, actor, reason)
+        self.bus.publish(event)
+        return event
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -220,7 +220,8 @@ class Reconciler:
         await engine.commit()
         engine_execs = await engine.store.fetchall(
             # a coarse bound in SQL (text order of ISO times); the exact one below, in Python
-            "SELECT exec_id, symbol, ts FROM fills WHERE ts >= ?",
+            # adjustment fills (overrides, accepted breaks) were never at the broker: not compared
+            "SELECT exec_id, symbol, ts FROM fills WHERE ts >= ? AND kind = 'trade'",
             ((day_start - timedelta(days=1)).astimezone(UTC).isoformat(),))
         broker_positions = {p.symbol: p for p in await engine.broker.positions()}
         broker_orders = {o.client_order_id: o for o in await engine.broker.open_orders()}

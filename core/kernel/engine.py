@@ -30,7 +30,7 @@ from core.data.feeds.replay import Cursor
 from core.domain.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.execution.oms import OrderManager
 from core.portfolio.book import Portfolio, Position
-from core.control.handler import Controls
+from core.control.handler import CommandHandler
 from core.control.deadman import DeadMan
 from core.execution.reconcile import Reconciler
 from core.risk.gate import OrderRequest, RiskGate, TradingState
@@ -84,7 +84,7 @@ class Engine:
         self.wall_clock = wall_clock or LiveClock()
         self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
                                on_miss=self._deadman_missed)
-        self.controls = Controls(self)
+        self.controls = CommandHandler(self)
         self.reconciler = Reconciler(self)
         # A live feed trades only in the exchange session: the dead-man is armed only then.
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
@@ -238,11 +238,21 @@ class Engine:
                 strategy = by_name.get(key.removeprefix("strategy.").removesuffix(".enabled"))
                 if strategy is not None:
                     strategy.enabled = value == "true"
+        reduce_only = rows.get("reduce_only_symbols")
+        if reduce_only:
+            self.gate.reduce_only_symbols = set(reduce_only.split(","))
+            log.warning("reduce-only since before the restart: %s (resume to lift)", reduce_only)
         state = rows.get("trading_state")
         if state and state != TradingState.ACTIVE:
             self.gate.set_state(TradingState(state), reason=rows.get("trading_state_reason") or "stored state")
             log.warning("trading is %s since before the restart (%s): resume to trade",
                         state, rows.get("trading_state_reason"))
+
+    def set_reduce_only(self, symbols: set[str]) -> None:
+        """The symbols that may only reduce (a per-symbol flatten) until the operator resumes;
+        persisted, so a restart does not lift them."""
+        self.gate.reduce_only_symbols = set(symbols)
+        self.persist_setting("reduce_only_symbols", ",".join(sorted(symbols)))
 
     def persist_setting(self, key: str, value: str) -> None:
         self.store.put(("setting", key), _PUT_SETTING, (key, value, dt(self.clock.now())))
@@ -493,8 +503,11 @@ class Engine:
     # ---- the strategy context ------------------------------------------------------
 
     def position(self, strategy: str, symbol: str) -> Decimal:
-        assert self.oms is not None
-        return self.oms.strategy_positions.get((strategy, symbol), ZERO)
+        return self.portfolio.owner_qty(strategy, symbol)
+
+    def _may_short(self, strategy: str) -> bool:
+        found = self._strategies_by_name.get(strategy)
+        return bool(getattr(found, "may_short", False)) if found is not None else True
 
     def target_position(self, strategy: str, symbol: str, qty: Decimal) -> None:
         if self.warming_up:
@@ -511,7 +524,8 @@ class Engine:
             side = Side.BUY if delta > 0 else Side.SELL
             self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, target=qty, current=current,
                               working=working)
-            self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET), TimeInForce.DAY)
+            self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET,
+                                         may_short=self._may_short(strategy)), TimeInForce.DAY)
 
     def submit_order(
         self,
@@ -528,7 +542,8 @@ class Engine:
         assert self.oms is not None
         self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, side=side, qty=qty, type=order_type,
                           limit=limit_price)
-        self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price), tif)
+        self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price,
+                                     may_short=self._may_short(strategy)), tif)
 
     def cancel_orders(self, strategy: str, symbol: str) -> None:
         if self.warming_up:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from core.common.clock import Clock
-from core.domain.model import ZERO
+from core.domain.model import ZERO, Side
 from core.portfolio.book import Portfolio
 
 if TYPE_CHECKING:
@@ -52,6 +52,13 @@ class BookView:
     def symbols(self) -> Iterable[str]:
         held = {s for s, p in self._portfolio.positions.items() if p.qty != ZERO}
         return held | {o.symbol for o in self._oms.open_orders.values()}
+
+    def strategy_position(self, strategy: str, symbol: str) -> Decimal:
+        return self._portfolio.owner_qty(strategy, symbol)
+
+    def strategy_working_sells(self, strategy: str, symbol: str) -> Decimal:
+        return sum((o.remaining for o in self._oms.open_orders.values()
+                    if o.strategy == strategy and o.symbol == symbol and o.side is Side.SELL), ZERO)
 
     def day_pnl(self) -> Decimal:
         opened = self._day_open_equity()

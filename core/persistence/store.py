@@ -85,6 +85,23 @@ CORE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
     """,
+    # v3: adjustment fills (operator overrides, accepted breaks) and who owns each fill
+    """
+    ALTER TABLE fills ADD COLUMN kind TEXT NOT NULL DEFAULT 'trade';
+    ALTER TABLE fills ADD COLUMN actor TEXT;
+    ALTER TABLE fills ADD COLUMN reason TEXT;
+    CREATE TABLE fill_allocations (
+        exec_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        qty TEXT NOT NULL,
+        PRIMARY KEY (exec_id, owner)
+    );
+    """,
+    # v4: equity points (the curve and the max drawdown survive a restart)
+    """
+    CREATE TABLE equity_points (ts TEXT PRIMARY KEY, equity TEXT NOT NULL);
+    """,
 ]
 
 

@@ -5,14 +5,35 @@ Realized P&L on a closing fill = (fill price - average cost) x closed qty x dire
 remainder at the fill price. Commissions are tracked apart; net = realized + unrealized
 - commissions. All arithmetic is Decimal, never rounded inside, so an independent
 recomputation from the fills agrees to the cent.
+
+The book is the only writer of positions, cash and the owners' positions, and it changes
+only by applying a fill (a trade, or an adjustment fill for an operator override or an
+accepted break). Each fill is allocated to owners: a strategy's own order goes to that
+strategy; a fill of any other owner (the liquidation, a manual order, an adjustment, a fill
+the engine never ordered) first closes what that owner holds, then the positions of the
+strategies that hold the symbol, and opens only the rest in its own bucket (the operator's
+or the external one). So for every symbol, book position == sum of the owners' positions,
+and a flatten takes every strategy's book to zero with the account's.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.domain.model import ZERO, Execution
+from core.domain.model import ADOPTED, EXTERNAL, LIQUIDATION, NON_STRATEGY_OWNERS, OPERATOR, ZERO, Execution
+
+Allocation = tuple[tuple[str, Decimal], ...]  # (owner, signed qty) per owner, summing to the fill's
+
+
+def bucket_of(owner: str) -> str:
+    """The book owner a fill of ``owner`` opens a position under (strategies: themselves)."""
+    if owner == LIQUIDATION:
+        return OPERATOR
+    if owner == ADOPTED:
+        return EXTERNAL
+    return owner
 
 
 @dataclass(slots=True)
@@ -76,6 +97,43 @@ class Portfolio:
     def __init__(self, cash: Decimal = ZERO) -> None:
         self.cash = cash
         self.positions: dict[str, Position] = {}
+        # (owner, symbol) -> signed qty; owners are strategies and NON_STRATEGY_OWNERS.
+        self.owner_positions: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+
+    def owner_qty(self, owner: str, symbol: str) -> Decimal:
+        return self.owner_positions.get((owner, symbol), ZERO)
+
+    def holders(self, symbol: str) -> dict[str, Decimal]:
+        """Every owner with a nonzero position in ``symbol``."""
+        return {o: q for (o, s), q in self.owner_positions.items() if s == symbol and q != ZERO}
+
+    def allocate(self, owner: str, symbol: str, signed_qty: Decimal) -> Allocation:
+        """Who a fill of ``signed_qty`` by ``owner`` belongs to (see the module docstring)."""
+        if owner not in NON_STRATEGY_OWNERS:
+            return ((owner, signed_qty),)
+        bucket = bucket_of(owner)
+        out: list[tuple[str, Decimal]] = []
+        left = signed_qty
+        held = self.holders(symbol)
+        # Its own bucket first, then the strategies, largest first (name breaks ties), then
+        # the other non-strategy bucket: a closing fill closes what is there.
+        order = [bucket] + sorted((o for o in held if o not in NON_STRATEGY_OWNERS), key=lambda o: (-abs(held[o]), o))
+        order += sorted(o for o in held if o in NON_STRATEGY_OWNERS and o != bucket)
+        for name in order:
+            qty = held.get(name, ZERO)
+            if left == ZERO:
+                break
+            if qty == ZERO or (qty > 0) == (left > 0):
+                continue
+            take = min(abs(qty), abs(left)) * (1 if left > 0 else -1)
+            out.append((name, take))
+            left -= take
+        if left != ZERO:
+            out.append((bucket, left))
+        merged: dict[str, Decimal] = {}
+        for name, qty in out:
+            merged[name] = merged.get(name, ZERO) + qty
+        return tuple(merged.items())
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
@@ -87,14 +145,21 @@ class Portfolio:
         pos = self.positions.get(symbol)
         return pos.qty if pos is not None else ZERO
 
-    def apply_fill(self, fill: Execution) -> Position:
+    def apply_fill(self, fill: Execution, allocation: Allocation | None = None) -> Decimal:
+        """Book ``fill``; return the realized P&L it produced. ``allocation`` (from
+        ``allocate``) says whose it is; None books it whole under ``EXTERNAL``."""
         signed = fill.qty * fill.side.sign
         pos = self.position(fill.symbol)
-        pos.apply(signed, fill.price, fill.commission)
+        realized = pos.apply(signed, fill.price, fill.commission)
         self.cash -= signed * fill.price + fill.commission
         if pos.last_price is None:
             pos.last_price = fill.price
-        return pos
+        for owner, qty in allocation if allocation is not None else ((EXTERNAL, signed),):
+            key = (owner, fill.symbol)
+            self.owner_positions[key] += qty
+            if self.owner_positions[key] == ZERO:
+                del self.owner_positions[key]
+        return realized
 
     def mark(self, symbol: str, price: Decimal) -> None:
         pos = self.positions.get(symbol)

@@ -131,6 +131,7 @@ class OrderRequest:
     limit_price: Decimal | None = None
     reduce_only: bool = False
     source: str = "strategy"
+    may_short: bool = True  # False for a long-only strategy: its own position may not go below zero
 
 
 class TradingState(StrEnum):
@@ -179,6 +180,14 @@ class RiskView(Protocol):
     def symbols(self) -> Iterable[str]: ...
 
     def day_pnl(self) -> Decimal: ...
+
+    def strategy_position(self, strategy: str, symbol: str) -> Decimal:
+        """The strategy's own signed position (asked only for a long-only strategy's sell)."""
+        ...
+
+    def strategy_working_sells(self, strategy: str, symbol: str) -> Decimal:
+        """The unfilled quantity of the strategy's own open sell orders in ``symbol``."""
+        ...
 
 
 StateListener = Callable[[TradingState, TradingState, str], None]
@@ -231,14 +240,19 @@ class RiskGate:
         Refuses (ValueError) to go below what a breached daily loss limit demands.
         """
         new = TradingState(new)
-        demanded = self._loss_demands(self._last_pnl)
-        if demanded is not None and new.level < demanded.level:
-            raise ValueError(
-                f"cannot go {new}: day P&L {self._last_pnl} is beyond daily_loss_limit"
-                f" {self.limits.daily_loss_limit}, which demands {demanded}; raise daily_loss_limit"
-                f" (or set daily_loss_action REDUCING) first"
-            )
+        refusal = self.state_refusal(new)
+        if refusal is not None:
+            raise ValueError(refusal)
         return self._move(new, reason)
+
+    def state_refusal(self, new: TradingState) -> str | None:
+        """Why ``set_state(new)`` would be refused now (a breached daily loss limit), or None."""
+        demanded = self._loss_demands(self._last_pnl)
+        if demanded is not None and TradingState(new).level < demanded.level:
+            return (f"cannot go {new}: day P&L {self._last_pnl} is beyond daily_loss_limit"
+                    f" {self.limits.daily_loss_limit}, which demands {demanded}; raise daily_loss_limit"
+                    f" (or set daily_loss_action REDUCING) first")
+        return None
 
     def observe_pnl(self, day_pnl: Decimal, now: datetime | None = None) -> TradingState | None:
         """Feed the day's P&L; returns the new state if the daily loss limit just tripped.
@@ -273,28 +287,43 @@ class RiskGate:
 
     def set_limit(self, key: str, raw_value: Any) -> tuple[Any, Any]:
         """Change one limit from its text form; returns (old, new). Raises ConfigError."""
+        old = getattr(self.limits, key) if key in RiskConfig.model_fields else None
+        limits = self._validated(key, raw_value)
+        self.limits = limits
+        new = getattr(limits, key)
+        log.warning("risk limit %s: %s -> %s", key, _show(old), _show(new))
+        return old, new
+
+    def validate_limit(self, key: str, raw_value: Any) -> tuple[Any, Any]:
+        """What ``set_limit`` would change, (old, new), without changing it. Raises ConfigError."""
+        return getattr(self.limits, key, None), getattr(self._validated(key, raw_value), key)
+
+    def _validated(self, key: str, raw_value: Any) -> RiskConfig:
         fields = RiskConfig.model_fields
         if key not in fields:
             raise ConfigError(f"unknown risk limit {key!r}: use one of {', '.join(fields)}")
         old = getattr(self.limits, key)
         raw = raw_value.strip() if isinstance(raw_value, str) else raw_value
         try:
-            limits = RiskConfig.model_validate({**self.limits.model_dump(), key: raw})
+            return RiskConfig.model_validate({**self.limits.model_dump(), key: raw})
         except ValidationError as exc:
             problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
             raise ConfigError(f"risk.{key}: {problems} (got {raw_value!r}); the limit stays {_show(old)}") from None
-        self.limits = limits
-        new = getattr(limits, key)
-        log.warning("risk limit %s: %s -> %s", key, _show(old), _show(new))
-        return old, new
+
+    @staticmethod
+    def show_limit(value: Any) -> str:
+        return _show(value)
 
     def limits_dict(self) -> dict[str, str]:
         return {key: _show(getattr(self.limits, key)) for key in RiskConfig.model_fields}
 
     # ---- the checks ------------------------------------------------------------------
 
-    def check(self, req: OrderRequest, view: RiskView) -> str | None:
-        """None when ``req`` may go (and it is then admitted), else the reason it may not."""
+    def check(self, req: OrderRequest, view: RiskView, *, admit: bool = True) -> str | None:
+        """None when ``req`` may go (and it is then admitted), else the reason it may not.
+
+        ``admit=False`` asks without admitting (a confirm prompt's plan): nothing is recorded
+        for the rate limits or the duplicate guard."""
         lim = self.limits
         now = view.now()
         self.observe_pnl(view.day_pnl(), now)
@@ -309,6 +338,14 @@ class RiskGate:
                     f"{self.blocked_symbols[req.symbol]}")
         if (bad := _bad_input(req)) is not None:
             return bad
+        if not req.may_short and req.side is Side.SELL:
+            held = view.strategy_position(req.strategy, req.symbol)
+            selling = view.strategy_working_sells(req.strategy, req.symbol)
+            after = held - selling - req.qty
+            if after < 0:
+                return (f"{req.strategy} is long-only: SELL {_qty(req.qty)} {req.symbol} would take its position "
+                        f"to {_qty(after)} (it holds {_qty(held)}" + (f", {_qty(selling)} already selling)"
+                                                                     if selling else ")"))
         pos = view.position(req.symbol)
         working_buy, working_sell = view.working(req.symbol)
         if req.symbol in self.reduce_only_symbols and not req.reduce_only:
@@ -343,7 +380,8 @@ class RiskGate:
             return bad
         if not liquidating and (bad := self._rate_and_duplicate(req, now)) is not None:
             return bad
-        self._admit(req, now)
+        if admit:
+            self._admit(req, now)
         return None
 
     def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal) -> str | None:
@@ -408,6 +446,12 @@ class RiskGate:
             window = timedelta(seconds=self.limits.duplicate_window_seconds)
             self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < window}
         self._last_sent[(req.symbol, req.side, req.qty)] = now
+
+
+def _qty(value: Decimal) -> str:
+    """A quantity as a trader reads it: an integer with its sign (-304), never 3.04E+2."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
 
 
 def _expire(sent: deque[datetime], now: datetime) -> None:

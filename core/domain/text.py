@@ -1,0 +1,40 @@
+"""Numbers as a trader reads them in messages, prompts and alerts.
+
+Money to the cent with thousands separators, prices to the instrument's increment (a cent for
+US stocks unless told), quantities as integers with their sign. Storage and JSON keep exact
+text (``core.domain.serialize``); these are for people.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+
+
+def qty(value: Decimal | int) -> str:
+    """``-304``, ``12.5`` for a fractional quantity; never an exponent."""
+    d = Decimal(value)
+    text = format(d.normalize(), "f") if d.is_finite() else str(d)
+    return "0" if text in ("-0", "") else text
+
+
+def money(value: Decimal) -> str:
+    """``81,029.95``, ``-1,200.00``."""
+    try:
+        return f"{value.quantize(CENT, rounding=ROUND_HALF_EVEN):,}"
+    except InvalidOperation:
+        return str(value)
+
+
+def price(value: Decimal | None, increment: Decimal = CENT) -> str:
+    """``18.46`` (to ``increment``); ``-`` when unknown."""
+    if value is None:
+        return "-"
+    try:
+        steps = (value / increment).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+        out = steps * increment
+        places = max(0, -increment.normalize().as_tuple().exponent)  # type: ignore[operator]  # int for finite
+        return f"{out:.{places}f}"
+    except InvalidOperation:
+        return str(value)
