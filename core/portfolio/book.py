@@ -12,7 +12,7 @@ accepted break). Each fill is allocated to owners: a strategy's own order goes t
 strategy; a fill of any other owner (the liquidation, a manual order, an adjustment, a fill
 the engine never ordered) first closes what that owner holds, then the positions of the
 strategies that hold the symbol, and opens only the rest in its own bucket (the operator's
-or the external one). So for every symbol, book position == sum of the owners' positions,
+or the external one); one that takes the account flat takes every owner flat. So for every symbol, book position == sum of the owners' positions,
 and a flatten takes every strategy's book to zero with the account's.
 """
 
@@ -112,9 +112,13 @@ class Portfolio:
         if owner not in NON_STRATEGY_OWNERS:
             return ((owner, signed_qty),)
         bucket = bucket_of(owner)
+        held = self.holders(symbol)
+        if self.qty(symbol) + signed_qty == ZERO:
+            # The fill flattens the account: every owner's book goes to zero with it, offsetting
+            # positions (one strategy long, another short) included.
+            return tuple((o, -q) for o, q in sorted(held.items()))
         out: list[tuple[str, Decimal]] = []
         left = signed_qty
-        held = self.holders(symbol)
         # Its own bucket first, then the strategies, largest first (name breaks ties), then
         # the other non-strategy bucket: a closing fill closes what is there.
         order = [bucket] + sorted((o for o in held if o not in NON_STRATEGY_OWNERS), key=lambda o: (-abs(held[o]), o))
