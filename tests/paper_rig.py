@@ -9,6 +9,8 @@ from pathlib import Path
 
 from brokers.paper import PaperBroker
 from core.audit.journal import AuditLog
+from core.audit.subscriber import AuditRecorder
+from core.persistence.recorder import StoreRecorder
 from core.kernel.risk_view import BookView
 from core.common.bus import Bus
 from core.common.clock import SimClock
@@ -73,9 +75,11 @@ async def make_rig(state: Path, *, clock: SimClock | None = None, paper: PaperCo
     portfolio = Portfolio(Decimal(100000))
     audit = AuditLog(store, clock)
     await audit.load()
+    StoreRecorder(store, bus, portfolio, clock)  # the store and the audit trail follow the bus
+    AuditRecorder(audit, bus, lambda: store.is_open)
     quote_ts: dict[str, datetime] = {}
     oms = OrderManager(store=store, broker=broker, portfolio=portfolio, gate=RiskGate(risk or PAPER_TEST_LIMITS),
-                       clock=clock, bus=bus, instance_id="t", audit=audit,
+                       clock=clock, bus=bus, instance_id="t",
                        view_factory=lambda o: BookView(clock=clock, portfolio=portfolio, oms=o, quote_ts=quote_ts,
                                                        day_open_equity=lambda: None))
     await oms.load()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal as D
 import stat
 import subprocess
 import sys
@@ -150,9 +151,13 @@ def test_paper_reconciliation_break_blocks_the_symbol_until_accepted(engine) -> 
 
 def test_flatten_all_halts_cancels_and_closes_every_position(engine) -> None:
     env, state, _ = engine
+    for name in ("sma_cross", "rsi_reversion"):  # the book moves only by the orders below
+        ok(cli(env, state, "strategy", "disable", name))
+    spy = int(D({p["symbol"]: p["qty"] for p in status(env, state)["positions"]}.get("SPY", "0")))
     ok(cli(env, state, "order", "buy", "AAPL", "100"))
-    ok(cli(env, state, "order", "sell", "SPY", "20"))  # a short: flatten buys it back
-    wait_until(lambda: {p["symbol"] for p in status(env, state)["positions"]} >= {"AAPL", "SPY"})
+    ok(cli(env, state, "order", "sell", "SPY", str(spy + 20)))  # a short of 20: flatten buys it back
+    wait_until(lambda: D({p["symbol"]: p["qty"] for p in status(env, state)["positions"]}.get("SPY", "0")) == -20
+               and "AAPL" in {p["symbol"] for p in status(env, state)["positions"]})
     preview = cli(env, state, "flatten", "--all")
     assert preview.returncode == 2 and "FLATTEN ALL" in preview.stdout and "BUY 20 SPY" in preview.stdout
     result = cli(env, state, "flatten", "--all", "--yes", "--json")

@@ -38,6 +38,7 @@ from core.domain.commands import (
     SetLimit,
     SetStrategy,
 )
+from core.domain.events import CommandHandled, LiquidationFinished
 from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.execution.liquidation import Liquidation, SymbolProgress
 from core.execution.reconcile import DiffKind
@@ -143,19 +144,17 @@ class CommandHandler:
         return self.engine.oms
 
     def _audit(self, command: Command, *, before: Any, after: Any, message: str, **detail: Any) -> None:
-        self.engine.audit.operator(command.name, actor=command.actor, reason=command.reason, before=before,
-                                   after=after, **detail)
+        self.engine.bus.publish(CommandHandled(command.name, command.actor, command.reason, message, before, after,
+                                               detail))
         log.warning("operator %s by %s%s: %s", command.name, command.actor,
                     f" ({command.reason})" if command.reason else "", message)
 
     def _audit_refusal(self, command: Command, message: str) -> None:
         actor = command.actor.strip() if command.actor and command.actor.strip() else "unknown"
-        if self.engine.store.is_open:
-            try:
-                self.engine.audit.operator(command.name, actor=actor, reason=command.reason, before=None,
-                                           after=None, refused=message)
-            except RuntimeError:  # the audit trail is not loaded yet (the engine is starting)
-                log.warning("refusal not audited: the audit trail is not open yet")
+        try:
+            self.engine.bus.publish(CommandHandled(command.name, actor, command.reason, message, refused=message))
+        except RuntimeError:  # the audit trail is not loaded yet (the engine is starting)
+            log.warning("refusal not audited: the audit trail is not open yet")
         log.warning("operator %s by %s refused: %s", command.name, actor, message)
 
     def traded_symbols(self) -> list[str]:
@@ -428,7 +427,7 @@ class CommandHandler:
         if job.done:
             outcome = ", ".join(f"{s} {p['outcome']}" for s, p in job.summary()["symbols"].items())  # type: ignore[union-attr]
             log.warning("%s finished: %s", job.job_id, outcome or "nothing to close")
-            self.engine.audit.record("liquidation.done", actor=job.actor, subject=job.job_id, job=job.summary())
+            self.engine.bus.publish(LiquidationFinished(job.job_id, job.actor, job.summary()))
         await self.engine.commit()
 
     async def _order(self, command: ManualOrder, plan: Plan) -> CommandResult:

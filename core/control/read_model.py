@@ -1,20 +1,32 @@
-"""Read-only pictures of the engine for the UI and the API.
+"""The one read model: what the TUI, the CLI and the API see of the engine.
 
-The UI never reads engine objects while it draws: it asks for a snapshot (plain frozen
-values) at a bounded rate, so a tick storm costs one snapshot per frame, not per tick.
+The UI never reads engine objects while it draws: it asks the read model for a snapshot
+(plain frozen values) at a bounded rate, so a tick storm costs one snapshot per frame, not per
+tick. The read model follows the bus: ``version`` counts the events since start (a screen
+redraws only when it moved), and it keeps what the engine itself lets go of: the most recent
+orders, of this run and of earlier ones (loaded from the store at start).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.control.deadman import DeadmanView
+from core.domain import events as ev
 from core.domain.events import IntentRejected
 from core.domain.model import Order, OrderStatus
+from core.persistence.rows import order_from_row
 from core.portfolio.book import Portfolio
+
+if TYPE_CHECKING:
+    from core.kernel.engine import Engine
+
+RECENT_ORDERS = 200  # orders the read model keeps for the orders pane (working ones always)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +113,138 @@ def order_views(orders: list[Order], limit: int) -> tuple[OrderView, ...]:
     done = [o for o in orders if o.status.is_terminal]
     picked = sorted(working, key=lambda o: o.created_at, reverse=True)
     picked += sorted(done, key=lambda o: o.updated_at or o.created_at, reverse=True)[: max(0, limit - len(picked))]
-    return tuple(
-        OrderView(o.client_order_id, o.strategy, o.symbol, o.side.value, o.qty, o.filled_qty, o.order_type.value,
-                  o.limit_price, o.status, o.created_at, o.reason)
-        for o in picked[:limit]
-    )
+    return tuple(order_view(o) for o in picked[:limit])
+
+
+def order_view(o: Order) -> OrderView:
+    return OrderView(o.client_order_id, o.strategy, o.symbol, o.side.value, o.qty, o.filled_qty, o.order_type.value,
+                     o.limit_price, o.status, o.created_at, o.reason)
+
+
+class ReadModel:
+    """Builds snapshots and status for every reader; the only reader of the engine's owners."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.version = 0
+        self.recent: OrderedDict[str, Order] = OrderedDict()  # newest last
+        self.rejections: deque[IntentRejected] = deque(maxlen=50)
+        bus = engine.bus
+        for event_type in _CHANGES:
+            bus.subscribe(event_type, self._changed)
+        bus.subscribe(ev.OrderChanged, self._on_order)
+        bus.subscribe(IntentRejected, self._on_rejected)
+
+    def _changed(self, _event: object) -> None:
+        self.version += 1
+
+    def _on_order(self, event: ev.OrderChanged) -> None:
+        self.version += 1
+        coid = event.order.client_order_id
+        self.recent[coid] = event.order
+        self.recent.move_to_end(coid)
+        while len(self.recent) > RECENT_ORDERS:
+            oldest = next(iter(self.recent))
+            if not self.recent[oldest].status.is_terminal:
+                self.recent.move_to_end(oldest)  # a working order is never dropped
+                if all(not o.status.is_terminal for o in self.recent.values()):
+                    break
+                continue
+            del self.recent[oldest]
+
+    def _on_rejected(self, event: IntentRejected) -> None:
+        self.version += 1
+        self.rejections.append(event)
+
+    async def load(self) -> None:
+        """The last orders of earlier runs, so the orders pane does not start empty."""
+        rows = await self._engine.store.fetchall(
+            "SELECT * FROM orders ORDER BY updated_at DESC LIMIT ?", (RECENT_ORDERS,))
+        for r in reversed(rows):
+            order = order_from_row(r)
+            self.recent.setdefault(order.client_order_id, order)
+
+    # ---- what readers ask ----------------------------------------------------------
+
+    def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
+        e = self._engine
+        pnl = e.portfolio.pnl()
+        orders = dict(self.recent)
+        if e.oms is not None:
+            orders.update(e.oms.open_orders)  # live objects: the working ones as they are now
+        controls = e.controls
+        return EngineSnapshot(
+            taken_at=e.clock.now(),
+            mode="PAPER" if e.broker.kind == "paper" else "LIVE",
+            broker_kind=e.broker.kind,
+            broker_connected=e.broker.connected,
+            feed=e.feed.name,
+            last_event_at=e.cursor.ts if e.cursor else None,
+            events_processed=e.events_processed,
+            feed_age=(_loop_time() - e.last_batch_at) if e.last_batch_at is not None else None,
+            cash=e.portfolio.cash,
+            equity=e.portfolio.equity(),
+            realized=pnl.realized,
+            unrealized=pnl.unrealized,
+            commissions=pnl.commissions,
+            positions=position_views(e.portfolio, e.realized_at_day_open),
+            orders=order_views(list(orders.values()), max_orders),
+            rejections=tuple(self.rejections),
+            day_pnl=e.equity.day_pnl,
+            max_drawdown=e.equity.max_drawdown,
+            equity_curve=tuple(e.equity.curve),
+            market_tz=e.market_tz,
+            trading_state=str(e.gate.state),
+            trading_reason=e.gate.state_reason,
+            deadman=e.deadman.view(),
+            strategies=tuple((s.name, s.enabled) for s in e.strategies),
+            reduce_only_symbols=tuple(sorted(e.gate.reduce_only_symbols)),
+            liquidation=controls.liquidation.summary() if controls.liquidation is not None else None,
+            broker_status=e.broker.status,
+            breaks=tuple(e.reconciler.breaks),
+            hold=e.gate.hold,
+        )
+
+    def breaks(self) -> list[dict[str, Any]]:
+        return self._engine.reconciler.views()
+
+    def last_reconcile(self) -> dict[str, Any] | None:
+        last = self._engine.reconciler.last
+        return last.as_dict() if last is not None else None
+
+    def limits(self) -> dict[str, str]:
+        return self._engine.gate.limits_dict()
+
+    def strategies(self) -> list[dict[str, Any]]:
+        return self._engine.controls.strategies()
+
+    def symbols(self) -> list[str]:
+        return self._engine.controls.traded_symbols()
+
+    @property
+    def open_orders(self) -> int:
+        oms = self._engine.oms
+        return len(oms.open_orders) if oms is not None else 0
+
+    def working_orders(self) -> list[OrderView]:
+        oms = self._engine.oms
+        return [order_view(o) for o in oms.open_orders.values()] if oms is not None else []
+
+    def settings_summary(self) -> dict[str, Any]:
+        s = self._engine.settings
+        return {"feed_kind": s.feed.kind, "deadman": s.deadman.model_dump(mode="json")}
+
+    def liquidation(self) -> dict[str, Any] | None:
+        job = self._engine.controls.liquidation
+        return job.summary() if job is not None else None
+
+
+_CHANGES: tuple[type, ...] = (
+    ev.FillApplied, ev.TradingStateChanged, ev.SettingChanged, ev.BrokerConnectionChanged, ev.HoldChanged,
+    ev.ReconcilePassed, ev.BreakFound, ev.BreakResolved, ev.DeadmanChanged, ev.LiquidationFinished,
+    ev.CommandHandled, ev.EngineError, ev.StrategyQuarantined,
+)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()

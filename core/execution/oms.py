@@ -5,6 +5,9 @@
 - An order is committed to the store before the broker sees it (``send_pending``).
 - A fill reported twice (same exec id) is applied once.
 - Status changes go through the state machine; an illegal one is refused and logged.
+- Every change is published on the bus (OrderChanged, FillApplied, IntentRejected); the
+  store and the audit trail record them as subscribers. The OMS itself writes only its id
+  counter and flushes before sending (write-ahead).
 """
 
 from __future__ import annotations
@@ -12,46 +15,23 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 
-from core.audit import journal as kinds
-from core.audit.journal import AuditLog
-from core.execution.broker import Broker, Report
 from core.common.bus import Bus
 from core.common.clock import Clock
+from core.domain import text
 from core.domain.events import FillApplied, IntentRejected, OrderChanged
 from core.domain.model import EXTERNAL, ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.domain.order_states import IllegalTransition, check_transition
+from core.execution.broker import Broker, Report
+from core.persistence.rows import order_from_row
+from core.persistence.store import Store
 from core.portfolio.book import Portfolio
 from core.risk.gate import OrderRequest, RiskGate, RiskView
-from core.persistence.store import Store
-from core.domain.serialize import dec, dt, opt_dec
 
 log = logging.getLogger("cockpit.oms")
 
-_UPSERT_ORDER = (
-    "INSERT INTO orders (client_order_id, strategy, symbol, side, qty, order_type, tif, limit_price,"
-    " status, filled_qty, avg_fill_price, broker_order_id, reason, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(client_order_id) DO UPDATE SET"
-    " status=excluded.status, filled_qty=excluded.filled_qty, avg_fill_price=excluded.avg_fill_price,"
-    " broker_order_id=excluded.broker_order_id, reason=excluded.reason, updated_at=excluded.updated_at"
-)
-_INSERT_FILL = (
-    "INSERT OR IGNORE INTO fills (exec_id, client_order_id, strategy, symbol, side, qty, price,"
-    " commission, realized_pnl, ts, kind, actor, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_ALLOCATION = "INSERT OR IGNORE INTO fill_allocations (exec_id, owner, symbol, qty) VALUES (?,?,?,?)"
-_UPSERT_POSITION = (
-    "INSERT INTO positions (symbol, qty, avg_cost, realized_pnl, commissions, last_price, updated_at)"
-    " VALUES (?,?,?,?,?,?,?) ON CONFLICT(symbol) DO UPDATE SET qty=excluded.qty,"
-    " avg_cost=excluded.avg_cost, realized_pnl=excluded.realized_pnl,"
-    " commissions=excluded.commissions, last_price=excluded.last_price, updated_at=excluded.updated_at"
-)
 _PUT_ACCOUNT = "INSERT INTO account (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
-_INSERT_REJECT = (
-    "INSERT INTO risk_events (ts, strategy, symbol, side, qty, reason) VALUES (?,?,?,?,?,?)"
-)
 
 
 class OrderManager:
@@ -65,7 +45,6 @@ class OrderManager:
         clock: Clock,
         bus: Bus,
         instance_id: str,
-        audit: AuditLog,
         view_factory: Callable[[OrderManager], RiskView],
     ) -> None:
         self.store = store
@@ -75,7 +54,6 @@ class OrderManager:
         self.clock = clock
         self.bus = bus
         self.instance_id = instance_id
-        self.audit = audit
         self.view = view_factory(self)  # what the gate checks orders against
         self.last_refusal: str | None = None
         self.orders: dict[str, Order] = {}
@@ -96,7 +74,7 @@ class OrderManager:
         for r in await self.store.fetchall(
             "SELECT * FROM orders WHERE status NOT IN ('FILLED', 'CANCELLED', 'REJECTED')"
         ):
-            order = _order_from_row(r)
+            order = order_from_row(r)
             self.orders[order.client_order_id] = order
             self.open_orders[order.client_order_id] = order
         allocated: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
@@ -145,8 +123,7 @@ class OrderManager:
         )
         self.orders[adopted.client_order_id] = adopted
         self.open_orders[adopted.client_order_id] = adopted
-        self._persist(adopted)
-        self.bus.publish(OrderChanged(adopted))
+        self.bus.publish(OrderChanged(adopted, previous=None, reason=adopted.reason, source="operator", adopted=True))
         return adopted
 
     def settle_missing(self, client_order_id: str, reason: str) -> bool:
@@ -181,27 +158,21 @@ class OrderManager:
         self.store.put(("account", "next_order_seq"), _PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
         self.orders[order.client_order_id] = order
         self.open_orders[order.client_order_id] = order
-        self._persist(order)
         self._to_send.append(order)
-        self.audit.record(kinds.GATE_PASS, actor=req.source, subject=order.client_order_id, strategy=req.strategy,
-                          symbol=req.symbol, side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price,
-                          reduce_only=req.reduce_only)
         log.info(
             "order %s %s %s %s %s%s (%s)",
             order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
             f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
         )
-        self.bus.publish(OrderChanged(order))
+        self.bus.publish(OrderChanged(order, previous=None, source=req.source, reduce_only=req.reduce_only))
         return order
 
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
         now = self.clock.now()
         self.last_refusal = reason
-        self.audit.record(kinds.GATE_REFUSE, actor=req.source, subject=req.symbol, strategy=req.strategy,
-                          side=req.side, qty=req.qty, type=req.order_type, limit=req.limit_price, reason=reason)
-        log.warning("refused %s %s %s (%s): %s", req.side, req.qty, req.symbol, req.strategy, reason)
-        self.store.append(_INSERT_REJECT, (dt(now), req.strategy, req.symbol, req.side.value, dec(req.qty), reason))
-        self.bus.publish(IntentRejected(now, req.strategy, req.symbol, req.side, req.qty, reason))
+        log.warning("refused %s %s %s (%s): %s", req.side, text.qty(req.qty), req.symbol, req.strategy, reason)
+        self.bus.publish(IntentRejected(now, req.strategy, req.symbol, req.side, req.qty, reason, req.source,
+                                        req.order_type, req.limit_price))
 
     @property
     def has_unsent(self) -> bool:
@@ -222,9 +193,8 @@ class OrderManager:
         for order in batch:
             if order.status is not OrderStatus.NEW:
                 continue  # cancelled before it left
-            self._set_status(order, OrderStatus.SUBMITTED)
+            self._set_status(order, OrderStatus.SUBMITTED, broker=self.broker.kind)
             self.broker.place(order)
-            self.audit.record(kinds.ORDER_SENT, subject=order.client_order_id, broker=self.broker.kind)
 
     def cancel(self, client_order_id: str) -> bool:
         order = self.open_orders.get(client_order_id)
@@ -280,7 +250,7 @@ class OrderManager:
             if order.status.is_terminal:
                 # A fill after a cancel/reject: the book takes it; the status stays terminal.
                 log.warning("fill on %s order %s", order.status, order.client_order_id)
-                self._persist(order)
+                self.bus.publish(OrderChanged(order, previous=order.status))
             else:
                 self._set_status(order, target)
 
@@ -299,71 +269,38 @@ class OrderManager:
         return self._book(ex, owner, kind="adjustment", actor=actor, reason=reason)
 
     def _book(self, ex: Execution, owner: str, *, kind: str, actor: str, reason: str | None) -> FillApplied:
-        """The one place a fill reaches the book: allocated, applied, stored, audited, published."""
+        """The one place a fill reaches the book: allocated to owners, applied, published
+        (the store and the audit trail record it from the event)."""
         self._seen_execs.add(ex.exec_id)
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
-        self.store.append(
-            _INSERT_FILL,
-            (ex.exec_id, ex.client_order_id, owner, ex.symbol, ex.side.value, dec(ex.qty),
-             dec(ex.price), dec(ex.commission), dec(realized), dt(ex.ts), kind, actor, reason),
-        )
-        for who, qty in allocation:
-            self.store.append(_INSERT_ALLOCATION, (ex.exec_id, who, ex.symbol, dec(qty)))
-        self.persist_position(ex.symbol)
-        self.store.put(("account", "cash"), _PUT_ACCOUNT, ("cash", dec(self.portfolio.cash)))
         log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
-                 ex.qty, ex.symbol, ex.price, ex.commission, ex.client_order_id or reason)
-        self.audit.record(kinds.ORDER_FILL if kind == "trade" else "book.adjustment", actor=actor,
-                          subject=ex.client_order_id or ex.symbol, exec_id=ex.exec_id, symbol=ex.symbol,
-                          side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission,
-                          owners={o: str(q) for o, q in allocation}, reason=reason)
+                 text.qty(ex.qty), ex.symbol, ex.price, text.money(ex.commission), ex.client_order_id or reason)
         event = FillApplied(ex, owner, realized, allocation, kind, actor, reason)
         self.bus.publish(event)
         return event
 
     # ---- helpers -------------------------------------------------------------------
 
-    def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None) -> bool:
+    def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None, *,
+                    broker: str | None = None) -> bool:
         """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
         try:
             check_transition(order.client_order_id, order.status, status)
         except IllegalTransition as exc:
             log.error("%s (refused)", exc)
             return False
+        previous = order.status
         order.status = status
         if reason:
             order.reason = reason
         order.updated_at = self.clock.now()
         if status.is_terminal:
             self.open_orders.pop(order.client_order_id, None)
-        self._persist(order)
-        kind = _AUDIT_KIND.get(status)
-        if kind is not None:
-            self.audit.record(kind, subject=order.client_order_id, reason=reason)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
-        self.bus.publish(OrderChanged(order))
+        self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))
         return True
-
-    def _persist(self, o: Order) -> None:
-        self.store.put(
-            ("order", o.client_order_id),
-            _UPSERT_ORDER,
-            (o.client_order_id, o.strategy, o.symbol, o.side.value, dec(o.qty), o.order_type.value,
-             o.tif.value, opt_dec(o.limit_price), o.status.value, dec(o.filled_qty),
-             opt_dec(o.avg_fill_price), o.broker_order_id, o.reason, dt(o.created_at),
-             dt(o.updated_at or o.created_at)),
-        )
-
-    def persist_position(self, symbol: str) -> None:
-        p = self.portfolio.position(symbol)
-        self.store.put(
-            ("position", symbol),
-            _UPSERT_POSITION,
-            (symbol, dec(p.qty), dec(p.avg_cost), dec(p.realized_pnl), dec(p.commissions),
-             opt_dec(p.last_price), dt(self.clock.now())),
-        )
 
     def working_qty(self, symbol: str) -> tuple[Decimal, Decimal]:
         """Unfilled quantity of open orders in ``symbol``: (buys, sells)."""
@@ -385,32 +322,3 @@ class OrderManager:
 
     def open_orders_of(self, strategy: str, symbol: str) -> list[Order]:
         return [o for o in self.open_orders.values() if o.strategy == strategy and o.symbol == symbol]
-
-
-_AUDIT_KIND = {
-    OrderStatus.ACCEPTED: kinds.ORDER_ACK,
-    OrderStatus.CANCELLED: kinds.ORDER_CANCELLED,
-    OrderStatus.REJECTED: kinds.ORDER_REJECTED,
-    OrderStatus.PENDING_CANCEL: "order.cancel_requested",
-    OrderStatus.UNKNOWN: "order.unknown",
-}
-
-
-def _order_from_row(r: object) -> Order:
-    return Order(
-        client_order_id=r["client_order_id"],
-        strategy=r["strategy"],
-        symbol=r["symbol"],
-        side=Side(r["side"]),
-        qty=Decimal(r["qty"]),
-        order_type=OrderType(r["order_type"]),
-        tif=TimeInForce(r["tif"]),
-        limit_price=Decimal(r["limit_price"]) if r["limit_price"] is not None else None,
-        created_at=datetime.fromisoformat(r["created_at"]),
-        status=OrderStatus(r["status"]),
-        filled_qty=Decimal(r["filled_qty"]),
-        avg_fill_price=Decimal(r["avg_fill_price"]) if r["avg_fill_price"] is not None else None,
-        broker_order_id=r["broker_order_id"],
-        reason=r["reason"],
-        updated_at=datetime.fromisoformat(r["updated_at"]),
-    )

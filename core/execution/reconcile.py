@@ -25,6 +25,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from core.domain.events import BreakFound, MissedFillFound, ReconcilePassed
 from core.domain.model import ZERO, BrokerPosition, Execution, Order, OrderStatus
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cockpit.reconcile")
 
-RECONCILE_RUN = "reconcile.run"
-RECONCILE_BREAK = "reconcile.break"
-RECONCILE_MISSED_FILL = "reconcile.missed_fill"
 
 # Engine orders the broker must know: sent, and not settled.
 _AT_BROKER = frozenset({OrderStatus.SUBMITTED, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED,
@@ -190,7 +188,7 @@ class Reconciler:
 
     async def _run(self, reason: str) -> PassResult:
         engine = self.engine
-        now = engine.clock.now()
+        now = engine.wall_clock.now()  # when the pass ran, for people: wall time, never replay time
         if not engine.store.is_open or engine._shutting_down:
             return PassResult(reason, now, skipped="the engine is stopping")
         if not getattr(engine.broker, "accepting", engine.broker.connected):
@@ -205,10 +203,9 @@ class Reconciler:
                 first = [d for d in again if d in seen_first]
         except (ConnectionError, TimeoutError, OSError) as exc:
             return PassResult(reason, now, skipped=f"broker went away or did not answer during the pass: {exc!r}")
-        result = PassResult(reason, engine.clock.now(), missed_fills=missed, differences=first)
+        result = PassResult(reason, engine.wall_clock.now(), missed_fills=missed, differences=first)
         self._record(result)
-        engine.audit.record(RECONCILE_RUN, actor="engine", subject=reason, differences=len(first),
-                            missed_fills=missed, new_breaks=result.new_breaks)
+        engine.bus.publish(ReconcilePassed(reason, len(first), missed, tuple(result.new_breaks), result.at))
         await engine.commit()
         return result
 
@@ -233,8 +230,7 @@ class Reconciler:
                 missed += 1
                 log.warning("reconcile: applying fill %s (%s %s %s) the engine never booked",
                             ex.exec_id, ex.side, ex.qty, ex.symbol)
-                engine.audit.record(RECONCILE_MISSED_FILL, actor="engine", subject=ex.exec_id, symbol=ex.symbol,
-                                    side=ex.side, qty=ex.qty, price=ex.price, order=ex.client_order_id)
+                engine.bus.publish(MissedFillFound(ex))
                 oms.on_report(ex)
         book = EngineBook(
             positions={s: p.qty for s, p in engine.portfolio.positions.items() if p.qty},
@@ -264,8 +260,7 @@ class Reconciler:
                 brk = self.breaks[symbol] = Break(symbol, result.at, diffs)
                 result.new_breaks.append(symbol)
                 engine.gate.block_symbol(symbol, f"reconciliation break: {brk.summary()}")
-                engine.audit.record(RECONCILE_BREAK, actor="engine", subject=symbol, reason=result.reason,
-                                    differences=[d.as_dict() for d in diffs])
+                engine.bus.publish(BreakFound(symbol, brk.summary(), result.reason, tuple(d.as_dict() for d in diffs)))
                 log.error("RECONCILIATION BREAK %s: %s; new orders for %s are blocked until resolved "
                           "(key b, or `cockpit resolve %s accept|adopt|flatten`)", symbol, brk.summary(), symbol,
                           symbol)

@@ -10,20 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from core.audit import journal as kinds
 from core.audit.journal import AuditLog
 from core.kernel.risk_view import BookView
 from core.execution.broker import Broker
 from core.common.bus import Bus
 from core.common.clock import Clock, LiveClock, SimClock, TimerHandle
 from core.config import ConfigError, Settings
-from core.domain.events import FillApplied, IntentRejected
+from core.audit.subscriber import AuditRecorder
+from core.domain.events import (
+    BrokerConnectionChanged,
+    DeadmanChanged,
+    EngineError,
+    FillApplied,
+    SettingChanged,
+    SignalRaised,
+    StrategyQuarantined,
+    TradingStateChanged,
+)
+from core.persistence.recorder import StoreRecorder
 from core.data.calendar import ExchangeSession
 from core.data.feeds.base import Feed
 from core.data.feeds.replay import Cursor
@@ -36,17 +46,13 @@ from core.execution.reconcile import Reconciler
 from core.risk.gate import OrderRequest, RiskGate, TradingState
 from core.domain.serialize import dt
 from core.portfolio.equity import EquityTracker
-from core.control.read_model import EngineSnapshot, order_views, position_views
+from core.control.read_model import EngineSnapshot, ReadModel
 from core.persistence.store import Store
 from core.strategy import Strategy
 
 log = logging.getLogger("cockpit.engine")
 
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
-_PUT_SETTING = (
-    "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?)"
-    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
-)
 _PUT_CURSOR = (
     "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
     " ON CONFLICT(feed) DO UPDATE SET ts=excluded.ts, n_at_ts=excluded.n_at_ts"
@@ -82,9 +88,13 @@ class Engine:
         self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change)
         # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
         self.wall_clock = wall_clock or LiveClock()
+        # The store and the audit trail follow the bus; the engine never calls them by hand.
+        self.recorder = StoreRecorder(store, bus, self.portfolio, clock, self.wall_clock)
+        self.audit_recorder = AuditRecorder(self.audit, bus, lambda: self.store.is_open)
         self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
                                on_miss=self._deadman_missed)
         self.controls = CommandHandler(self)
+        self.read_model = ReadModel(self)
         self.reconciler = Reconciler(self)
         # A live feed trades only in the exchange session: the dead-man is armed only then.
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
@@ -109,7 +119,6 @@ class Engine:
         self._strategies_by_name = {s.name: s for s in strategies}
         self.market_tz = ZoneInfo(settings.engine.market_tz)
         self.equity = EquityTracker(self.market_tz)
-        self.rejections: deque[IntentRejected] = deque(maxlen=50)
         # Realized P&L per symbol when the exchange day began (per batch: exact at a live pace).
         self.realized_at_day_open: dict[str, Decimal] = {}
 
@@ -140,13 +149,13 @@ class Engine:
         await self._load_settings()
         self.oms = OrderManager(
             store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
-            clock=self.clock, bus=self.bus, instance_id=instance_id, audit=self.audit,
+            clock=self.clock, bus=self.bus, instance_id=instance_id,
             view_factory=lambda oms: BookView(clock=self.clock, portfolio=self.portfolio, oms=oms,
                                               quote_ts=self.quote_ts, day_open_equity=lambda: self.equity.day_open),
         )
         await self.oms.load()
+        await self.read_model.load()
         self.bus.subscribe(FillApplied, self._on_fill)
-        self.bus.subscribe(IntentRejected, self.rejections.append)
         self.store.before_flush(self._before_flush)
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
         self.broker.adopt(self.oms.open_orders.values())
@@ -255,7 +264,7 @@ class Engine:
         self.persist_setting("reduce_only_symbols", ",".join(sorted(symbols)))
 
     def persist_setting(self, key: str, value: str) -> None:
-        self.store.put(("setting", key), _PUT_SETTING, (key, value, dt(self.clock.now())))
+        self.bus.publish(SettingChanged(key, value))
 
     async def commit(self) -> None:
         """Make what an operator command changed durable before answering."""
@@ -265,14 +274,12 @@ class Engine:
     def _on_state_change(self, old: TradingState, new: TradingState, reason: str) -> None:
         self.persist_setting("trading_state", str(new))
         self.persist_setting("trading_state_reason", reason)
-        if self.store.is_open:
-            self.audit.record(kinds.STATE_CHANGE, subject=str(new), before=old, after=new, reason=reason)
+        self.bus.publish(TradingStateChanged(str(old), str(new), reason))
 
     def _deadman_event(self, kind: str, detail: dict[str, object]) -> None:
-        if self.store.is_open:
-            fields = dict(detail)
-            actor = str(fields.pop("actor", "engine"))
-            self.audit.record(kind, actor=actor, subject="deadman", **fields)
+        fields = dict(detail)
+        actor = str(fields.pop("actor", "engine"))
+        self.bus.publish(DeadmanChanged(kind, actor, fields))
         if kind == "deadman.warning":
             log.warning("dead-man: confirm presence within %ss (press d, or run `cockpit confirm`)",
                         detail.get("seconds_left"))
@@ -289,16 +296,15 @@ class Engine:
                 if self.gate.state is TradingState.ACTIVE:
                     self.gate.set_state(TradingState.REDUCING, reason="dead-man missed: only reducing orders")
                 await self.commit()
-        except Exception:
+        except Exception as exc:
             log.exception("dead-man action %s failed", action)
+            self.bus.publish(EngineError("deadman", f"the dead-man action {action} failed: {exc!r}"))
 
     def broker_connection_changed(self, up: bool, reason: str) -> None:
         """The broker's connection came or went: an alert, an audit row, and while it is
         down (and until the reconcile after it returns) no new order passes the gate."""
         self.broker_generation += 1
-        if self.store.is_open:
-            self.audit.record("broker.up" if up else "broker.down", actor="broker", subject=self.broker.kind,
-                              reason=reason)
+        self.bus.publish(BrokerConnectionChanged(self.broker.kind, up, reason))
         if not up and self._shutting_down:
             log.info("broker %s disconnected: %s", self.broker.kind, reason)
             return
@@ -464,41 +470,8 @@ class Engine:
         await self.store.close()
 
     def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
-        """A frozen picture of the book and the orders, for a UI frame or an API call."""
-        pnl = self.portfolio.pnl()
-        orders = list(self.oms.orders.values()) if self.oms is not None else []
-        return EngineSnapshot(
-            taken_at=self.clock.now(),
-            mode="PAPER" if self.broker.kind == "paper" else "LIVE",
-            broker_kind=self.broker.kind,
-            broker_connected=self.broker.connected,
-            feed=self.feed.name,
-            last_event_at=self.cursor.ts if self.cursor else None,
-            events_processed=self.events_processed,
-            feed_age=(asyncio.get_running_loop().time() - self.last_batch_at)
-            if self.last_batch_at is not None else None,
-            cash=self.portfolio.cash,
-            equity=self.portfolio.equity(),
-            realized=pnl.realized,
-            unrealized=pnl.unrealized,
-            commissions=pnl.commissions,
-            positions=position_views(self.portfolio, self.realized_at_day_open),
-            orders=order_views(orders, max_orders),
-            rejections=tuple(self.rejections),
-            day_pnl=self.equity.day_pnl,
-            max_drawdown=self.equity.max_drawdown,
-            equity_curve=tuple(self.equity.curve),
-            market_tz=self.market_tz,
-            trading_state=str(self.gate.state),
-            trading_reason=self.gate.state_reason,
-            deadman=self.deadman.view(),
-            strategies=tuple((s.name, s.enabled) for s in self.strategies),
-            reduce_only_symbols=tuple(sorted(self.gate.reduce_only_symbols)),
-            liquidation=self.controls.liquidation.summary() if self.controls.liquidation is not None else None,
-            broker_status=self.broker.status,
-            breaks=tuple(self.reconciler.breaks),
-            hold=self.gate.hold,
-        )
+        """A frozen picture of the book and the orders (the read model's), for a frame or a call."""
+        return self.read_model.snapshot(max_orders)
 
     # ---- the strategy context ------------------------------------------------------
 
@@ -522,8 +495,7 @@ class Engine:
         delta = qty - current
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
-            self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, target=qty, current=current,
-                              working=working)
+            self.bus.publish(SignalRaised(strategy, symbol, {"target": qty, "current": current, "working": working}))
             self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET,
                                          may_short=self._may_short(strategy)), TimeInForce.DAY)
 
@@ -540,8 +512,8 @@ class Engine:
         if self.warming_up:
             return
         assert self.oms is not None
-        self.audit.record(kinds.SIGNAL, actor=strategy, subject=symbol, side=side, qty=qty, type=order_type,
-                          limit=limit_price)
+        self.bus.publish(SignalRaised(strategy, symbol, {"side": side, "qty": qty, "type": order_type,
+                                                         "limit": limit_price}))
         self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price,
                                      may_short=self._may_short(strategy)), tif)
 
@@ -562,9 +534,10 @@ class Engine:
                 return
             try:
                 hook(event)
-            except Exception:
+            except Exception as exc:
                 strategy.enabled = False
                 log.exception("strategy %s raised and was disabled", strategy.name)
+                self.bus.publish(StrategyQuarantined(strategy.name, getattr(event, "symbol", None), repr(exc)))
 
         return call
 
@@ -580,5 +553,5 @@ class Engine:
             self._cursor_dirty = False
         if self._dirty_marks and self.oms is not None:
             for symbol in self._dirty_marks:
-                self.oms.persist_position(symbol)
+                self.recorder.persist_position(symbol)
             self._dirty_marks.clear()
