@@ -60,6 +60,8 @@ def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], No
     p.add_argument("qty", metavar="QTY")
     p.add_argument("--avg-cost", required=True, metavar="X", help="average cost per share")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why the book is wrong (audited)")
+    p.add_argument("--new-symbol", action="store_true",
+                   help="the symbol is not one the engine trades: override it anyway")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = parser("order", "a manual order, through the risk gate like any other", json_out=True)
     p.add_argument("side", choices=("buy", "sell"))
@@ -110,6 +112,26 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
         raise ControlCliError("cancelled: nothing was done")
 
 
+def _planned(client: Any, args: argparse.Namespace, path: str, **body: Any) -> dict[str, Any]:
+    """Ask the engine for the command's plan (bad input is refused here, before any question),
+    show it, confirm, and send it with the plan's fingerprint: the engine runs it only if the
+    plan still holds, else it answers with the new plan and we ask again."""
+    from cockpit.control.client import ApiRefused
+
+    if getattr(args, "yes", False):
+        return client.post(path, **body)  # type: ignore[no-any-return]
+    plan = client.post(f"{path}/plan", **body)
+    while True:
+        _confirm(args, "\n".join(plan["lines"]))
+        try:
+            return client.post(path, plan=plan["fingerprint"], **body)  # type: ignore[no-any-return]
+        except ApiRefused as exc:
+            if "the plan changed since it was shown" not in str(exc):
+                raise
+            print("the state moved while you decided; the command was not run.")
+            plan = client.post(f"{path}/plan", **body)
+
+
 def _status(client: Any, args: argparse.Namespace) -> int:
     s = client.get("/status")
     dm = s["deadman"]
@@ -121,7 +143,7 @@ def _status(client: Any, args: argparse.Namespace) -> int:
         *(f"feed      {f['name']} ({f['kind']}): {f['events']:,} events, last {f['last_event_at']}" for f in s["feeds"]),
         "strategies " + ", ".join(f"{x['name']} {'on' if x['enabled'] else 'OFF'}" for x in s["strategies"]),
         f"dead-man  {dm['phase']}{left} (every {dm['interval_seconds']}s, on miss: {dm['action']})",
-        f"account   equity {s['account']['equity']}, day P&L {s['account']['day_pnl']}, "
+        f"account   equity {_money(s['account']['equity'])}, day P&L {_money(s['account']['day_pnl'])}, "
         f"{len(s['positions'])} position(s), {s['open_orders']} open order(s)",
         "risk      " + ", ".join(f"{k}={v}" for k, v in s["risk"].items()),
     ]
@@ -136,12 +158,8 @@ def _status(client: Any, args: argparse.Namespace) -> int:
 
 def _flatten(client: Any, args: argparse.Namespace) -> int:
     symbol = None if args.all else args.symbol
-    plan = client.get("/flatten/preview", symbol=symbol)
-    what = [f"  cancel {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in plan["cancel"]]
-    what += [f"  {c['side']} {c['qty']} {c['symbol']} at market (about {c['notional']})" for c in plan["close"]]
-    head = "FLATTEN ALL: trading goes HALTED, then:" if symbol is None else f"FLATTEN {symbol.upper()}:"
-    _confirm(args, "\n".join([head, *(what or ["  nothing to cancel or close"]), f"  notional {plan['notional']}"]))
-    started = client.post("/flatten", symbol=symbol, reason=args.reason)
+    started = _planned(client, args, "/flatten", symbol=symbol, reason=args.reason)
+    plan = started["plan"]
     job = started["job"]
     if not args.no_wait:
         deadline = time.monotonic() + args.wait
@@ -160,11 +178,18 @@ def _flatten(client: Any, args: argparse.Namespace) -> int:
 
 
 def _cancel_all(client: Any, args: argparse.Namespace) -> int:
-    orders = client.get("/cancel-all/preview")["cancel"]
-    lines = ["CANCEL ALL:", *(f"  {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in orders)]
-    _confirm(args, "\n".join(lines if orders else [*lines, "  no working orders"]))
-    r = client.post("/cancel-all", reason=args.reason)
+    r = _planned(client, args, "/cancel-all", reason=args.reason)
     return _out(args, r, r["message"])
+
+
+def _money(value: str) -> str:
+    """Money from the API's exact text, to the cent, for people."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+    except (InvalidOperation, TypeError):
+        return str(value)
 
 
 def _simple(path: str) -> Callable[[Any, argparse.Namespace], int]:
@@ -197,9 +222,8 @@ def _risk(client: Any, args: argparse.Namespace) -> int:
 
 
 def _position(client: Any, args: argparse.Namespace) -> int:
-    _confirm(args, f"OVERRIDE the engine's position: {args.symbol.upper()} = {args.qty} @ {args.avg_cost}"
-                   f" (reason: {args.reason})")
-    r = client.post("/position", symbol=args.symbol, qty=args.qty, avg_cost=args.avg_cost, reason=args.reason)
+    r = _planned(client, args, "/position", symbol=args.symbol, qty=args.qty, avg_cost=args.avg_cost,
+                 reason=args.reason, new_symbol=args.new_symbol)
     return _out(args, r, r["message"])
 
 
@@ -232,17 +256,7 @@ def _reconcile(client: Any, args: argparse.Namespace) -> int:
 
 
 def _resolve(client: Any, args: argparse.Namespace) -> int:
-    breaks = {b["symbol"]: b for b in client.get("/breaks")["breaks"]}
-    symbol = args.symbol.upper()
-    if symbol not in breaks:
-        raise ControlCliError(f"no reconciliation break on {symbol} (breaks: {', '.join(breaks) or 'none'})")
-    what = {"accept": "the engine takes the broker's position, orders and cost; engine orders the broker "
-                      "does not have are marked cancelled",
-            "adopt": "the broker's unknown open orders become engine orders",
-            "flatten": "accept the broker's view, then cancel the symbol's orders and close its position"}
-    _confirm(args, "\n".join([f"RESOLVE {symbol} by {args.action}: {what[args.action]}",
-                              *_break_lines([breaks[symbol]])]))
-    r = client.post(f"/breaks/{symbol}/resolve", action=args.action, reason=args.reason)
+    r = _planned(client, args, "/resolve", symbol=args.symbol, action=args.action, reason=args.reason)
     _out(args, r, r["message"])
     return 0 if r.get("resolved") else 1
 

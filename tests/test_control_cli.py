@@ -139,7 +139,7 @@ def test_paper_reconciliation_break_blocks_the_symbol_until_accepted(engine) -> 
     listing = ok(cli(env, state, "breaks"))
     assert f"engine {wrong}, broker" in listing
     no_tty = cli(env, state, "resolve", "ORCL", "accept")
-    assert no_tty.returncode == 2 and "RESOLVE ORCL by accept" in no_tty.stdout
+    assert no_tty.returncode == 2 and "RESOLVE the ORCL break by ACCEPT" in no_tty.stdout
     resolved = cli(env, state, "resolve", "ORCL", "accept", "--reason", "venue is right", "--yes", "--json")
     assert resolved.returncode == 0, resolved.stdout + resolved.stderr
     assert json.loads(resolved.stdout)["resolved"] is True

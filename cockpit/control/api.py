@@ -17,7 +17,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.control.handler import CommandRefused, CommandResult, Controls
+from core.control.handler import CommandHandler
+from core.domain.commands import (
+    CancelAll,
+    Command,
+    CommandRefused,
+    CommandResult,
+    ConfirmPresence,
+    Flatten,
+    Halt,
+    ManualOrder,
+    OverridePosition,
+    PlanChanged,
+    Reconcile,
+    ResolveBreak,
+    Resume,
+    SetLimit,
+    SetStrategy,
+)
+from core.domain.serialize import dec, money
 from core.kernel.engine import Engine
 
 log = logging.getLogger("cockpit.api")
@@ -25,38 +43,89 @@ log = logging.getLogger("cockpit.api")
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    actor: str = Field("api", max_length=100)
+    actor: str = Field("api", min_length=1, max_length=100)
     reason: str | None = Field(None, max_length=500)
+    plan: str | None = Field(None, max_length=64)  # the fingerprint of the plan that was confirmed
+
+    def command(self) -> Command:
+        raise NotImplementedError
+
+
+class HaltBody(_Body):
+    def command(self) -> Command:
+        return Halt(self.actor, self.reason)
+
+
+class ResumeBody(_Body):
+    def command(self) -> Command:
+        return Resume(self.actor, self.reason)
+
+
+class CancelAllBody(_Body):
+    def command(self) -> Command:
+        return CancelAll(self.actor, self.reason)
+
+
+class ConfirmBody(_Body):
+    def command(self) -> Command:
+        return ConfirmPresence(self.actor, self.reason)
+
+
+class ReconcileBody(_Body):
+    def command(self) -> Command:
+        return Reconcile(self.actor, self.reason)
 
 
 class FlattenBody(_Body):
-    symbol: str | None = None  # None: everything
+    symbol: str | None = Field(None, max_length=16)  # None: everything
+
+    def command(self) -> Command:
+        return Flatten(self.actor, self.reason, symbol=self.symbol)
 
 
 class StrategyBody(_Body):
+    name: str = Field("", max_length=100)
     enabled: bool
+
+    def command(self) -> Command:
+        return SetStrategy(self.actor, self.reason, strategy=self.name, enabled=self.enabled)
 
 
 class LimitBody(_Body):
-    key: str
-    value: str
+    key: str = Field(max_length=100)
+    value: str = Field(max_length=100)
+
+    def command(self) -> Command:
+        return SetLimit(self.actor, self.reason, key=self.key, value=self.value)
 
 
 class PositionBody(_Body):
-    symbol: str
-    qty: str
-    avg_cost: str
+    symbol: str = Field(max_length=16)
+    qty: str = Field(max_length=40)
+    avg_cost: str = Field(max_length=40)
+    new_symbol: bool = False
+
+    def command(self) -> Command:
+        return OverridePosition(self.actor, self.reason, symbol=self.symbol, qty=self.qty, avg_cost=self.avg_cost,
+                                new_symbol=self.new_symbol)
 
 
 class ResolveBody(_Body):
-    action: str  # accept | adopt | flatten
+    symbol: str = Field("", max_length=16)
+    action: str = Field(max_length=20)  # accept | adopt | flatten
+
+    def command(self) -> Command:
+        return ResolveBreak(self.actor, self.reason, symbol=self.symbol, action=self.action)
 
 
 class OrderBody(_Body):
-    side: str
-    symbol: str
-    qty: str
-    limit: str | None = None
+    side: str = Field(max_length=10)
+    symbol: str = Field(max_length=16)
+    qty: str = Field(max_length=40)
+    limit: str | None = Field(None, max_length=40)
+
+    def command(self) -> Command:
+        return ManualOrder(self.actor, self.reason, side=self.side, symbol=self.symbol, qty=self.qty, limit=self.limit)
 
 
 def _result(result: CommandResult) -> dict[str, Any]:
@@ -64,33 +133,35 @@ def _result(result: CommandResult) -> dict[str, Any]:
 
 
 def status(engine: Engine) -> dict[str, Any]:
-    """What `cockpit status --json` prints."""
-    snap = engine.snapshot(max_orders=0)
+    """What `cockpit status --json` prints (from the read model)."""
+    model = engine.read_model
+    snap = model.snapshot(max_orders=0)
     dm = snap.deadman
+    settings = model.settings_summary()
     return {
         "trading_state": snap.trading_state,
         "trading_reason": snap.trading_reason,
         "mode": snap.mode,
         "broker": {"kind": snap.broker_kind, "connected": snap.broker_connected, "status": snap.broker_status},
         "hold": snap.hold,
-        "breaks": engine.reconciler.views(),
-        "last_reconcile": engine.reconciler.last.as_dict() if engine.reconciler.last is not None else None,
-        "feeds": [{"name": snap.feed, "kind": engine.settings.feed.kind, "events": snap.events_processed,
+        "breaks": model.breaks(),
+        "last_reconcile": model.last_reconcile(),
+        "feeds": [{"name": snap.feed, "kind": settings["feed_kind"], "events": snap.events_processed,
                    "last_event_at": snap.last_event_at.isoformat() if snap.last_event_at else None,
                    "age_seconds": snap.feed_age}],
         "strategies": [{"name": n, "enabled": e} for n, e in snap.strategies],
-        "symbols": sorted(engine.feed.symbols),
+        "symbols": model.symbols(),
         "reduce_only_symbols": list(snap.reduce_only_symbols),
-        "deadman": {"enabled": engine.settings.deadman.enabled, "phase": str(dm.phase) if dm else "off",
+        "deadman": {"enabled": settings["deadman"]["enabled"], "phase": str(dm.phase) if dm else "off",
                     "armed": bool(dm and dm.armed), "seconds_left": dm.seconds_left if dm else None,
-                    "action": engine.settings.deadman.action,
-                    "interval_seconds": engine.settings.deadman.interval_seconds},
-        "risk": engine.gate.limits_dict(),
-        "account": {"equity": str(snap.equity), "cash": str(snap.cash), "day_pnl": str(snap.day_pnl),
-                    "realized": str(snap.realized), "unrealized": str(snap.unrealized)},
-        "positions": [{"symbol": p.symbol, "qty": str(p.qty), "avg_cost": str(p.avg_cost),
-                       "last": None if p.last is None else str(p.last)} for p in snap.positions if p.qty != 0],
-        "open_orders": len(engine.oms.open_orders) if engine.oms is not None else 0,
+                    "action": settings["deadman"]["action"],
+                    "interval_seconds": settings["deadman"]["interval_seconds"]},
+        "risk": model.limits(),
+        "account": {"equity": money(snap.equity), "cash": money(snap.cash), "day_pnl": money(snap.day_pnl),
+                    "realized": money(snap.realized), "unrealized": money(snap.unrealized)},
+        "positions": [{"symbol": p.symbol, "qty": dec(p.qty), "avg_cost": money(p.avg_cost),
+                       "last": None if p.last is None else dec(p.last)} for p in snap.positions if p.qty != 0],
+        "open_orders": model.open_orders,
         "liquidation": snap.liquidation,
         "engine_time": snap.taken_at.isoformat(),
     }
@@ -108,11 +179,14 @@ def make_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     app = FastAPI(title="cockpit control", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(authorize)])
-    controls: Controls = engine.controls
+    controls: CommandHandler = engine.controls
 
     @app.exception_handler(CommandRefused)
     async def _refused(_: Request, exc: CommandRefused) -> JSONResponse:
-        return JSONResponse({"ok": False, "detail": str(exc)}, status_code=409)
+        body: dict[str, Any] = {"ok": False, "detail": str(exc)}
+        if isinstance(exc, PlanChanged):
+            body["plan"] = exc.plan.as_dict()
+        return JSONResponse(body, status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -129,78 +203,65 @@ def make_app(engine: Engine, token: str | None = None) -> FastAPI:
     async def get_status() -> dict[str, Any]:
         return status(engine)
 
-    @app.post("/halt")
-    async def halt(body: _Body) -> dict[str, Any]:
-        return _result(await controls.halt(actor=body.actor, reason=body.reason))
+    async def run(body: _Body) -> dict[str, Any]:
+        return _result(await controls.execute(body.command(), body.plan))
 
-    @app.post("/resume")
-    async def resume(body: _Body) -> dict[str, Any]:
-        return _result(await controls.resume(actor=body.actor, reason=body.reason))
+    async def plan(body: _Body) -> dict[str, Any]:
+        return (await controls.plan(body.command())).as_dict()
+
+    def command(path: str, body_type: type[_Body]) -> None:
+        """POST path runs the command (with ``plan``: only if the plan still holds); POST
+        path/plan answers what it would do now, for a confirm prompt."""
+        async def execute(body: _Body) -> dict[str, Any]:
+            return await run(body)
+
+        async def preview(body: _Body) -> dict[str, Any]:
+            return await plan(body)
+
+        for endpoint in (execute, preview):  # FastAPI reads the body model from the annotation
+            endpoint.__annotations__ = {"body": body_type, "return": dict[str, Any]}
+        app.post(path)(execute)
+        app.post(f"{path}/plan")(preview)
+
+    for path, body_type in (("/halt", HaltBody), ("/resume", ResumeBody), ("/cancel-all", CancelAllBody),
+                            ("/flatten", FlattenBody), ("/risk", LimitBody), ("/position", PositionBody),
+                            ("/orders", OrderBody), ("/reconcile", ReconcileBody), ("/confirm", ConfirmBody),
+                            ("/strategy", StrategyBody), ("/resolve", ResolveBody)):
+        command(path, body_type)
+
+    @app.post("/strategies/{name}")
+    async def set_strategy(name: str, body: StrategyBody) -> dict[str, Any]:
+        return await run(body.model_copy(update={"name": name}))
+
+    @app.post("/breaks/{symbol}/resolve")
+    async def resolve(symbol: str, body: ResolveBody) -> dict[str, Any]:
+        return await run(body.model_copy(update={"symbol": symbol}))
 
     @app.get("/cancel-all/preview")
     async def cancel_preview() -> dict[str, Any]:
         return {"cancel": controls.cancel_all_preview()}
 
-    @app.post("/cancel-all")
-    async def cancel_all(body: _Body) -> dict[str, Any]:
-        return _result(await controls.cancel_all(actor=body.actor, reason=body.reason))
-
     @app.get("/flatten/preview")
     async def flatten_preview(symbol: str | None = None) -> dict[str, Any]:
         return controls.flatten_preview(symbol).as_dict()
 
-    @app.post("/flatten")
-    async def flatten(body: FlattenBody) -> dict[str, Any]:
-        return _result(await controls.flatten(body.symbol, actor=body.actor, reason=body.reason))
-
     @app.get("/flatten/job")
     async def flatten_job() -> dict[str, Any]:
-        job = controls.liquidation
+        job = engine.read_model.liquidation()
         if job is None:
             raise HTTPException(404, "no flatten has run since the engine started")
-        return job.summary()
+        return job
 
     @app.get("/strategies")
     async def strategies() -> list[dict[str, Any]]:
-        return controls.strategies()
-
-    @app.post("/strategies/{name}")
-    async def set_strategy(name: str, body: StrategyBody) -> dict[str, Any]:
-        return _result(await controls.set_strategy(name, body.enabled, actor=body.actor, reason=body.reason))
+        return engine.read_model.strategies()
 
     @app.get("/risk")
     async def risk() -> dict[str, str]:
-        return controls.risk_limits()
-
-    @app.post("/risk")
-    async def set_limit(body: LimitBody) -> dict[str, Any]:
-        return _result(await controls.set_limit(body.key, body.value, actor=body.actor, reason=body.reason))
-
-    @app.post("/position")
-    async def set_position(body: PositionBody) -> dict[str, Any]:
-        return _result(await controls.set_position(body.symbol, body.qty, body.avg_cost, actor=body.actor,
-                                                   reason=body.reason))
-
-    @app.post("/orders")
-    async def order(body: OrderBody) -> dict[str, Any]:
-        return _result(await controls.manual_order(body.side, body.symbol, body.qty, body.limit, actor=body.actor,
-                                                   reason=body.reason))
+        return engine.read_model.limits()
 
     @app.get("/breaks")
     async def breaks() -> dict[str, Any]:
-        rec = engine.reconciler
-        return {"breaks": rec.views(), "last_reconcile": rec.last.as_dict() if rec.last is not None else None}
-
-    @app.post("/reconcile")
-    async def reconcile(body: _Body) -> dict[str, Any]:
-        return _result(await controls.reconcile(actor=body.actor))
-
-    @app.post("/breaks/{symbol}/resolve")
-    async def resolve(symbol: str, body: ResolveBody) -> dict[str, Any]:
-        return _result(await controls.resolve_break(symbol, body.action, actor=body.actor, reason=body.reason))
-
-    @app.post("/confirm")
-    async def confirm(body: _Body) -> dict[str, Any]:
-        return _result(await controls.confirm(actor=body.actor))
+        return {"breaks": engine.read_model.breaks(), "last_reconcile": engine.read_model.last_reconcile()}
 
     return app

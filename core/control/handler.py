@@ -233,7 +233,7 @@ class CommandHandler:
 
     async def _plan_flatten(self, command: Flatten) -> Plan:
         fp = self.flatten_plan(command.symbol)
-        what = "EVERYTHING" if fp.symbols is None else fp.symbols[0]
+        what = "ALL" if fp.symbols is None else fp.symbols[0]
         lines = [f"FLATTEN {what}: cancel {len(fp.cancel)} order(s), close {len(fp.close)} position(s)"
                  f" (about {text.money(fp.notional)} at the last prices)."]
         lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (last {c['price']})" for c in fp.close]
