@@ -70,3 +70,26 @@ async def test_flatten_takes_the_strategy_book_to_zero_and_survives_a_restart(tm
                          (SYMBOL,)).fetchall()
     assert not [r for r in refused if r[0] == "rsi_reversion"], refused
     db.close()
+
+
+async def test_the_equity_curve_drawdown_and_orders_survive_a_restart(tmp_path: Path, clean_env) -> None:
+    state = tmp_path / "state"
+    first = build_engine(load_config(CONFIG, state_dir=state, overrides={
+        "feed": {"speed": "max", "end": "2009-06-30"}, "deadman": {"enabled": False}}), new_id=lambda: "t0")
+    await first.start()
+    assert await first.run() is True
+    before = first.snapshot(max_orders=20)
+    await first.shutdown()
+    assert before.max_drawdown > 0 and len(before.equity_curve) > 10 and before.orders
+
+    again = build_engine(_settings(state), new_id=lambda: "t0")
+    await again.start()
+    try:
+        after = again.snapshot(max_orders=20)
+        assert after.max_drawdown == before.max_drawdown
+        assert after.equity_curve[-1][1] == before.equity_curve[-1][1]
+        assert len(after.equity_curve) == len(before.equity_curve)
+        # The orders pane shows the earlier run's orders (a restart may settle the unsent ones).
+        assert {o.client_order_id for o in after.orders} == {o.client_order_id for o in before.orders}
+    finally:
+        await again.shutdown()

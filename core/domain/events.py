@@ -181,3 +181,14 @@ class StrategyQuarantined:
 @dataclass(slots=True, frozen=True)
 class FeedExhausted:
     feed: str
+
+
+@dataclass(slots=True, frozen=True)
+class EquityRecorded:
+    """A point of the equity curve worth keeping (at most one a minute): the store saves it."""
+
+    ts: datetime
+    equity: Decimal
+    peak: Decimal
+    max_drawdown: Decimal
+    day_open: Decimal

@@ -25,6 +25,7 @@ from core.config import ConfigError, Settings
 from core.audit.subscriber import AuditRecorder
 from core.domain.events import (
     BrokerConnectionChanged,
+    EquityRecorded,
     DeadmanChanged,
     EngineError,
     FillApplied,
@@ -45,7 +46,7 @@ from core.control.deadman import DeadMan
 from core.execution.reconcile import Reconciler
 from core.risk.gate import OrderRequest, RiskGate, TradingState
 from core.domain.serialize import dt
-from core.portfolio.equity import EquityTracker
+from core.portfolio.equity import EquityPoint, EquityTracker
 from core.control.read_model import EngineSnapshot, ReadModel
 from core.persistence.store import Store
 from core.strategy import Strategy
@@ -155,6 +156,7 @@ class Engine:
         )
         await self.oms.load()
         await self.read_model.load()
+        await self._load_equity()
         self.bus.subscribe(FillApplied, self._on_fill)
         self.store.before_flush(self._before_flush)
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
@@ -215,6 +217,14 @@ class Engine:
                 r["symbol"], Decimal(r["qty"]), Decimal(r["avg_cost"]), Decimal(r["realized_pnl"]),
                 Decimal(r["commissions"]), Decimal(r["last_price"]) if r["last_price"] else None,
             )
+
+    async def _load_equity(self) -> None:
+        """The equity curve, its peak and the max drawdown of earlier runs (the last points)."""
+        rows = await self.store.fetchall(
+            "SELECT * FROM (SELECT * FROM equity_points ORDER BY ts DESC LIMIT ?) ORDER BY ts",
+            (self.equity.curve.maxlen or 2000,))
+        self.equity.restore(EquityPoint(datetime.fromisoformat(r["ts"]), Decimal(r["equity"]), Decimal(r["peak"]),
+                                        Decimal(r["max_drawdown"]), Decimal(r["day_open"])) for r in rows)
 
     async def _take_broker_cash(self) -> None:
         """A new state dir on a real account starts from the account's cash, not the paper
@@ -424,8 +434,13 @@ class Engine:
                         await oms.send_pending()
                 self.events_processed += len(batch)
                 self.last_batch_at = loop.time()
-                if cur_ts is not None and self.equity.observe(cur_ts, self.portfolio.equity()):
-                    self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
+                if cur_ts is not None:
+                    new_day = self.equity.observe(cur_ts, self.portfolio.equity())
+                    if new_day:
+                        self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
+                    if (point := self.equity.to_save(cur_ts, new_day)) is not None:
+                        self.bus.publish(EquityRecorded(point.ts, point.equity, point.peak, point.max_drawdown,
+                                                        point.day_open))
                 self.gate.observe_pnl(self.equity.day_pnl, cur_ts)
                 if controls.liquidation is not None and not controls.liquidation.done:
                     await controls.step_liquidation()
@@ -443,6 +458,9 @@ class Engine:
                     break
         finally:
             self.trading = False
+            if cur_ts is not None and (point := self.equity.to_save(cur_ts, False, force=True)) is not None:
+                self.bus.publish(EquityRecorded(point.ts, point.equity, point.peak, point.max_drawdown,
+                                                point.day_open))
             if self._session_timer is not None:
                 self._session_timer.cancel()
                 self._session_timer = None

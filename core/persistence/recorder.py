@@ -7,9 +7,11 @@ in the buffer the moment it exists, so the OMS's write-ahead flush before sendin
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.events import FillApplied, IntentRejected, OrderChanged, SettingChanged
+from core.domain.events import EquityRecorded, FillApplied, IntentRejected, OrderChanged, SettingChanged
 from core.domain.model import Order
 from core.domain.serialize import dec, dt, opt_dec
 from core.persistence.store import Store
@@ -35,6 +37,11 @@ UPSERT_POSITION = (
 )
 PUT_ACCOUNT = "INSERT INTO account (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 INSERT_REJECT = "INSERT INTO risk_events (ts, strategy, symbol, side, qty, reason) VALUES (?,?,?,?,?,?)"
+PUT_EQUITY = (
+    "INSERT INTO equity_points (ts, equity, peak, max_drawdown, day_open) VALUES (?,?,?,?,?)"
+    " ON CONFLICT(ts) DO UPDATE SET equity=excluded.equity, peak=excluded.peak,"
+    " max_drawdown=excluded.max_drawdown, day_open=excluded.day_open"
+)
 PUT_SETTING = (
     "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?)"
     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
@@ -54,6 +61,7 @@ class StoreRecorder:
         bus.subscribe(FillApplied, self.on_fill)
         bus.subscribe(IntentRejected, self.on_rejected)
         bus.subscribe(SettingChanged, self.on_setting)
+        bus.subscribe(EquityRecorded, self.on_equity)
 
     def on_order(self, event: OrderChanged) -> None:
         self.persist_order(event.order)
@@ -96,3 +104,8 @@ class StoreRecorder:
 
     def on_setting(self, event: SettingChanged) -> None:
         self.store.put(("setting", event.key), PUT_SETTING, (event.key, event.value, dt(self.wall_clock.now())))
+
+    def on_equity(self, event: EquityRecorded) -> None:
+        ts = event.ts.astimezone(UTC)  # UTC text sorts in time order
+        self.store.put(("equity", ts), PUT_EQUITY,
+                       (dt(ts), dec(event.equity), dec(event.peak), dec(event.max_drawdown), dec(event.day_open)))

@@ -100,7 +100,13 @@ CORE_MIGRATIONS: list[str] = [
     """,
     # v4: equity points (the curve and the max drawdown survive a restart)
     """
-    CREATE TABLE equity_points (ts TEXT PRIMARY KEY, equity TEXT NOT NULL);
+    CREATE TABLE equity_points (
+        ts TEXT PRIMARY KEY,
+        equity TEXT NOT NULL,
+        peak TEXT NOT NULL,
+        max_drawdown TEXT NOT NULL,
+        day_open TEXT NOT NULL
+    );
     """,
 ]
 
