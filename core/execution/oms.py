@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -31,6 +31,8 @@ from core.risk.gate import OrderRequest, RiskGate, RiskView
 
 log = logging.getLogger("cockpit.oms")
 
+SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only recent ones (the store has all)
+FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
 _PUT_ACCOUNT = "INSERT INTO account (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 
 
@@ -56,10 +58,14 @@ class OrderManager:
         self.instance_id = instance_id
         self.view = view_factory(self)  # what the gate checks orders against
         self.last_refusal: str | None = None
+        # Open orders and the most recent finished ones (late reports still find them); older
+        # finished orders and exec ids leave memory: the store keeps them.
         self.orders: dict[str, Order] = {}
+        self._finished: deque[str] = deque()
         self.open_orders: dict[str, Order] = {}
         self.last_prices: dict[str, Decimal] = {}
         self._seen_execs: set[str] = set()
+        self._seen_order: deque[str] = deque()
         self._next_seq = 1
         self._to_send: list[Order] = []
         self._adjustments = 0
@@ -83,7 +89,7 @@ class OrderManager:
         owners = self.portfolio.owner_positions
         owners.clear()
         for r in await self.store.fetchall("SELECT exec_id, strategy, symbol, side, qty FROM fills ORDER BY seq"):
-            self._seen_execs.add(r["exec_id"])
+            self._remember_exec(r["exec_id"])
             # Fills written before owners were recorded belong to the order's strategy.
             shares = allocated.get(r["exec_id"]) or [(r["strategy"], Decimal(r["qty"]) * Side(r["side"]).sign)]
             for owner, qty in shares:
@@ -97,13 +103,43 @@ class OrderManager:
         for order in list(self.open_orders.values()):
             if order.status is OrderStatus.NEW and order.client_order_id not in broker_open:
                 self._set_status(order, OrderStatus.REJECTED, "never sent: engine stopped before sending")
-        missed = [e for e in await self.broker.executions_since(None) if e.exec_id not in self._seen_execs]
+        missed = await self.unseen(await self.broker.executions_since(None))
         for execution in missed:
             log.warning("applying fill %s missed while stopped", execution.exec_id)
             self.on_report(execution)
 
     def has_seen(self, exec_id: str) -> bool:
+        """Seen recently (in memory); ``unseen`` also asks the store for older ones."""
         return exec_id in self._seen_execs
+
+    async def unseen(self, executions: list[Execution]) -> list[Execution]:
+        """The executions the book has never applied: memory first, then the store."""
+        maybe = [e for e in executions if e.exec_id not in self._seen_execs]
+        if not maybe:
+            return []
+        known: set[str] = set()
+        ids = [e.exec_id for e in maybe]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows = await self.store.fetchall(
+                f"SELECT exec_id FROM fills WHERE exec_id IN ({','.join('?' * len(chunk))})", tuple(chunk))
+            known.update(r["exec_id"] for r in rows)
+        return [e for e in maybe if e.exec_id not in known]
+
+    def _remember_exec(self, exec_id: str) -> None:
+        if exec_id in self._seen_execs:
+            return
+        self._seen_execs.add(exec_id)
+        self._seen_order.append(exec_id)
+        while len(self._seen_order) > SEEN_EXECS_KEPT:
+            self._seen_execs.discard(self._seen_order.popleft())
+
+    def _forget_finished(self, order: Order) -> None:
+        self._finished.append(order.client_order_id)
+        while len(self._finished) > FINISHED_ORDERS_KEPT:
+            old = self.orders.get(self._finished.popleft())
+            if old is not None and old.status.is_terminal:
+                del self.orders[old.client_order_id]
 
     # ---- reconciliation resolutions -----------------------------------------------------
 
@@ -271,7 +307,7 @@ class OrderManager:
     def _book(self, ex: Execution, owner: str, *, kind: str, actor: str, reason: str | None) -> FillApplied:
         """The one place a fill reaches the book: allocated to owners, applied, published
         (the store and the audit trail record it from the event)."""
-        self._seen_execs.add(ex.exec_id)
+        self._remember_exec(ex.exec_id)
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
@@ -297,6 +333,7 @@ class OrderManager:
         order.updated_at = self.clock.now()
         if status.is_terminal:
             self.open_orders.pop(order.client_order_id, None)
+            self._forget_finished(order)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
         self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))

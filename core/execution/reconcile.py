@@ -225,8 +225,8 @@ class Reconciler:
         broker_execs = await engine.broker.executions_since(day_start - timedelta(microseconds=1))
         busy = engine.broker.in_flight_symbols()  # a fill or an order on its way is not a difference
         missed = 0
-        for ex in broker_execs:
-            if not oms.has_seen(ex.exec_id) and ex.symbol not in busy:
+        for ex in await oms.unseen(broker_execs):
+            if ex.symbol not in busy:
                 missed += 1
                 log.warning("reconcile: applying fill %s (%s %s %s) the engine never booked",
                             ex.exec_id, ex.side, ex.qty, ex.symbol)
