@@ -142,19 +142,23 @@ class CockpitApp(App[int]):
         dm = snap.deadman
         warning = dm is not None and dm.phase is DeadmanPhase.WARNING
         if warning and self._deadman_screen is None:
-            self._deadman_screen = DeadmanScreen(self.engine.settings.deadman.action)
+            modal = self._deadman_screen = DeadmanScreen(self.engine.settings.deadman.action)
 
             def answered(yes: bool | None) -> None:
-                self._deadman_screen = None
+                if self._deadman_screen is modal:
+                    self._deadman_screen = None
                 if yes:
                     self.action_confirm_presence()
 
             self.push_screen(self._deadman_screen, answered)
-        if self._deadman_screen is not None:
-            if warning and self._deadman_screen.is_mounted:
-                self._deadman_screen.show_seconds(dm.seconds_left if dm else None)
-            elif not warning:
-                self._deadman_screen.dismiss(False)
+        modal = self._deadman_screen
+        if modal is None:
+            return
+        if warning and modal.is_mounted:
+            modal.show_seconds(dm.seconds_left if dm else None)
+        elif not warning and self.screen is modal:  # dismiss pops the top screen: only when it is this one
+            self._deadman_screen = None
+            modal.dismiss(False)
 
     # ---- crashes -------------------------------------------------------------------
 
