@@ -6,36 +6,35 @@ import asyncio
 import logging
 import signal
 
+from cockpit.engine_host import EngineHost
+from cockpit.state_lock import StateLock
+from cockpit.wiring import build_engine
 from core.config import Settings
 from core.domain.serialize import dec
 
-from cockpit.control.server import ControlServer
-from cockpit.gc_policy import freeze_startup_objects
-from cockpit.state_lock import StateLock
-from cockpit.wiring import build_engine
-
 log = logging.getLogger("cockpit.headless")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def run_headless(settings: Settings) -> int:
     """Run to the end of the replay; return the process exit code."""
-    engine = build_engine(settings)
+    host = EngineHost(build_engine(settings))
+    engine = host.engine
     with StateLock(settings.state_dir):
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _on_signal, engine, sig)
+
+        def on_signal(sig: signal.Signals) -> None:
+            log.info("%s received: stopping after the events in hand, state will be flushed", sig.name)
+            host.request_stop()
+
+        host.handle_signals(STOP_SIGNALS, on_signal)
         started = loop.time()
-        control = ControlServer(engine, settings)
         try:
-            await engine.start()
-            await control.start()
-            freeze_startup_objects()
-            exhausted = await engine.run()
+            exhausted = await host.run()
         finally:
-            await control.stop()
-            await engine.shutdown()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            await host.stop()
+            host.release_signals()
         pnl = engine.portfolio.pnl()
         log.info(
             "%s after %d events in %.1fs: realized %s, unrealized %s, commissions %s, net %s, cash %s",
@@ -44,8 +43,3 @@ async def run_headless(settings: Settings) -> int:
             dec(round(pnl.net, 2)), dec(round(engine.portfolio.cash, 2)),
         )
     return 0
-
-
-def _on_signal(engine: object, sig: signal.Signals) -> None:
-    log.info("%s received: stopping after the events in hand, state will be flushed", sig.name)
-    engine.request_stop()  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import pytest
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.app import CockpitApp
 from cockpit.tui.screens import ConfirmScreen, HelpScreen
+from cockpit.tui.widgets.pnl_pane import PnlPane
 from cockpit.wiring import build_engine
 from core.config import load_config
 from tests.conftest import CONFIG, ROOT
@@ -105,7 +106,7 @@ async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path,
     with pytest.raises(RuntimeError, match="pane exploded"):  # run_test re-raises what crashed the app
         async with app.run_test(size=(120, 40)) as pilot:
             await app.engine_done.wait()
-            app._draw_pnl = broken  # type: ignore[method-assign]
+            app.query_one(PnlPane).show = broken  # type: ignore[method-assign]
             await pilot.pause(0.5)
     assert app.crash == "RuntimeError: pane exploded"
     assert "cockpit crashed" in caplog.text and "pane exploded" in caplog.text
@@ -114,7 +115,7 @@ async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path,
 
 
 async def test_alerts_newest_first_filtered_by_level_and_text(tmp_path: Path, clean_env) -> None:
-    from cockpit.tui.alerts_pane import AlertsPane
+    from cockpit.tui.widgets.alerts_pane import AlertsPane
 
     app = make_app(tmp_path)
     log = logging.getLogger("cockpit.test")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 
-from core.config import Settings
-
 from cockpit.logs import setup_logging
 from cockpit.state_lock import StateLock
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.app import CockpitApp
 from cockpit.wiring import build_engine
+from core.config import Settings
 
 
 def run_tui(settings: Settings) -> int:

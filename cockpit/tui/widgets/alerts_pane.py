@@ -62,13 +62,13 @@ class AlertsPane(Vertical):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.input.display = bool(event.value)
-        self.app.set_focus(None)
+        self.screen.set_focus(None)
 
     def clear_filter(self) -> None:
         box = self.query_one(Input)
         box.value = ""
         box.display = False
-        self.app.set_focus(None)
+        self.screen.set_focus(None)
 
     def _title(self) -> None:
         level = logging.getLevelName(self.min_level)

@@ -4,13 +4,15 @@ DataTable renders each cell through a Rich console (padding, wrapping, measuring
 a tick storm that was 30-100 ms per frame for 50 position rows and kept keys waiting
 (bench/tui_storm.py). Here a row is plain strings cut to fixed widths, turned into one
 Strip when the row changes; painting a line is a lookup. No business logic: rows come in
-already formatted.
+already formatted and ordered. With ``count_hidden`` the border's subtitle says how many
+rows are out of view ("3 more ↓"), so a short pane never hides rows silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -33,7 +35,7 @@ class Column:
 class FixedTable(ScrollView, can_focus=True):
     """Rows of pre-formatted cells under a header that stays put while the body scrolls."""
 
-    COMPONENT_CLASSES = {"fixed-table--header"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"fixed-table--header"}
     DEFAULT_CSS = """
     FixedTable > .fixed-table--header {
         text-style: bold;
@@ -41,9 +43,11 @@ class FixedTable(ScrollView, can_focus=True):
     }
     """
 
-    def __init__(self, columns: Sequence[Column], *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, columns: Sequence[Column], *, id: str | None = None,
+                 count_hidden: bool = False) -> None:
         super().__init__(id=id)
         self.columns = tuple(columns)
+        self.count_hidden = count_hidden
         self._rows: list[tuple[Cell, ...]] = []
         self._strips: list[Strip | None] = []
         self._styles: dict[str, Style] = {}
@@ -59,6 +63,13 @@ class FixedTable(ScrollView, can_focus=True):
         value = self._rows[row][column]
         return value if isinstance(value, str) else value[0]
 
+    @property
+    def hidden_rows(self) -> tuple[int, int]:
+        """Rows out of view (above, below): the body is the viewport less the header line."""
+        body = max(0, self.scrollable_content_region.height - 1)
+        above = min(int(self.scroll_y), len(self._rows))
+        return above, max(0, len(self._rows) - above - body)
+
     def set_rows(self, rows: Sequence[Sequence[Cell]]) -> None:
         """Show ``rows``; only rows that changed are rebuilt, and only if anything changed."""
         new = [tuple(r) for r in rows]
@@ -69,6 +80,23 @@ class FixedTable(ScrollView, can_focus=True):
         self._rows, self._strips = new, strips
         self.virtual_size = Size(self._width, len(new) + 1)
         self.refresh()
+        self._show_hidden()
+
+    def on_resize(self) -> None:
+        self._show_hidden()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._show_hidden()
+
+    def _show_hidden(self) -> None:
+        if not self.count_hidden:
+            return
+        above, below = self.hidden_rows
+        parts = ([f"↑ {above} more"] if above else []) + ([f"{below} more ↓"] if below else [])
+        subtitle = " · ".join(parts)
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
