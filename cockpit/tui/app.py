@@ -129,7 +129,7 @@ class CockpitApp(App[int]):
 
     def refresh_panes(self) -> None:
         """One snapshot down to the main screen (open modals or not), and the dead-man modal."""
-        snap = self.engine.snapshot() if self.engine.oms is not None else None
+        snap = self.engine.read_model.snapshot() if self.engine.read_model.ready else None
         try:
             self.main_screen.show(snap, self.engine_state)
         except NoMatches:

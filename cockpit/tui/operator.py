@@ -1,20 +1,37 @@
-"""The operator's commands as the cockpit asks for them: a prompt where one is needed, a
-confirm that says exactly what will happen, then the command in a worker.
+"""The operator's commands as the cockpit asks for them: a prompt where one is needed, the
+command's plan (validated by the engine before anything is offered), a confirm that shows that
+plan, then the command in a worker, sent with the plan it showed.
 
-The commands themselves run through core.control.handler (``engine.controls``), the same
-path as the CLI and the API; nothing here changes engine state directly.
+The commands run through core.control.handler (``engine.controls``), the same path as the CLI
+and the API; a plan that no longer holds when Yes is pressed comes back as the new plan, asked
+again. The cockpit reads the engine only through its read model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
 
 from cockpit.tui import command_lines
 from cockpit.tui.screens import ConfirmScreen, TextPromptScreen
-from core.control.handler import CommandRefused, CommandResult
+from core.domain.commands import (
+    CancelAll,
+    Command,
+    CommandRefused,
+    ConfirmPresence,
+    Flatten,
+    Halt,
+    ManualOrder,
+    OverridePosition,
+    Plan,
+    PlanChanged,
+    ResolveBreak,
+    Resume,
+    SetLimit,
+    SetStrategy,
+)
 from core.kernel.engine import Engine
 
 
@@ -28,10 +45,39 @@ class OperatorCommands:
 
     # ---- the steps every command shares ----------------------------------------------
 
-    def _run_command(self, make: Callable[[], Awaitable[CommandResult]]) -> None:
+    def _ask(self, command: Command, *, retry: Callable[[str], None] | None = None) -> None:
+        """Plan ``command`` (a refusal goes back to the prompt through ``retry``, or is shown),
+        confirm its plan, run it with that plan."""
+
+        async def plan() -> None:
+            try:
+                shown = await self.engine.controls.plan(command)
+            except CommandRefused as exc:
+                if retry is not None:
+                    retry(str(exc))
+                else:
+                    self.app.notify(str(exc), title="Refused", severity="error", timeout=8)
+                return
+            self._confirm(command, shown)
+
+        self.app.run_worker(plan(), group="ops")
+
+    def _confirm(self, command: Command, plan: Plan) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._execute(command, plan)
+
+        self.app.push_screen(ConfirmScreen(plan.text), answered)
+
+    def _execute(self, command: Command, plan: Plan | None) -> None:
         async def run() -> None:
             try:
-                result = await make()
+                result = await self.engine.controls.execute(command, plan)
+            except PlanChanged as changed:
+                self.app.notify("the state moved while you decided: nothing was done; confirm the new plan",
+                                title="Plan changed", severity="warning", timeout=8)
+                self._confirm(command, changed.plan)
+                return
             except CommandRefused as exc:
                 self.app.notify(str(exc), title="Refused", severity="error", timeout=8)
                 return
@@ -39,32 +85,26 @@ class OperatorCommands:
 
         self.app.run_worker(run(), group="ops")
 
-    def _confirm(self, question: str, then: Callable[[], Awaitable[CommandResult]]) -> None:
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._run_command(then)
-
-        self.app.push_screen(ConfirmScreen(question), answered)
-
     def _engine_ready(self) -> bool:
-        if self.engine.oms is None:
+        if not self.engine.read_model.ready:
             self.app.notify("the engine is still starting", severity="warning")
             return False
         return True
 
-    def _parsed_prompt(self, title: str, help_text: str, parse: Callable[[str], Any],
-                       then: Callable[[Any], None], value: str = "", error: str | None = None) -> None:
-        """Ask for one line; a line that does not parse comes back with its usage, kept for editing."""
+    def _prompt(self, title: str, help_text: str, make: Callable[[str], Command], value: str = "",
+                error: str | None = None) -> None:
+        """Ask for one line; a line that does not parse, or whose command the engine refuses,
+        comes back with the reason, kept for editing: Yes is offered only for a valid command."""
 
         def chosen(line: str | None) -> None:
             if not line:
                 return
             try:
-                parsed = parse(line)
+                command = make(line)
             except ValueError as exc:
-                self._parsed_prompt(title, help_text, parse, then, line, str(exc))
+                self._prompt(title, help_text, make, line, str(exc))
                 return
-            then(parsed)
+            self._ask(command, retry=lambda why: self._prompt(title, help_text, make, line, why))
 
         self.app.push_screen(TextPromptScreen(title, help_text, value=value, error=error), chosen)
 
@@ -73,118 +113,75 @@ class OperatorCommands:
     def flatten(self) -> None:
         if not self._engine_ready():
             return
-
-        def chosen(line: str | None) -> None:
-            if not line:
-                return
-            symbol = None if line.upper() == "ALL" else line.upper()
-            try:
-                plan = self.engine.controls.flatten_preview(symbol)
-            except CommandRefused as exc:
-                self.app.notify(str(exc), severity="error")
-                return
-            lines = ["FLATTEN ALL: trading goes HALTED, then:" if symbol is None else
-                     f"FLATTEN {symbol}: reduce-only until resume, then:"]
-            lines += [f"  cancel {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in plan.cancel]
-            lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (about {c['notional']})" for c in plan.close]
-            if not plan.cancel and not plan.close:
-                lines.append("  nothing to cancel or close")
-            lines.append(f"  notional {plan.notional:,}")
-            self._confirm("\n".join(lines), lambda: self.engine.controls.flatten(symbol, actor=self.actor))
-
-        self.app.push_screen(TextPromptScreen("Flatten", "Type ALL for the emergency liquidation, or one SYMBOL.",
-                                              value="ALL"), chosen)
+        self._prompt("Flatten", "Type ALL for the emergency liquidation, or one SYMBOL.",
+                     lambda line: Flatten(self.actor, symbol=None if line.strip().upper() == "ALL" else line.strip()),
+                     value="ALL")
 
     def cancel_all(self) -> None:
-        if not self._engine_ready():
-            return
-        orders = self.engine.controls.cancel_all_preview()
-        lines = ["CANCEL ALL working orders:"]
-        lines += [f"  {o['id']} {o['side']} {o['qty']} {o['symbol']} ({o['strategy']})" for o in orders] or ["  none"]
-        self._confirm("\n".join(lines), lambda: self.engine.controls.cancel_all(actor=self.actor))
+        if self._engine_ready():
+            self._ask(CancelAll(self.actor))
 
     def halt_resume(self) -> None:
         if not self._engine_ready():
             return
-        state = self.engine.gate.state
-        working = len(self.engine.oms.open_orders) if self.engine.oms else 0
-        if str(state) == "ACTIVE":
-            self._confirm(f"HALT trading: no new orders pass; {working} working order(s) stay (c cancels them).",
-                          lambda: self.engine.controls.halt(actor=self.actor))
-        else:
-            self._confirm(f"RESUME trading: {state} -> ACTIVE ({self.engine.gate.state_reason}).",
-                          lambda: self.engine.controls.resume(actor=self.actor))
+        state = self.engine.read_model.snapshot(max_orders=0).trading_state
+        self._ask(Halt(self.actor) if state == "ACTIVE" else Resume(self.actor))
 
     def strategies(self) -> None:
         if not self._engine_ready():
             return
-        rows = self.engine.controls.strategies()
+        rows = self.engine.read_model.strategies()
         listing = "\n".join(f"  {r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED'}" for r in rows)
 
-        def chosen(name: str | None) -> None:
-            if not name:
-                return
-            current = next((r for r in rows if r["name"] == name), None)
+        def make(name: str) -> Command:
+            current = next((r for r in rows if r["name"] == name.strip()), None)
             if current is None:
-                self.app.notify(f"no strategy named {name!r}", severity="error")
-                return
-            enable = not current["enabled"]
-            word = "ENABLE" if enable else "DISABLE (its working orders are cancelled)"
-            self._confirm(f"{word} strategy {name}?",
-                          lambda: self.engine.controls.set_strategy(name, enable, actor=self.actor))
+                raise ValueError(f"no strategy named {name.strip()!r} (known: {', '.join(r['name'] for r in rows)})")
+            return SetStrategy(self.actor, strategy=current["name"], enabled=not current["enabled"])
 
-        self.app.push_screen(TextPromptScreen("Strategies", f"{listing}\n\nType a name to switch it on or off."),
-                             chosen)
+        self._prompt("Strategies", f"{listing}\n\nType a name to switch it on or off.", make)
 
     def risk_limits(self) -> None:
         if not self._engine_ready():
             return
-        limits = self.engine.controls.risk_limits()
-        listing = "\n".join(f"  {k:<36} {v}" for k, v in limits.items())
+        listing = "\n".join(f"  {k:<36} {v}" for k, v in self.engine.read_model.limits().items())
 
-        def then(parsed: tuple[str, str]) -> None:
-            key, new = parsed
-            self._confirm(f"Set risk limit {key}: {limits.get(key, '?')} -> {new} (persisted)?",
-                          lambda: self.engine.controls.set_limit(key, new, actor=self.actor))
+        def make(line: str) -> Command:
+            key, value = command_lines.parse_limit(line)
+            return SetLimit(self.actor, key=key, value=value)
 
-        self._parsed_prompt("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}", command_lines.parse_limit,
-                            then)
+        self._prompt("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}", make)
 
     def manual_order(self) -> None:
         if not self._engine_ready():
             return
 
-        def then(o: command_lines.OrderLine) -> None:
-            price = f"limit {o.limit}" if o.limit else "at market"
-            self._confirm(f"Send {o.side.upper()} {o.qty} {o.symbol} {price} through the risk gate?",
-                          lambda: self.engine.controls.manual_order(o.side, o.symbol, o.qty, o.limit,
-                                                                    actor=self.actor))
+        def make(line: str) -> Command:
+            o = command_lines.parse_order(line)
+            return ManualOrder(self.actor, side=o.side, symbol=o.symbol, qty=o.qty, limit=o.limit)
 
-        self._parsed_prompt("Manual order", command_lines.ORDER_USAGE, command_lines.parse_order, then)
+        self._prompt("Manual order", command_lines.ORDER_USAGE, make)
 
     def position_override(self) -> None:
         if not self._engine_ready():
             return
 
-        def then(p: command_lines.PositionLine) -> None:
-            now = self.engine.portfolio.positions.get(p.symbol)
-            before = f"{now.qty} @ {now.avg_cost}" if now is not None else "none"
-            self._confirm(f"OVERRIDE the book: {p.symbol} {before} -> {p.qty} @ {p.avg_cost}\nreason: {p.reason}",
-                          lambda: self.engine.controls.set_position(p.symbol, p.qty, p.avg_cost, actor=self.actor,
-                                                                    reason=p.reason))
+        def make(line: str) -> Command:
+            p = command_lines.parse_position(line)
+            return OverridePosition(self.actor, p.reason, symbol=p.symbol, qty=p.qty, avg_cost=p.avg_cost)
 
-        self._parsed_prompt("Position override (when the book is known to be wrong)", command_lines.POSITION_USAGE,
-                            command_lines.parse_position, then)
+        self._prompt("Position override (when the book is known to be wrong)", command_lines.POSITION_USAGE, make)
 
     def breaks(self) -> None:
         """Reconciliation breaks: what differs from the broker, and settle one (accept, adopt, flatten)."""
         if not self._engine_ready():
             return
-        breaks = self.engine.reconciler.views()
+        model = self.engine.read_model
+        breaks = model.breaks()
         if not breaks:
-            last = self.engine.reconciler.last
-            self.app.notify(f"no reconciliation breaks (last: {last})" if last else "no reconcile has run yet",
-                            title="Breaks", timeout=6)
+            last = model.last_reconcile()
+            self.app.notify(f"no reconciliation breaks (last: {last['at'][:19]}, {last['reason']})" if last
+                            else "no reconcile has run yet", title="Breaks", timeout=6)
             return
         listing = []
         for b in breaks:
@@ -195,15 +192,12 @@ class OperatorCommands:
         help_text = "\n".join([*listing, "", ("accept: take the broker's view   adopt: take its unknown orders   "
                                              "flatten: accept, then close the symbol"), command_lines.RESOLVE_USAGE])
 
-        def then(parsed: tuple[str, str]) -> None:
-            symbol, action = parsed
-            self._confirm(f"RESOLVE the {symbol} break by {action.upper()}?",
-                          lambda: self.engine.controls.resolve_break(symbol, action, actor=self.actor))
+        def make(line: str) -> Command:
+            symbol, action = command_lines.parse_resolve(line)
+            return ResolveBreak(self.actor, symbol=symbol, action=action)
 
-        self._parsed_prompt("Reconciliation breaks", help_text, command_lines.parse_resolve, then,
-                            value=f"{breaks[0]['symbol']} accept")
+        self._prompt("Reconciliation breaks", help_text, make, value=f"{breaks[0]['symbol']} accept")
 
     def confirm_presence(self) -> None:
-        if not self._engine_ready():
-            return
-        self._run_command(lambda: self.engine.controls.confirm(actor=self.actor))
+        if self._engine_ready():
+            self._execute(ConfirmPresence(self.actor), None)

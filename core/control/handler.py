@@ -235,7 +235,7 @@ class CommandHandler:
         fp = self.flatten_plan(command.symbol)
         what = "ALL" if fp.symbols is None else fp.symbols[0]
         lines = [f"FLATTEN {what}: cancel {len(fp.cancel)} order(s), close {len(fp.close)} position(s)"
-                 f" (about {text.money(fp.notional)} at the last prices)."]
+                 f" (notional about {text.money(fp.notional)} at the last prices)."]
         lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (last {c['price']})" for c in fp.close]
         lines += [_brief_line(b) for b in fp.cancel]
         lines.append("Trading goes HALTED." if fp.symbols is None else f"{what} stays reduce-only until resume.")

@@ -166,6 +166,11 @@ class ReadModel:
 
     # ---- what readers ask ----------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """The engine has loaded its book and orders: snapshots and commands make sense."""
+        return self._engine.oms is not None
+
     def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
         e = self._engine
         pnl = e.portfolio.pnl()
