@@ -7,11 +7,11 @@ at market. Exercises limit orders, DAY expiry and partial exits.
 Wilder's smoothing never forgets, so an RSI carried from bar to bar depends on where the
 replay started. Here it is recomputed on every bar from the last ``window`` closes only
 (default ``10 * period``): the average gain and loss are seeded with the plain mean of the
-window's first ``period`` changes, then smoothed over the rest, in exact decimal
+window's first ``period`` changes, then smoothed over the rest, in exact rational
 arithmetic. A decision is therefore a function of those ``window`` closes (and of the
 position), never of the history before them; the weight the window drops is
 ((period-1)/period)^(window-period), about 2e-5 for the defaults. No decision is made
-until the window is full. A flat window (no losses) is RSI 100.
+until the window is full. A window without a loss is RSI 100.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
+from math import lcm
 
 from pydantic import Field, model_validator
 
 from core.domain.model import Bar
 from core.strategy.base import Strategy, StrategyParams
-from core.strategy.exact import EXACT, limit_below, shares_for
+from core.strategy.exact import limit_below, shares_for
 
 
 class RsiReversionParams(StrategyParams):
@@ -46,30 +47,37 @@ class RsiReversionParams(StrategyParams):
 
 
 def wilder_rsi(closes: Sequence[Decimal], period: int) -> Fraction:
-    """Wilder's RSI of ``closes`` (at least ``period + 1`` of them), exactly.
+    """Wilder's RSI of ``closes`` (at least ``period + 1`` of them), exactly."""
+    return rsi_of_ratios([c.as_integer_ratio() for c in closes], period)
 
-    The averages are kept scaled by ``period ** k`` so that no step divides:
-    ``S_n = sum of the first n``, ``S_k = (n - 1) * S_(k-1) + n ** (k - n) * x_k``; gain and
-    loss share the scale, which cancels in ``RSI = 100 * G / (G + L)``.
+
+def rsi_of_ratios(closes: Sequence[tuple[int, int]], period: int) -> Fraction:
+    """Wilder's RSI of closes given as exact ``(numerator, denominator)`` pairs.
+
+    The closes are put on one integer scale (their common denominator) and the averages
+    kept scaled by ``period ** k`` so that no step divides: ``S_n`` is the sum of the first
+    ``n`` moves, ``S_k = (n - 1) * S_(k-1) + n ** (k - n) * move_k``. Gain and loss share both
+    scales, which cancel in ``RSI = 100 * G / (G + L)``.
     """
     if len(closes) < period + 1:
         raise ValueError(f"need at least {period + 1} closes, got {len(closes)}")
-    gain = loss = Decimal(0)
-    keep = Decimal(period - 1)
-    weight = Decimal(1)
-    n_base = Decimal(period)
-    for k in range(1, len(closes)):
-        change = EXACT.subtract(closes[k], closes[k - 1])
-        up, down = (change, Decimal(0)) if change > 0 else (Decimal(0), EXACT.minus(change))
+    scale = lcm(*(d for _, d in closes))
+    ticks = [n * (scale // d) for n, d in closes]
+    gain = loss = 0
+    keep, weight = period - 1, 1
+    for k in range(1, len(ticks)):
+        move = ticks[k] - ticks[k - 1]
+        up, down = (move, 0) if move > 0 else (0, -move)
         if k <= period:
-            gain, loss = EXACT.add(gain, up), EXACT.add(loss, down)
+            gain += up
+            loss += down
         else:
-            weight = EXACT.multiply(weight, n_base)
-            gain = EXACT.add(EXACT.multiply(keep, gain), EXACT.multiply(weight, up))
-            loss = EXACT.add(EXACT.multiply(keep, loss), EXACT.multiply(weight, down))
+            weight *= period
+            gain = keep * gain + weight * up
+            loss = keep * loss + weight * down
     if loss == 0:
         return Fraction(100)
-    return 100 * Fraction(gain) / (Fraction(gain) + Fraction(loss))
+    return Fraction(100 * gain, gain + loss)
 
 
 class RsiReversion(Strategy):
@@ -80,7 +88,8 @@ class RsiReversion(Strategy):
     def on_start(self) -> None:
         assert self.params.window is not None  # filled in by the params validator
         self._window: int = self.params.window
-        self._closes: dict[str, deque[Decimal]] = {s: deque(maxlen=self._window) for s in self.symbols}
+        # Each close as its exact (numerator, denominator), converted once when it arrives.
+        self._closes: dict[str, deque[tuple[int, int]]] = {s: deque(maxlen=self._window) for s in self.symbols}
         # The levels as written in config (15, 60.5), not as the nearest binary float.
         self._entry = Fraction(str(self.params.entry))
         self._exit = Fraction(str(self.params.exit))
@@ -89,10 +98,10 @@ class RsiReversion(Strategy):
         closes = self._closes.get(bar.symbol)
         if closes is None or not bar.close.is_finite():
             return
-        closes.append(bar.close)
+        closes.append(bar.close.as_integer_ratio())
         if len(closes) < self._window:
             return
-        rsi = wilder_rsi(closes, self.params.period)
+        rsi = rsi_of_ratios(closes, self.params.period)
         pos = self.position(bar.symbol)
         if pos == 0 and rsi < self._entry:
             self.cancel_orders(bar.symbol)
