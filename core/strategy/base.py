@@ -2,7 +2,9 @@
 
 A strategy never knows whether it runs in a backtest, on paper or live, and never talks
 to a broker: it asks its context, and the engine routes the ask through the risk gate.
-Floats are fine inside strategy math; quantities handed back are whole shares.
+Quantities handed back are whole shares. A decision should depend only on a bounded window
+of recent data, computed exactly (see ``core.strategy.exact``), so that a restart that warms
+up from a different start gives the same decisions on the same days.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class Strategy:
     """Override the ``on_*`` hooks you need; call the helpers to trade."""
 
     Params: ClassVar[type[StrategyParams]] = StrategyParams
+    # Whether this strategy may hold a negative position. Only a declaration: enforcing it
+    # (refusing an intent that would take a long-only strategy below zero) belongs to the
+    # OMS, which does not trust the strategy to keep it. A subclass that shorts sets True.
+    may_short: ClassVar[bool] = False
 
     def __init__(self, name: str, symbols: list[str], params: dict[str, Any]) -> None:
         self.name = name
