@@ -97,3 +97,15 @@ async def test_an_override_is_an_adjustment_fill_the_books_follow(engine) -> Non
     if held > 0:
         assert book.owner_qty(OPERATOR, "ORCL") == 0
     assert "->" in down.message
+
+
+async def test_a_long_only_strategy_cannot_sell_below_zero(engine) -> None:
+    symbol = "NVDA"
+    held = engine.position("rsi_reversion", symbol)
+    order = engine.oms.submit(OrderRequest("rsi_reversion", symbol, Side.SELL, held + 5, OrderType.MARKET,
+                                           may_short=False), TimeInForce.DAY)
+    assert order is None
+    assert engine.oms.last_refusal.startswith(f"rsi_reversion is long-only: SELL {held + 5} {symbol} would take its "
+                                              f"position to -5")
+    # The strategies' own path asks the same: the demo strategies declare themselves long-only.
+    assert all(not s.may_short for s in engine.strategies)

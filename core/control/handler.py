@@ -447,7 +447,7 @@ class CommandHandler:
 
     def strategies(self) -> list[dict[str, Any]]:
         return [{"name": s.name, "enabled": s.enabled, "symbols": list(s.symbols),
-                 "may_short": bool(getattr(s, "may_short", False))} for s in self.engine.strategies]
+                 "may_short": s.may_short} for s in self.engine.strategies]
 
     async def _set_strategy(self, command: SetStrategy, plan: Plan) -> CommandResult:
         strategy = next(s for s in self.engine.strategies if s.name == command.strategy)

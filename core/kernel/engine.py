@@ -498,7 +498,7 @@ class Engine:
 
     def _may_short(self, strategy: str) -> bool:
         found = self._strategies_by_name.get(strategy)
-        return bool(getattr(found, "may_short", False)) if found is not None else True
+        return found.may_short if found is not None else True
 
     def target_position(self, strategy: str, symbol: str, qty: Decimal) -> None:
         if self.warming_up:
