@@ -1,10 +1,17 @@
-"""Engine log records become alerts: a bounded buffer the UI drains at its own pace."""
+"""The alerts pane's buffer: the engine's events (through core.control.alert_text) and its own
+error log records become alerts, in a bounded buffer the UI drains at its own pace. Library log
+lines (ib_async's retries) are not alerts: the handler is attached to the cockpit's loggers
+only, for errors."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
+
+from core.common.bus import Bus
+from core.control.alert_text import EVENT_TYPES, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +36,17 @@ class AlertBuffer(logging.Handler):
         except Exception:  # noqa: BLE001 - a bad log call must not take the engine down
             message = str(record.msg)
         self.items.append(Alert(record.created, record.levelno, record.name, message))
+        self.version += 1
+
+    def follow(self, bus: Bus) -> None:
+        """Subscribe to the engine's events: each one worth an alert becomes a line."""
+        for event_type in EVENT_TYPES:
+            bus.subscribe(event_type, self.on_event)
+
+    def on_event(self, event: object) -> None:
+        described = describe(event)
+        if described is None:
+            return
+        level, source, message = described
+        self.items.append(Alert(time.time(), level, source, message))
         self.version += 1

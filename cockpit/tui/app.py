@@ -68,6 +68,7 @@ class CockpitApp(App[int]):
         self.host = EngineHost(engine)
         self.engine = engine
         self.alerts = alerts
+        alerts.follow(engine.bus)
         if keymap:
             unknown = sorted(set(keymap) - binding_ids())
             if unknown:

@@ -16,8 +16,8 @@ from core.config import Settings
 def run_tui(settings: Settings) -> int:
     lcfg = settings.logging
     setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups, stderr=False)
-    alerts = AlertBuffer()
-    logging.getLogger().addHandler(alerts)
+    alerts = AlertBuffer(level=logging.ERROR)  # events arrive from the bus; logs only for errors
+    logging.getLogger("cockpit").addHandler(alerts)
     engine = build_engine(settings)
     with StateLock(settings.state_dir):
         app = CockpitApp(engine, alerts, settings.keys)

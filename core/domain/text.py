@@ -38,3 +38,14 @@ def price(value: Decimal | None, increment: Decimal = CENT) -> str:
         return f"{out:.{places}f}"
     except InvalidOperation:
         return str(value)
+
+
+def reported_price(value: Decimal) -> str:
+    """A price a venue reported (already on its increment): exact, at least to the cent
+    (``130.2231``, ``18.50``), never rounded and never 28 digits of division noise."""
+    try:
+        exact = value.normalize()
+        places = max(2, -exact.as_tuple().exponent) if exact.is_finite() else 2  # type: ignore[operator]
+        return f"{value:.{min(places, 8)}f}"
+    except InvalidOperation:
+        return str(value)
