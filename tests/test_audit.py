@@ -172,7 +172,7 @@ async def test_chain_continues_across_close_and_reopen(tmp_path: Path, opened) -
     with sqlite3.connect(db) as conn:
         assert verify(conn) == []
         assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (5, got[-1][7])
-        assert conn.execute("SELECT version FROM schema_migrations WHERE component='audit'").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component='audit'").fetchone() == (2,)
 
 
 async def test_row_commits_in_the_same_transaction_as_the_state_change(tmp_path: Path, opened) -> None:
@@ -486,8 +486,9 @@ def test_export_jsonl_and_csv_since_a_time(chain: Path) -> None:
         assert export(conn, since.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2))), "csv", out) == len(
             expected)
     parsed = list(csv.reader(io.StringIO(out.getvalue())))
-    assert parsed[0] == ["seq", "ts", "actor", "kind", "subject", "detail", "prev_hash", "hash"]
-    assert [tuple([int(r[0]), *r[1:]]) for r in parsed[1:]] == expected
+    assert parsed[0] == ["seq", "ts", "actor", "kind", "subject", "detail", "prev_hash", "hash", "engine_ts"]
+    assert [tuple([int(r[0]), *r[1:8]]) for r in parsed[1:]] == expected
+    assert {r[8] for r in parsed[1:]} == {""}  # no engine clock given: no engine time
 
     out = io.StringIO()
     with sqlite3.connect(chain) as conn:
