@@ -56,6 +56,8 @@ class AuditLog:
         # A live engine clock reads the same wall time a few microseconds later: not a second time.
         same = engine_clock is None or engine_clock is self.wall_clock or isinstance(engine_clock, LiveClock)
         self.engine_clock: Clock | None = None if same else engine_clock
+        self._engine_now: datetime | None = None
+        self._engine_text = ""
         self._seq = 0
         self._hash = GENESIS_HASH
         self._loaded = False
@@ -133,5 +135,8 @@ class AuditLog:
         clock = self.engine_clock
         if clock is None:
             return None
-        text = format_ts(clock.now())
+        now = clock.now()
+        if now is not self._engine_now:  # a simulated clock hands out one datetime per step: format it once
+            self._engine_now, self._engine_text = now, format_ts(now)
+        text = self._engine_text
         return None if text == ts or text <= _NOT_SET_TEXT else text  # fixed-width ISO: text order is time order
