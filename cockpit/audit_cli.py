@@ -19,15 +19,16 @@ import re
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from core.audit import journal as audit
-
 from cockpit.readers import NoState, connect_readonly
+from core.audit.export import FORMATS
+from core.audit.export import export as export_rows
+from core.audit.schema import table_exists
+from core.audit.verify import check
 
-UTC = timezone.utc
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 MAX_PRINTED = 100  # problems printed one per line; beyond that a count
 
@@ -48,8 +49,9 @@ class AuditCliError(Exception):
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since``: ISO date or datetime (naive = UTC) or relative "2h"; aware UTC back.
 
-    Relative forms count back from the wall clock (``now``), whereas rows carry the engine
-    clock's time, which in a replay is simulated: use absolute times for replays.
+    Relative forms count back from the wall clock (``now``). Rows are selected by ``ts``, their
+    wall-clock time (since audit schema v2; the engine's simulated time of a replay is in
+    ``engine_ts``). Rows written before v2 carry the engine's time in ``ts``.
     """
     m = _RELATIVE.match(text)
     if m:
@@ -79,7 +81,7 @@ def audit_verify(db: Path, out: TextIO, err: TextIO) -> int:
     """Check the chain: "audit: N rows, chain intact ..." and 0, or one line per problem and 1."""
     conn = _open(db)
     try:
-        report = audit.check(conn)
+        report = check(conn)
     except sqlite3.Error as exc:
         raise AuditCliError(f"cannot read {db}: {exc} (is it a cockpit state dir?)", EXIT_FAIL) from None
     finally:
@@ -102,14 +104,14 @@ def audit_verify(db: Path, out: TextIO, err: TextIO) -> int:
 def audit_export(db: Path, since: str | None, fmt: str, out: TextIO, err: TextIO | None = None,
                  *, now: datetime | None = None) -> int:
     """Write the rows at or after ``since`` as jsonl or csv to ``out``; exit code back."""
-    if fmt not in ("jsonl", "csv"):
+    if fmt not in FORMATS:
         raise AuditCliError(f"--format {fmt!r}: use jsonl or csv", EXIT_USAGE)
     when = parse_since(since, now) if since is not None else None
     conn = _open(db)
     try:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit'").fetchone():
+        if not table_exists(conn, "audit"):
             raise AuditCliError(f"no audit log in {db} yet (no engine with the audit log has run on it)", EXIT_FAIL)
-        n = audit.export(conn, when, fmt, out)
+        n = export_rows(conn, when, fmt, out)
     except sqlite3.Error as exc:
         raise AuditCliError(f"cannot read {db}: {exc} (is it a cockpit state dir?)", EXIT_FAIL) from None
     finally:
@@ -144,7 +146,7 @@ def add_audit_parser(
     export = actions.add_parser("export", parents=list(parents), help="write audit rows as JSON lines or CSV")
     export.add_argument("--since", metavar="WHEN", default=None, type=_since_arg,
                         help="only rows at or after WHEN: ISO date/time (naive = UTC) or 30m, 2h, 3d, 1w")
-    export.add_argument("--format", dest="format", choices=("jsonl", "csv"), default="jsonl",
+    export.add_argument("--format", dest="format", choices=FORMATS, default="jsonl",
                         help="output format (default: jsonl)")
     if configure is not None:
         configure(verify)

@@ -28,7 +28,7 @@ from cockpit.audit_cli import (
 )
 from core.audit import journal as audit
 from core.audit.journal import GENESIS_HASH, TRIGGERS, TRIGGERS_SQL, AuditLog, export, row_hash, verify
-from core.common.clock import SimClock
+from core.common.clock import LiveClock, SimClock
 from core.domain.model import Side
 from core.persistence.store import Store, StoreFailed
 
@@ -172,7 +172,7 @@ async def test_chain_continues_across_close_and_reopen(tmp_path: Path, opened) -
     with sqlite3.connect(db) as conn:
         assert verify(conn) == []
         assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (5, got[-1][7])
-        assert conn.execute("SELECT version FROM schema_migrations WHERE component='audit'").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component='audit'").fetchone() == (2,)
 
 
 async def test_row_commits_in_the_same_transaction_as_the_state_change(tmp_path: Path, opened) -> None:
@@ -486,8 +486,9 @@ def test_export_jsonl_and_csv_since_a_time(chain: Path) -> None:
         assert export(conn, since.replace(tzinfo=UTC).astimezone(timezone(timedelta(hours=2))), "csv", out) == len(
             expected)
     parsed = list(csv.reader(io.StringIO(out.getvalue())))
-    assert parsed[0] == ["seq", "ts", "actor", "kind", "subject", "detail", "prev_hash", "hash"]
-    assert [tuple([int(r[0]), *r[1:]]) for r in parsed[1:]] == expected
+    assert parsed[0] == ["seq", "ts", "actor", "kind", "subject", "detail", "prev_hash", "hash", "engine_ts"]
+    assert [tuple([int(r[0]), *r[1:8]]) for r in parsed[1:]] == expected
+    assert {r[8] for r in parsed[1:]} == {""}  # no engine clock given: no engine time
 
     out = io.StringIO()
     with sqlite3.connect(chain) as conn:
@@ -591,3 +592,232 @@ def test_parser_hooks_into_a_cli_with_common_options(chain: Path, capsys: pytest
             parser.parse_args(argv)
         assert exit_.value.code == 2
         assert says in capsys.readouterr().err
+
+
+# --- time stamps, actors and schema v2 -------------------------------------------------------
+
+WALL = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)  # "today"
+ENGINE_2009 = datetime(2009, 3, 9, 14, 30, tzinfo=UTC)  # a replay's simulated time
+
+
+def independent_hash_v2(prev: str, seq: int, ts: str, actor: str, kind: str, subject: str, detail: str,
+                        engine_ts: str) -> str:
+    """The documented formula for a row with an engine time, written out without core.audit's helpers."""
+    canonical = json.dumps([seq, ts, actor, kind, subject, detail, engine_ts], separators=(",", ":"))
+    return hashlib.sha256((prev + canonical).encode()).hexdigest()
+
+
+def rows_v2(db: Path | sqlite3.Connection) -> list[tuple]:
+    conn = sqlite3.connect(db) if isinstance(db, Path) else db
+    try:
+        return conn.execute(f"SELECT {COLS}, engine_ts FROM audit ORDER BY seq").fetchall()
+    finally:
+        if isinstance(db, Path):
+            conn.close()
+
+
+async def test_rows_carry_wall_time_and_the_engine_time_where_it_differs(tmp_path: Path) -> None:
+    """An operator action today during a replay of 2009: ts is today, engine_ts is 2009."""
+    db = tmp_path / "cockpit.sqlite"
+    wall, engine = SimClock(WALL), SimClock(ENGINE_2009)
+    store = Store(db)
+    await store.open()
+    try:
+        log = AuditLog(store, wall, engine_clock=engine)
+        await log.load()
+        log.operator("halt", actor="alice", reason="news", before="trading", after="halted")
+        wall.advance(timedelta(seconds=2))
+        engine.advance(timedelta(days=1))
+        log.record(audit.SIGNAL, subject="AAPL", target=Decimal(5))
+        same = AuditLog(store, wall, engine_clock=wall)  # one clock for both: no second time
+        assert same.engine_clock is None
+    finally:
+        await store.close()
+    r1, r2 = rows_v2(db)
+    assert (r1[1], r1[8]) == ("2026-12-01T21:30:00.000000+00:00", "2009-03-09T14:30:00.000000+00:00")
+    assert (r2[1], r2[8]) == ("2026-12-01T21:30:02.000000+00:00", "2009-03-10T14:30:00.000000+00:00")
+    assert r1[7] == independent_hash_v2(GENESIS_HASH, *r1[:6], r1[8])
+    assert r2[7] == independent_hash_v2(r1[7], *r2[:6], r2[8])
+    with sqlite3.connect(db) as conn:
+        assert verify(conn) == []
+
+
+async def test_engine_time_is_left_out_when_unset_or_the_same(tmp_path: Path, opened) -> None:
+    db = tmp_path / "cockpit.sqlite"
+    store, _ = await opened(db, SimClock(WALL))
+    unset = AuditLog(store, SimClock(WALL), engine_clock=SimClock())  # a replay clock before its first event
+    await unset.load()
+    unset.record(audit.ENGINE_START)
+    same_time = AuditLog(store, SimClock(WALL), engine_clock=SimClock(WALL))
+    same_time._seq, same_time._hash, same_time._loaded = unset.seq, unset.head_hash, True
+    same_time.record(audit.SIGNAL)
+    live = AuditLog(store, engine_clock=LiveClock())  # live: wall time twice would be noise
+    assert live.engine_clock is None and isinstance(live.wall_clock, LiveClock)
+    await store.close()
+    assert [(r[1], r[8]) for r in rows_v2(db)] == [("2026-12-01T21:30:00.000000+00:00", None)] * 2
+    for r in rows_v2(db):  # without an engine time, a row hashes exactly as before v2
+        assert r[7] == independent_hash(r[6], *r[:6])
+
+
+async def test_every_row_says_who(tmp_path: Path, opened) -> None:
+    db = tmp_path / "cockpit.sqlite"
+    store, log = await opened(db, SimClock(WALL))
+    log.record(audit.SIGNAL)
+    log.record(audit.SIGNAL, actor="")
+    log.record(audit.SIGNAL, actor="   ")
+    log.record(audit.SIGNAL, actor="sma")
+    for blank in ("", "  "):
+        with pytest.raises(ValueError, match="actor"):
+            log.operator("halt", actor=blank, reason=None, before=None, after=None)
+    await store.close()
+    assert [r[2] for r in rows_v2(db)] == ["engine", "engine", "engine", "sma"]
+
+
+async def test_a_fresh_state_dir_has_no_1970_rows(tmp_path: Path, clean_env) -> None:
+    """The real engine replaying 2008 on a fresh state dir, with an operator action: every ts is
+    wall time, engine times are the replay's, nothing says 1970, every row has an actor."""
+    from cockpit.wiring import build_engine
+    from core.config import load_config
+    from tests.conftest import CONFIG
+
+    settings = load_config(CONFIG, state_dir=tmp_path, overrides={"feed": {"speed": "max", "end": "2008-01-15"}})
+    began = datetime.now(UTC)
+    engine = build_engine(settings)
+    await engine.start()
+    try:
+        await engine.run()
+        await engine.controls.halt(actor="alice", reason="lunch")
+    finally:
+        await engine.shutdown()
+    ended = datetime.now(UTC)
+    got = rows_v2(tmp_path / "cockpit.sqlite")
+    assert len(got) > 3
+    assert not [r for r in got if "1970" in r[1] or "1970" in (r[8] or "")]
+    assert all(began <= datetime.fromisoformat(r[1]) <= ended for r in got)
+    engine_years = {r[8][:4] for r in got if r[8] is not None}
+    assert engine_years == {"2008"}
+    assert all(r[2] and r[2].strip() for r in got)
+    [halt] = [r for r in got if r[3] == "operator.halt"]
+    assert halt[2] == "alice" and halt[8] is not None and halt[8].startswith("2008-01")
+    with sqlite3.connect(tmp_path / "cockpit.sqlite") as conn:
+        assert verify(conn) == []
+
+
+def write_v1_log(db: Path, n: int) -> list[tuple]:
+    """A state file as cockpit wrote it before audit schema v2: the v1 tables, rows stamped with
+    the engine clock (2009), hashed with the six-field formula, the head, schema version 1."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(
+            "CREATE TABLE schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+            + audit.AUDIT_MIGRATIONS[0]
+            + ";INSERT INTO schema_migrations VALUES ('audit', 1);")
+        prev = GENESIS_HASH
+        for seq in range(1, n + 1):
+            ts = (ENGINE_2009 + timedelta(hours=seq)).isoformat(timespec="microseconds")
+            detail = json.dumps({"qty": str(seq), "symbol": "SPY"}, sort_keys=True, separators=(",", ":"))
+            h = independent_hash(prev, seq, ts, "engine", "order.fill", f"c{seq}", detail)
+            conn.execute(f"INSERT INTO audit ({COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (seq, ts, "engine", "order.fill", f"c{seq}", detail, prev, h))
+            prev = h
+        conn.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (n, prev))
+        conn.commit()
+        return conn.execute(f"SELECT {COLS} FROM audit ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_verify_across_the_v2_migration(tmp_path: Path, opened) -> None:
+    db = tmp_path / "cockpit.sqlite"
+    old = write_v1_log(db, 5)
+    # Read-only, before any engine migrated it: verify and export read the old file as it is.
+    out, err = io.StringIO(), io.StringIO()
+    assert audit_verify(db, out, err) == 0, out.getvalue()
+    assert "5 rows, chain intact" in out.getvalue()
+    out = io.StringIO()
+    assert audit_export(db, None, "csv", out) == 0
+    assert [r[8] for r in csv.reader(io.StringIO(out.getvalue()))] == ["engine_ts"] + [""] * 5
+
+    store, log = await opened(db, SimClock(WALL))  # the upgraded engine opens it: migrates to v2
+    log.engine_clock = SimClock(ENGINE_2009 + timedelta(days=1))
+    assert log.seq == 5
+    log.record(audit.ENGINE_START)
+    log.operator("halt", actor="alice", reason="news", before="trading", after="halted")
+    await store.close()
+
+    got = rows_v2(db)
+    assert [r[:8] for r in got[:5]] == old  # old rows untouched, their hash kept
+    assert [r[8] for r in got] == [None] * 5 + ["2009-03-10T14:30:00.000000+00:00"] * 2
+    assert got[5][6] == old[-1][7]  # the chain runs on across the migration
+    assert got[6][7] == independent_hash_v2(got[5][7], *got[6][:6], got[6][8])
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_migrations WHERE component='audit'").fetchone() == (2,)
+        assert verify(conn) == []
+    out, err = io.StringIO(), io.StringIO()
+    assert audit_verify(db, out, err) == 0 and "7 rows, chain intact" in out.getvalue()
+
+    with sqlite3.connect(db) as conn:  # tamper with an old row and a new one
+        tamper(conn, _edit_detail(3), ("UPDATE audit SET engine_ts = ? WHERE seq = 6",
+                                       ("2009-03-10T15:00:00.000000+00:00",)))
+        assert found(verify(conn)) == [(3, "edited"), (6, "edited")]
+    out, err = io.StringIO(), io.StringIO()
+    assert audit_verify(db, out, err) == 1
+    assert out.getvalue().splitlines() == [
+        "audit: row 3 was edited: its hash does not match its contents",
+        "audit: row 6 was edited: its hash does not match its contents",
+    ]
+
+
+@pytest.mark.parametrize("engine_ts", [None, "", "2011-01-01T00:00:00.000000+00:00"])
+async def test_engine_time_is_part_of_the_hash(tmp_path: Path, opened, engine_ts: str | None) -> None:
+    """Clearing, blanking or changing a row's engine time names the row; so does giving an old-style row one."""
+    db = tmp_path / "cockpit.sqlite"
+    store, log = await opened(db, SimClock(WALL))
+    log.engine_clock = SimClock(ENGINE_2009)
+    for _ in range(3):
+        log.record(audit.SIGNAL)
+    log.engine_clock = None
+    log.record(audit.SIGNAL)  # no engine time
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        tamper(conn, ("UPDATE audit SET engine_ts = ? WHERE seq = 2", (engine_ts,)),
+               ("UPDATE audit SET engine_ts = ? WHERE seq = 4", (engine_ts or "2009-01-01",)))
+        assert found(verify(conn)) == [(2, "edited"), (4, "edited")]
+
+
+async def test_reordered_v2_rows_are_named(tmp_path: Path, opened) -> None:
+    db = tmp_path / "cockpit.sqlite"
+    engine = SimClock(ENGINE_2009)
+    store, log = await opened(db, SimClock(WALL))
+    log.engine_clock = engine
+    for i in range(6):
+        engine.advance(timedelta(minutes=1))
+        log.record(audit.SIGNAL, n=i)
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        ra, rb = (conn.execute(f"SELECT {COLS}, engine_ts FROM audit WHERE seq = ?", (s,)).fetchone() for s in (2, 5))
+        sql = "UPDATE audit SET ts=?, actor=?, kind=?, subject=?, detail=?, prev_hash=?, hash=?, engine_ts=? WHERE seq=?"
+        tamper(conn, (sql, (*rb[1:], 2)), (sql, (*ra[1:], 5)))
+        assert found(verify(conn)) == [(2, "reordered"), (5, "reordered")]
+
+
+async def test_export_carries_the_engine_time_so_rows_can_be_checked(tmp_path: Path, opened) -> None:
+    db = tmp_path / "cockpit.sqlite"
+    store, log = await opened(db, SimClock(WALL))
+    log.record(audit.ENGINE_START)  # no engine clock yet
+    log.engine_clock = SimClock(ENGINE_2009)
+    log.record(audit.SIGNAL, subject="AAPL", qty=Decimal("1.5"))
+    await store.close()
+    out = io.StringIO()
+    with sqlite3.connect(db) as conn:
+        assert export(conn, None, "jsonl", out) == 2
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert "engine_ts" not in first and second["engine_ts"] == "2009-03-09T14:30:00.000000+00:00"
+    for o in (first, second):
+        assert o["hash"] == row_hash(o["prev_hash"], o["seq"], o["ts"], o["actor"], o["kind"], o["subject"],
+                                     audit.canonical_json(o["detail"]), o.get("engine_ts"))
+    out = io.StringIO()
+    with sqlite3.connect(db) as conn:
+        export(conn, datetime(2026, 1, 1), "csv", out)  # --since picks by wall time: both rows are today's
+    parsed = list(csv.reader(io.StringIO(out.getvalue())))
+    assert [r[8] for r in parsed] == ["engine_ts", "", "2009-03-09T14:30:00.000000+00:00"]

@@ -19,8 +19,11 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
 from cockpit.direct_flatten import EXIT_FAIL, EXIT_OK, EXIT_REFUSED, Plan, flatten_direct
+from cockpit.direct_flatten.audit_sink import AuditSink
+from cockpit.direct_flatten.outcome import SymbolOutcome, finish, settled
+from cockpit.direct_flatten.plan import CancelItem, Holding, build_plan, quantities, split_positions
 from cockpit.state_lock import StateLock
-from core.audit.journal import AuditLog
+from core.audit.journal import AuditLog, verify
 from core.common.clock import LiveClock
 from core.config import Settings
 from core.persistence.store import DB_FILENAME, Store
@@ -281,3 +284,93 @@ connect_timeout = 5
                                                              if o.order_ref.startswith("direct-flatten-")}
     verify = await cockpit(env, "audit", "verify", "--config", str(config))
     assert verify[0] == 0, verify
+
+
+# ---- the pure parts: plan and outcome; the audit sink on a real store ----------------------------
+
+def test_plan_closes_us_stocks_in_chunks_and_leaves_the_rest() -> None:
+    holdings = [
+        Holding("AAPL", "STK", "USD", D(100), con_id=1, avg_cost=D(90)),
+        Holding("MSFT", "STK", "", D(-50), con_id=2, avg_cost=D(300)),  # no currency given: USD
+        Holding("ES", "FUT", "USD", D(1), con_id=3),
+        Holding("VOD", "STK", "GBP", D(10), con_id=4),
+        Holding("XYZ", "STK", "USD", D(5), con_id=5),
+        Holding("XYZ", "STK", "USD", D(3), con_id=6),  # two stocks under one symbol: neither is closed
+        Holding("XYZ", "STK", "USD", D(2), con_id=7),
+        Holding("IBM", "STK", "USD", D(0), con_id=8),  # flat: not a position
+    ]
+    cancel = CancelItem(2, 7, 99, "", "XYZ", "BUY", D(5), "LMT", D("250.5"))
+    plan = build_plan("IB Gateway here", [cancel], holdings, {1: D("101.5"), 2: D(299)}, D(40))
+    assert [(c.symbol, c.side, c.chunks, c.notional, c.price_source) for c in plan.closes] == [
+        ("AAPL", "SELL", (D(40), D(40), D(20)), D("10150.00"), "the last mark"),
+        ("MSFT", "BUY", (D(40), D(10)), D("14950.00"), "the last mark")]
+    assert sum(plan.closes[0].chunks) == 100 and sum(plan.closes[1].chunks) == 50  # exactly the position
+    assert [(u.symbol, u.position) for u in plan.untradable] == [
+        ("ES", D(1)), ("VOD", D(10)), ("XYZ", D(3)), ("XYZ", D(5)), ("XYZ", D(2))]
+    assert cancel.name == "ib-perm-99"
+    text = "\n".join(plan.lines())
+    assert "cancel 1 open order(s)" in text and "BUY 5 XYZ LMT 250.5 (client 2, permId 99, ref -)" in text
+    assert "SELL 100 AAPL at market (long 100, about 10,150.00 USD at the last mark, in 3 orders of at most 40)" in text
+    assert "notional about 25,100.00 USD" in text and "NOT closed by this command" in text
+    no_mark = build_plan("x", [], holdings[:1], {}, D(1000))
+    assert [(c.notional, c.price_source) for c in no_mark.closes] == [(D("9000.00"), "average cost")]
+    stocks, _ = split_positions(holdings)
+    assert quantities(stocks) == {"AAPL": D(100), "MSFT": D(-50)}
+    assert build_plan("x", [], [], {}, D(1)).empty
+
+
+def test_outcome_settles_and_says_why_a_symbol_is_not_flat() -> None:
+    a, m = SymbolOutcome("AAPL", D(100), ["o1", "o2"]), SymbolOutcome("MSFT", D(-5), ["o3"])
+    outcomes = {"AAPL": a, "MSFT": m}
+    assert not settled({"AAPL": D(60), "MSFT": D(-5)}, outcomes, {"o1": None})
+    assert not settled({"AAPL": D(0), "MSFT": D(-5)}, outcomes, {"o3": None})  # o3 filled, IB not yet flat
+    assert settled({"AAPL": D(0), "MSFT": D(-5)}, outcomes, {"o3": "o3 rejected: no"})
+    finish(outcomes, {"MSFT": D(-5)}, {"o1": D(40), "o2": D(60)}, {"o1": None, "o2": None}, 5)
+    assert (a.flat, a.filled, a.reasons) == (True, D(100), [])
+    assert (m.flat, m.reasons) == (False, ["still working at IB after 5s (not cancelled): o3"])
+    assert m.line().startswith("MSFT: NOT FLAT (position -5), from -5, 1 order(s) o3, filled 0; still working")
+
+
+async def test_audit_sink_writes_wall_clock_rows_through_the_audit_log(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cockpit.direct_flatten.plan import CloseItem
+    from core.domain.model import Execution, OrderStatus, OrderUpdate, Side
+
+    state = tmp_path / "state"
+    await make_store(state)
+    lines: list[str] = []
+    began = datetime.now(UTC)
+    sink = AuditSink(state, "direct-flatten:tester@box", lines.append)
+    await sink.open()
+    try:
+        close = CloseItem("AAPL", D(12), (D(12),), None, "average cost")
+        sink.command("engine dead", before={"positions": {"AAPL": D(12)}}, after="close", gateway="here")
+        sink.cancel_requested(CancelItem(3, 1, 77, "seed-rest", "SPY", "SELL", D(4), "LMT", D(600)))
+        sink.cancels_done([])
+        sink.order_sent("direct-flatten-1", close, D(12))
+        sink.fill(Execution("x1", "direct-flatten-1", "AAPL", Side.SELL, D(12), D(100), D(1), began))
+        sink.order_ended(OrderUpdate("direct-flatten-2", OrderStatus.REJECTED, began, reason="no"), "no",
+                         rejected=True)
+        sink.done(True, [], {}, {"AAPL": "AAPL: flat"})
+    finally:
+        await sink.close()  # (an open store's thread would keep the test process from exiting)
+    ended = datetime.now(UTC)
+    assert lines == [f"audit: 7 row(s) written to {state / DB_FILENAME}"] and sink.status == lines[0]
+    conn = sqlite3.connect(state / DB_FILENAME)
+    try:
+        got = conn.execute("SELECT actor, kind, subject, ts, engine_ts FROM audit ORDER BY seq").fetchall()
+        assert verify(conn) == []
+    finally:
+        conn.close()
+    assert [(a, k, s) for a, k, s, _, _ in got[1:]] == [
+        ("direct-flatten:tester@box", "operator.flatten_direct", ""),
+        ("direct-flatten:tester@box", "order.cancel_requested", "seed-rest"),
+        ("direct-flatten:tester@box", "cancel_all.done", "reqGlobalCancel"),
+        ("direct-flatten:tester@box", "order.sent", "direct-flatten-1"),
+        ("broker", "order.fill", "direct-flatten-1"),
+        ("broker", "order.rejected", "direct-flatten-2"),
+        ("direct-flatten:tester@box", "flatten_direct.done", "direct-flatten")]
+    assert all(began <= datetime.fromisoformat(ts) <= ended and engine_ts is None for *_, ts, engine_ts in got[1:])
+    with StateLock(state):  # released: the next engine (or flatten) can take the state dir
+        pass

@@ -85,7 +85,7 @@ class Engine:
         self.feed = feed
         self.strategies = strategies
         self.portfolio = Portfolio()
-        self.audit = AuditLog(store, clock)
+        self.audit = AuditLog(store, wall_clock, engine_clock=clock)
         self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change)
         # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
         self.wall_clock = wall_clock or LiveClock()
