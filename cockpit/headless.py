@@ -35,11 +35,11 @@ async def run_headless(settings: Settings) -> int:
         finally:
             await host.stop()
             host.release_signals()
-        pnl = engine.portfolio.pnl()
+        snap = engine.read_model.snapshot(max_orders=0)
         log.info(
             "%s after %d events in %.1fs: realized %s, unrealized %s, commissions %s, net %s, cash %s",
-            "replay finished" if exhausted else "stopped", engine.events_processed, loop.time() - started,
-            dec(round(pnl.realized, 2)), dec(round(pnl.unrealized, 2)), dec(round(pnl.commissions, 2)),
-            dec(round(pnl.net, 2)), dec(round(engine.portfolio.cash, 2)),
+            "replay finished" if exhausted else "stopped", snap.events_processed, loop.time() - started,
+            dec(round(snap.realized, 2)), dec(round(snap.unrealized, 2)), dec(round(snap.commissions, 2)),
+            dec(round(snap.net, 2)), dec(round(snap.cash, 2)),
         )
     return 0

@@ -17,7 +17,7 @@ from typing import Any
 from core.domain.serialize import dec
 
 # JSON string escaping, ASCII-only: how text fields enter the hashed array (see core.audit.row).
-escape = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+escape = json.encoder.encode_basestring_ascii
 
 
 def _iso(o: datetime | date | time) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from core.audit.row import COLUMNS, UTC, AuditRow
+from core.audit.row import COLUMNS, AuditRow
 from core.audit.schema import select_rows
 
 FORMATS = ("jsonl", "csv")

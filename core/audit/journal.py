@@ -31,7 +31,7 @@ from core.audit.kinds import (
     SIGNAL,
     STATE_CHANGE,
 )
-from core.audit.row import COLUMNS, GENESIS_HASH, UTC, AuditRow, format_ts, row_hash
+from core.audit.row import COLUMNS, GENESIS_HASH, AuditRow, format_ts, row_hash
 from core.audit.schema import APPEND_ONLY, AUDIT_MIGRATIONS, COMPONENT, TRIGGERS, TRIGGERS_SQL
 from core.audit.verify import Problem, Report, check, verify
 from core.audit.writer import DEFAULT_ACTOR, AuditLog
@@ -40,7 +40,7 @@ __all__ = [
     "APPEND_ONLY", "AUDIT_MIGRATIONS", "COLUMNS", "COMPONENT", "CONFIG_CHANGE", "DEADMAN_ARMED", "DEADMAN_CONFIRMED",
     "DEADMAN_DISARMED", "DEADMAN_MISSED", "DEADMAN_WARNING", "DEFAULT_ACTOR", "ENGINE_START", "ENGINE_STOP",
     "GATE_PASS", "GATE_REFUSE", "GENESIS_HASH", "KINDS", "LIMIT_CHANGE", "OPERATOR", "ORDER_ACK", "ORDER_CANCELLED",
-    "ORDER_FILL", "ORDER_REJECTED", "ORDER_SENT", "SIGNAL", "STATE_CHANGE", "TRIGGERS", "TRIGGERS_SQL", "UTC",
+    "ORDER_FILL", "ORDER_REJECTED", "ORDER_SENT", "SIGNAL", "STATE_CHANGE", "TRIGGERS", "TRIGGERS_SQL",
     "AuditLog", "AuditRow", "Problem", "Report", "canonical_json", "check", "export", "format_ts", "row_hash",
     "verify",
 ]

@@ -20,12 +20,12 @@ an export carries every hash) and compare later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.audit.canonical import canonical_json
 from core.audit.kinds import OPERATOR
-from core.audit.row import GENESIS_HASH, UTC, format_ts, row_hash
+from core.audit.row import GENESIS_HASH, format_ts, row_hash
 from core.audit.schema import AUDIT_MIGRATIONS, COMPONENT, INSERT_ROW, UPSERT_HEAD
 from core.common.clock import LiveClock
 

@@ -1,0 +1,1 @@
+"""What every layer shares: the clock and the synchronous event bus."""

@@ -41,11 +41,12 @@ from core.domain.commands import (
 from core.domain.events import CommandHandled, LiquidationFinished
 from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.execution.liquidation import Liquidation, SymbolProgress
+from core.execution.oms import OrderManager
 from core.execution.reconcile import DiffKind
 from core.risk.gate import OrderRequest, TradingState
 
 if TYPE_CHECKING:
-    from core.kernel.engine import Engine
+    from core.control.services import EngineServices
 
 log = logging.getLogger("cockpit.controls")
 
@@ -89,7 +90,7 @@ class CommandHandler:
 
     RESOLUTIONS = RESOLUTIONS
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineServices) -> None:
         self.engine = engine
         self.liquidation: Liquidation | None = None
         self._jobs = 0
@@ -138,7 +139,8 @@ class CommandHandler:
     # ---- helpers -------------------------------------------------------------------
 
     @property
-    def _oms(self):  # noqa: ANN202 - the engine's OMS, present once started (typed by the engine)
+    def _oms(self) -> OrderManager:
+        """The engine's OMS, present once started."""
         if self.engine.oms is None:
             raise CommandRefused("the engine is still starting: try again in a moment")
         return self.engine.oms
@@ -425,7 +427,7 @@ class CommandHandler:
         if job.step(self.engine.oms, self.engine.portfolio, self.engine.quote_ts):
             await self.engine.oms.send_pending()
         if job.done:
-            outcome = ", ".join(f"{s} {p['outcome']}" for s, p in job.summary()["symbols"].items())  # type: ignore[union-attr]
+            outcome = ", ".join(f"{s} {p.outcome}" for s, p in job.symbols.items())
             log.warning("%s finished: %s", job.job_id, outcome or "nothing to close")
             self.engine.bus.publish(LiquidationFinished(job.job_id, job.actor, job.summary()))
         await self.engine.commit()

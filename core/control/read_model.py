@@ -24,7 +24,7 @@ from core.persistence.rows import order_from_row
 from core.portfolio.book import Portfolio
 
 if TYPE_CHECKING:
-    from core.kernel.engine import Engine
+    from core.control.services import EngineServices
 
 RECENT_ORDERS = 200  # orders the read model keeps for the orders pane (working ones always)
 
@@ -124,7 +124,7 @@ def order_view(o: Order) -> OrderView:
 class ReadModel:
     """Builds snapshots and status for every reader; the only reader of the engine's owners."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineServices) -> None:
         self._engine = engine
         self.version = 0
         self.recent: OrderedDict[str, Order] = OrderedDict()  # newest last

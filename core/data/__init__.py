@@ -1,0 +1,1 @@
+"""Market data in: bar files, the exchange calendar, and the feeds (replay, synthetic)."""

@@ -96,10 +96,10 @@ class Liquidation:
             side = Side.SELL if pos > 0 else Side.BUY
             req = OrderRequest(LIQUIDATION, progress.symbol, side, qty, OrderType.MARKET,
                                reduce_only=True, source=LIQUIDATION_SOURCE)
-            order = oms.submit(req, TimeInForce.DAY)
-            if order is None:
+            sent = oms.submit(req, TimeInForce.DAY)
+            if sent is None:
                 progress.last_refusal = oms.last_refusal
             else:
-                progress.orders.append(order.client_order_id)
+                progress.orders.append(sent.client_order_id)
                 queued = True
         return queued

@@ -23,13 +23,40 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from core.domain.events import BreakFound, MissedFillFound, ReconcilePassed
 from core.domain.model import ZERO, BrokerPosition, Execution, Order, OrderStatus
 
-if TYPE_CHECKING:
-    from core.kernel.engine import Engine
+from core.common.bus import Bus
+from core.common.clock import Clock
+from core.config import Settings
+from core.execution.broker import Broker
+from core.execution.oms import OrderManager
+from core.persistence.store import Store
+from core.portfolio.book import Portfolio
+from core.risk.gate import RiskGate
+
+
+class ReconcileHost(Protocol):
+    """What a reconciliation pass reads and asks of the engine (the kernel provides it)."""
+
+    settings: Settings
+    store: Store
+    broker: Broker
+    oms: OrderManager | None
+    portfolio: Portfolio
+    gate: RiskGate
+    bus: Bus
+    clock: Clock
+    wall_clock: Clock
+    market_tz: ZoneInfo
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    async def commit(self) -> None: ...
 
 log = logging.getLogger("cockpit.reconcile")
 
@@ -157,7 +184,7 @@ class PassResult:
 class Reconciler:
     """Runs passes for an engine and keeps its breaks; the gate blocks their symbols."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: ReconcileHost) -> None:
         self.engine = engine
         self.breaks: dict[str, Break] = {}
         self.last: PassResult | None = None
@@ -189,7 +216,7 @@ class Reconciler:
     async def _run(self, reason: str) -> PassResult:
         engine = self.engine
         now = engine.wall_clock.now()  # when the pass ran, for people: wall time, never replay time
-        if not engine.store.is_open or engine._shutting_down:
+        if not engine.store.is_open or engine.shutting_down:
             return PassResult(reason, now, skipped="the engine is stopping")
         if not getattr(engine.broker, "accepting", engine.broker.connected):
             return PassResult(reason, now, skipped=f"broker not connected ({engine.broker.status})")

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -52,6 +53,8 @@ from core.persistence.store import Store
 from core.strategy import Strategy
 
 log = logging.getLogger("cockpit.engine")
+
+E = TypeVar("E")
 
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 _PUT_CURSOR = (
@@ -352,8 +355,8 @@ class Engine:
             await asyncio.sleep(interval)  # wall time: the broker's book moves in wall time
             await self._reconcile_and_release("periodic")  # also lifts a hold a failed pass left
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -368,6 +371,11 @@ class Engine:
             self.deadman.disarm(f"outside the {self.session.name} session")
         nxt = self.session.next_change(now)
         self._session_timer = self.wall_clock.call_later(max(nxt - now, timedelta(0)), self._follow_session)
+
+    @property
+    def shutting_down(self) -> bool:
+        """The engine is closing: no new reconcile pass, disconnects are expected."""
+        return self._shutting_down
 
     def request_stop(self) -> None:
         """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
@@ -410,9 +418,12 @@ class Engine:
                     if advance is not None:
                         advance(ts)
                     sym = ev.symbol
+                    venue: list[Callable[[Any], None]]
+                    hooks: dict[str, list[Callable[[Any], None]]]
                     if type(ev) is Quote:
                         venue, hooks, price = quote_bus, quote_hooks, ev.last
                     else:
+                        assert type(ev) is Bar
                         venue, hooks, price = bar_bus, bar_hooks, ev.close
                     for h in venue:  # the paper venue fills first, at this price
                         h(ev)
@@ -544,10 +555,10 @@ class Engine:
 
     # ---- internals -----------------------------------------------------------------
 
-    def _guard(self, strategy: Strategy, hook: Callable[[object], None]) -> Callable[[object], None]:
+    def _guard(self, strategy: Strategy, hook: Callable[[E], None]) -> Callable[[E], None]:
         """Run a strategy hook only while enabled; an exception disables it instead of the engine."""
 
-        def call(event: object) -> None:
+        def call(event: E) -> None:
             if not strategy.enabled:
                 return
             try:

@@ -212,7 +212,8 @@ class Store:
         (pinned 0.22.1) queueing primitive and connection.
         """
         db = self.db
-        return await db._execute(lambda: fn(db._conn, *args))
+        # aiosqlite leaves its private queueing primitive untyped; its use is pinned above.
+        return await db._execute(lambda: fn(db._conn, *args))  # type: ignore[no-untyped-call]
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row

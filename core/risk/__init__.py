@@ -1,0 +1,1 @@
+"""The pre-trade risk gate and the trading state (one owner)."""

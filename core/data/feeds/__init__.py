@@ -1,0 +1,1 @@
+"""Feeds behind one interface: replay of bar files, a synthetic random walk."""

@@ -128,6 +128,7 @@ class ReplayFeed:
         seq = 0  # orders a symbol's events that share a timestamp (a bar's close, the next open)
         for bar in bars:
             start, end = bar.start, bar.ts
+            path: tuple[tuple[datetime, Decimal], ...]
             if n == 1:
                 path = ((start, bar.open),)
             elif n == 2:
