@@ -421,7 +421,7 @@ def main() -> int:
     bt = None
     if not args.no_backtrader:
         try:
-            import backtrader as bt  # noqa: F811  (lazy: optional)
+            import backtrader as bt
         except ImportError as exc:
             print(f"backtrader: NOT INSTALLED ({exc}); reporting ours only")
             bt = None
@@ -500,10 +500,10 @@ def _summary_rows(table: list[dict], qs: list[int], phase: str) -> list[list[str
 
 def _print_table(head: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths))))
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths, strict=False))))
     print("  ".join("-" * w for w in widths))
     for r in rows:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))))
 
 
 if __name__ == "__main__":

@@ -178,11 +178,10 @@ def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | N
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.config import ConfigError
-    from core.data.bar_files import BarFileError
-
     from cockpit.logs import setup_logging
     from cockpit.state_lock import StateDirBusy
+    from core.config import ConfigError
+    from core.data.bar_files import BarFileError
 
     overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
     settings = _settings(args, overrides)
@@ -214,11 +213,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_tui(settings: Any) -> int:
-    from core.config import ConfigError
-    from core.data.bar_files import BarFileError
-
     from cockpit.state_lock import StateDirBusy
     from cockpit.tui.run import run_tui
+    from core.config import ConfigError
+    from core.data.bar_files import BarFileError
 
     try:
         return run_tui(settings)

@@ -13,9 +13,9 @@ from core.common.bus import Bus
 from core.common.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
 from core.data.bar_files import BarFileError, bundled_path
-from core.kernel.engine import Engine
 from core.data.feeds.replay import ReplayFeed
 from core.data.feeds.synthetic import SyntheticFeed
+from core.kernel.engine import Engine
 from core.persistence.store import DB_FILENAME, Store
 from core.strategy import KINDS, Strategy
 

@@ -17,10 +17,10 @@ import pytest
 from brokers.ibkr import IbkrConfig
 from brokers.ibkr.broker import IbkrBroker
 from brokers.ibsim import IBGatewaySim
-from core.execution.broker import Report
 from core.common.clock import Clock, LiveClock
 from core.domain.model import Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.domain.order_states import IllegalTransition, check_transition
+from core.execution.broker import Report
 
 UTC = timezone.utc
 _seq = itertools.count(1)

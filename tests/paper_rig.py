@@ -10,16 +10,16 @@ from pathlib import Path
 from brokers.paper import PaperBroker
 from core.audit.journal import AuditLog
 from core.audit.subscriber import AuditRecorder
-from core.persistence.recorder import StoreRecorder
-from core.kernel.risk_view import BookView
 from core.common.bus import Bus
 from core.common.clock import SimClock
 from core.config import PaperConfig, RiskConfig
 from core.domain.model import Bar, OrderType, Quote, Side, TimeInForce
 from core.execution.oms import OrderManager
+from core.kernel.risk_view import BookView
+from core.persistence.recorder import StoreRecorder
+from core.persistence.store import Store
 from core.portfolio.book import Portfolio
 from core.risk.gate import OrderRequest, RiskGate
-from core.persistence.store import Store
 
 # 2020-01-02 14:30 UTC is 09:30 New York: a session open.
 OPEN = datetime(2020, 1, 2, 14, 30, tzinfo=timezone.utc)

@@ -165,7 +165,7 @@ async def test_chain_continues_across_close_and_reopen(tmp_path: Path, opened) -
     got = rows(db)
     assert [r[0] for r in got] == [1, 2, 3, 4, 5]
     assert got[0][6] == GENESIS_HASH
-    for before, after in zip(got, got[1:]):
+    for before, after in zip(got, got[1:], strict=False):
         assert after[6] == before[7]
     for r in got:  # every row carries the documented hash, including those after the restart
         assert r[7] == independent_hash(r[6], r[0], r[1], r[2], r[3], r[4], r[5])

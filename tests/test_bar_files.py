@@ -186,7 +186,7 @@ def test_backtrader_1min_header_missing_time() -> None:
     assert jan2[-1].ts == utc(2006, 1, 2, 19, 4)  # 20:04 CET
     assert sum(b.open == b.high == b.low == b.close for b in bf.bars) == 5736
     # Minutes without trades have no row: gaps stay gaps (725 intra-day steps > 1 min).
-    steps = [(y.ts - x.ts) for x, y in zip(bf.bars, bf.bars[1:]) if x.ts.date() == y.ts.date()]
+    steps = [(y.ts - x.ts) for x, y in zip(bf.bars, bf.bars[1:], strict=False) if x.ts.date() == y.ts.date()]
     assert len(steps) == 30848 and sum(s > timedelta(minutes=1) for s in steps) == 725
     per_day = Counter(b.ts.date() for b in bf.bars)
     assert (min(per_day.values()), max(per_day.values())) == (584, 780)

@@ -11,9 +11,8 @@ import pytest
 from cockpit.wiring import build_engine
 from core.config import load_config
 from core.domain.commands import CancelAll, CommandRefused, Halt, ManualOrder, OverridePosition, PlanChanged
-from core.domain.model import OPERATOR, Side
+from core.domain.model import OPERATOR, OrderType, Side, TimeInForce
 from core.risk.gate import OrderRequest
-from core.domain.model import OrderType, TimeInForce
 from tests.conftest import CONFIG
 
 

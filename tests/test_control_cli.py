@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal as D
 import stat
 import subprocess
 import sys
 import time
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest

@@ -15,8 +15,8 @@ from brokers.ibsim import IBGatewaySim
 from core.common.bus import Bus
 from core.common.clock import LiveClock
 from core.config import EngineConfig, Settings
-from core.kernel.engine import Engine
 from core.domain.model import OrderStatus, Quote
+from core.kernel.engine import Engine
 from core.persistence.store import Store
 from core.strategy.base import Strategy
 

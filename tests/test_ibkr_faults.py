@@ -179,7 +179,7 @@ async def test_reconnect_backs_off_exponentially_with_jitter(
     await rec.wait(lambda: rec.changes[-1][0] is True and back.is_set(), timeout=10, what="reconnect")
     steps = [1, 2, 4, 8, 16, 16, 16, 16]
     assert len(delays) == 8
-    for d, s in zip(delays, steps):
+    for d, s in zip(delays, steps, strict=False):
         assert s / 2 <= d <= s, (delays, steps)
     assert len(set(delays)) == 8  # jittered
     assert [c[0] for c in rec.changes] == [True, False, True]

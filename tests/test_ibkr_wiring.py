@@ -14,14 +14,13 @@ import pytest
 from ib_async import LimitOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
+from cockpit.wiring import build_engine
 from core.common.clock import SimClock
 from core.config import ConfigError, Settings, load_config
 from core.control.deadman import DeadmanPhase
 from core.control.handler import CommandRefused
-from core.kernel.engine import Engine
 from core.domain.model import OrderStatus
-
-from cockpit.wiring import build_engine
+from core.kernel.engine import Engine
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
 from tests.ibsim_fixtures import Connect, IBLogGuard, eventually  # noqa: E402

@@ -11,8 +11,9 @@ import pytest
 from ib_async import IB, Contract, Future, LimitOrder, MarketOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
+
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status
+from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status  # noqa: E402 - after register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

@@ -11,8 +11,9 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock
 
 from brokers.ibsim import IBGatewaySim
 from brokers.ibsim.wire import encode_fields, frame, read_frame, split_payload
+
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status
+from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status  # noqa: E402 - after register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

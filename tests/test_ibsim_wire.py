@@ -327,7 +327,8 @@ def test_place_order_as_ib_async_writes_it(v: int, order: Order) -> None:
         "AAPL", "STK", "SMART", "USD")
     assert (req.action, req.total_qty, req.order_type, req.order_ref) == (
         order.action, Decimal(str(order.totalQuantity)), order.orderType, order.orderRef)
-    expected_lmt = None if order.lmtPrice in (None, float(UNSET_DOUBLE)) or math.isinf(order.lmtPrice) else Decimal(str(order.lmtPrice))
+    unset = order.lmtPrice in (None, float(UNSET_DOUBLE)) or math.isinf(order.lmtPrice)
+    expected_lmt = None if unset else Decimal(str(order.lmtPrice))
     assert req.lmt_price == expected_lmt
     assert req.what_if == bool(order.whatIf)
     assert req.outside_rth == bool(order.outsideRth)

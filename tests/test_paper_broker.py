@@ -7,10 +7,9 @@ from datetime import timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
-from core.execution.broker import Broker
 from core.config import PaperConfig, RiskConfig
 from core.domain.model import Execution, OrderStatus, Side, TimeInForce
-
+from core.execution.broker import Broker
 from tests.paper_rig import OPEN
 
 MS = timedelta(milliseconds=1)

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from cockpit.wiring import build_engine
 from core.config import load_config
 from core.domain.model import BrokerPosition, Execution, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.execution.reconcile import BrokerBook, DiffKind, EngineBook, compare
-
-from cockpit.wiring import build_engine
 from tests.conftest import CONFIG
 
 T = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)

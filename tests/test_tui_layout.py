@@ -23,7 +23,7 @@ def painted_lines(app) -> list[str]:
     """The screen as the terminal shows it, one string per line."""
     width, height = app.size
     console = Console(width=width, height=height, color_system=None, force_terminal=True,
-                      file=open("/dev/null", "w"))  # noqa: SIM115 - rich keeps it for the render
+                      file=open("/dev/null", "w"))
     text = "".join("\n" if seg.control else seg.text  # the compositor moves the cursor to each line
                    for seg in console.render(app.screen._compositor.render_update(full=True), console.options))
     return [line.rstrip() for line in text.splitlines() if line.strip()]

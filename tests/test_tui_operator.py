@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from cockpit.tui.screens import ConfirmScreen, DeadmanScreen, TextPromptScreen
 from core.common.clock import SimClock
 from core.control.deadman import DeadmanPhase
-
-from cockpit.tui.screens import ConfirmScreen, DeadmanScreen, TextPromptScreen
 from tests.test_tui import make_app
 
 

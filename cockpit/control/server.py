@@ -18,10 +18,9 @@ from pathlib import Path
 
 import uvicorn
 
+from cockpit.control.api import make_app
 from core.config import ConfigError, Settings
 from core.kernel.engine import Engine
-
-from cockpit.control.api import make_app
 
 log = logging.getLogger("cockpit.api")
 

@@ -33,7 +33,7 @@ class AlertBuffer(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad log call must not take the engine down
+        except Exception:
             message = str(record.msg)
         self.items.append(Alert(record.created, record.levelno, record.name, message))
         self.version += 1

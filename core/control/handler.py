@@ -38,7 +38,7 @@ from core.domain.commands import (
     SetLimit,
     SetStrategy,
 )
-from core.domain.events import CommandHandled, LiquidationFinished
+from core.domain.events import BreakResolved, CommandHandled, LiquidationFinished
 from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.execution.liquidation import Liquidation, SymbolProgress
 from core.execution.oms import OrderManager
@@ -561,6 +561,7 @@ class CommandHandler:
                         resolution=act, **done)
             return CommandResult(message, {"symbol": sym, "resolved": False, **done})
         rec.clear(sym)
+        self.engine.bus.publish(BreakResolved(sym, act, command.actor))
         message = f"{sym}: break resolved ({act})"
         self._audit(command, before=brk.summary(), after="resolved", message=message, subject=sym, symbol=sym,
                     resolution=act, **done)

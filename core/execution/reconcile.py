@@ -26,12 +26,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from core.domain.events import BreakFound, MissedFillFound, ReconcilePassed
-from core.domain.model import ZERO, BrokerPosition, Execution, Order, OrderStatus
-
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import Settings
+from core.domain.events import BreakFound, MissedFillFound, ReconcilePassed
+from core.domain.model import ZERO, BrokerPosition, Execution, Order, OrderStatus
 from core.execution.broker import Broker
 from core.execution.oms import OrderManager
 from core.persistence.store import Store

@@ -12,44 +12,45 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from core.audit.journal import AuditLog
-from core.kernel.risk_view import BookView
-from core.execution.broker import Broker
+from core.audit.subscriber import AuditRecorder
 from core.common.bus import Bus
 from core.common.clock import Clock, LiveClock, SimClock, TimerHandle
 from core.config import ConfigError, Settings
-from core.audit.subscriber import AuditRecorder
+from core.control.deadman import DeadMan
+from core.control.handler import CommandHandler
+from core.control.read_model import EngineSnapshot, ReadModel
+from core.data.calendar import ExchangeSession
+from core.data.feeds.base import Feed
+from core.data.feeds.replay import Cursor
 from core.domain.events import (
     BrokerConnectionChanged,
-    EquityRecorded,
     DeadmanChanged,
     EngineError,
+    EquityRecorded,
+    HoldChanged,
     FillApplied,
     SettingChanged,
     SignalRaised,
     StrategyQuarantined,
     TradingStateChanged,
 )
-from core.persistence.recorder import StoreRecorder
-from core.data.calendar import ExchangeSession
-from core.data.feeds.base import Feed
-from core.data.feeds.replay import Cursor
 from core.domain.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
-from core.execution.oms import OrderManager
-from core.portfolio.book import Portfolio, Position
-from core.control.handler import CommandHandler
-from core.control.deadman import DeadMan
-from core.execution.reconcile import Reconciler
-from core.risk.gate import OrderRequest, RiskGate, TradingState
 from core.domain.serialize import dt
-from core.portfolio.equity import EquityPoint, EquityTracker
-from core.control.read_model import EngineSnapshot, ReadModel
+from core.execution.broker import Broker
+from core.execution.oms import OrderManager
+from core.execution.reconcile import Reconciler
+from core.kernel.risk_view import BookView
+from core.persistence.recorder import StoreRecorder
 from core.persistence.store import Store
+from core.portfolio.book import Portfolio, Position
+from core.portfolio.equity import EquityPoint, EquityTracker
+from core.risk.gate import OrderRequest, RiskGate, TradingState
 from core.strategy import Strategy
 
 log = logging.getLogger("cockpit.engine")
@@ -324,12 +325,18 @@ class Engine:
         if not up:
             log.error("BROKER DISCONNECTED (%s): %s; no new orders until it is back and reconciled",
                       self.broker.kind, reason)
-            self.gate.hold = f"broker {self.broker.kind} disconnected ({reason})"
+            self._set_hold(f"broker {self.broker.kind} disconnected ({reason})")
             return
         log.warning("broker %s connected: %s", self.broker.kind, reason)
-        self.gate.hold = f"reconciling with the {self.broker.kind} broker after connecting"
+        self._set_hold(f"reconciling with the {self.broker.kind} broker after connecting")
         if self._started:  # before that, start() reconciles and releases the hold itself
             self._spawn(self._reconcile_and_release("reconnect"))
+
+    def _set_hold(self, reason: str | None) -> None:
+        """Why no new order may go now (None: they may); the gate owns it, the bus hears of it."""
+        if self.gate.hold != reason:
+            self.gate.hold = reason
+            self.bus.publish(HoldChanged(reason))
 
     async def _reconcile_and_release(self, reason: str) -> None:
         """One pass; the hold is lifted only if the pass compared (not skipped) and the
@@ -347,7 +354,7 @@ class Engine:
         if result.skipped is None and generation == self.broker_generation and self.broker.connected:
             if self.gate.hold is not None:
                 log.warning("new orders may go again: reconciled with the %s broker", self.broker.kind)
-            self.gate.hold = None
+            self._set_hold(None)
 
     async def _reconcile_periodically(self) -> None:
         interval = self.settings.reconcile.interval_minutes * 60

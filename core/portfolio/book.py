@@ -12,8 +12,9 @@ accepted break). Each fill is allocated to owners: a strategy's own order goes t
 strategy; a fill of any other owner (the liquidation, a manual order, an adjustment, a fill
 the engine never ordered) first closes what that owner holds, then the positions of the
 strategies that hold the symbol, and opens only the rest in its own bucket (the operator's
-or the external one); one that takes the account flat takes every owner flat. So for every symbol, book position == sum of the owners' positions,
-and a flatten takes every strategy's book to zero with the account's.
+or the external one); one that takes the account flat takes every owner flat. So for every
+symbol, book position == sum of the owners' positions, and a flatten takes every strategy's
+book to zero with the account's.
 """
 
 from __future__ import annotations

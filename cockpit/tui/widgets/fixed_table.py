@@ -76,7 +76,7 @@ class FixedTable(ScrollView, can_focus=True):
         if new == self._rows:
             return
         strips = [s if i < len(self._rows) and self._rows[i] == r else None
-                  for i, (r, s) in enumerate(zip(new, self._strips + [None] * len(new)))]
+                  for i, (r, s) in enumerate(zip(new, self._strips + [None] * len(new), strict=False))]
         self._rows, self._strips = new, strips
         self.virtual_size = Size(self._width, len(new) + 1)
         self.refresh()
@@ -124,7 +124,7 @@ class FixedTable(ScrollView, can_focus=True):
     def _strip(self, cells: Sequence[Cell], base: Style) -> Strip:
         segments: list[Segment] = []
         pad = Segment(" " * GAP, base)
-        for n, (column, cell) in enumerate(zip(self.columns, cells)):
+        for n, (column, cell) in enumerate(zip(self.columns, cells, strict=False)):
             if n:
                 segments.append(pad)
             text, style = (cell, "") if isinstance(cell, str) else cell
