@@ -28,6 +28,7 @@ from brokers.ibkr.order_ids import OrderIdAllocator
 from brokers.ibkr.session import Supervisor
 from brokers.ibkr.throttle import Throttle
 from brokers.ibkr.tracking import OrderBook, Tracked
+from brokers.order_checks import order_shape_problem
 
 log = logging.getLogger("cockpit.ibkr")
 
@@ -82,12 +83,9 @@ class Sending:
         self._enqueue(Action("place", t))
 
     def _refusal(self, order: Order) -> str | None:
-        if order.client_order_id in self._orders:
-            return f"duplicate client order id {order.client_order_id}"
-        if order.qty <= 0:
-            return f"quantity must be positive, got {order.qty}"
-        if order.order_type is OrderType.LIMIT and (order.limit_price is None or order.limit_price <= 0):
-            return "limit order without a positive limit price"
+        problem = order_shape_problem(order, self._orders)
+        if problem is not None:
+            return problem
         if self.window is not None and self.window.contains(self.clock.now()):
             return f"inside IB Gateway's daily restart window ({self.window}): no new orders"
         link = self._link
