@@ -17,19 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.common.clock import Clock
 from core.domain.model import Bar, Quote
+from ib_async import IB, Contract
 
 from brokers.ibkr.convert import dec
-
-if TYPE_CHECKING:
-    from brokers.ibkr.broker import IbkrBroker
+from brokers.ibkr.stats import Stats
+from brokers.ibkr.throttle import Throttle
 
 log = logging.getLogger("cockpit.ibkr.feed")
+session_log = logging.getLogger("cockpit.ibkr")  # the subscriptions belong to the broker's session
 
 Event = Quote | Bar
 _TWO = Decimal(2)
@@ -48,10 +49,64 @@ def check_quote(bid: float, ask: float, last: float) -> str | None:
     return None
 
 
+class QuoteSource(Protocol):
+    """What the feed needs of the broker: its session's tickers and its subscriptions."""
+
+    @property
+    def ib(self) -> IB: ...
+    @property
+    def connected(self) -> bool: ...
+    def want_quotes(self, symbols: Iterable[str]) -> None: ...
+
+
+class QuoteSubscriptions:
+    """Mixin of :class:`~brokers.ibkr.broker.IbkrBroker`: the market-data subscriptions of its session.
+
+    They share the broker's session, pacing and reconnects: subscribed once connected, and
+    again after every reconnect and after IB's 1101.
+    """
+
+    ib: IB
+    stats: Stats
+    accepting: bool
+    _throttle: Throttle
+    _md_symbols: dict[str, None]  # an ordered set
+
+    # provided by the sending mixin
+    _contract: Callable[[str], Awaitable[Contract | None]]
+    _enqueue_subscribe: Callable[[str], None]
+
+    def want_quotes(self, symbols: Iterable[str]) -> None:
+        """Subscribe ``symbols`` (now if connected, and again after every reconnect and 1101)."""
+        for s in symbols:
+            if s not in self._md_symbols:
+                self._md_symbols[s] = None
+                if self.accepting:
+                    self._enqueue_subscribe(s)
+
+    @property
+    def quote_symbols(self) -> list[str]:
+        return list(self._md_symbols)
+
+    async def _resubscribe(self) -> None:
+        for s in list(self._md_symbols):
+            await self._subscribe(s)
+        if self._md_symbols:
+            self.stats.resubscriptions += 1
+
+    async def _subscribe(self, symbol: str) -> None:
+        contract = await self._contract(symbol)
+        if contract is None:
+            session_log.error("market data: IB has no US stock %s on SMART in USD", symbol)
+            return
+        await self._throttle.acquire()
+        self.ib.reqMktData(contract, "", False, False)
+
+
 class IbkrFeed:
     name = "ibkr"
 
-    def __init__(self, broker: IbkrBroker, symbols: Iterable[str], clock: Clock, *,
+    def __init__(self, broker: QuoteSource, symbols: Iterable[str], clock: Clock, *,
                  max_buffered: int = 100_000) -> None:
         self.broker = broker
         self.clock = clock

@@ -40,6 +40,7 @@ from core.portfolio.book import Position
 from core.domain.serialize import dec, dt, opt_dec
 from core.persistence.store import Store
 
+from brokers.order_checks import order_shape_problem
 from brokers.paper.fill_model import FillModel
 
 log = logging.getLogger("cockpit.paper")
@@ -233,13 +234,7 @@ class PaperBroker(Broker):
     def _validate(self, order: Order) -> str | None:
         if not self._connected:
             return "paper broker not connected"
-        if order.client_order_id in self._orders:
-            return f"duplicate client order id {order.client_order_id}"
-        if order.qty <= 0:
-            return f"quantity must be positive, got {order.qty}"
-        if order.order_type is OrderType.LIMIT and (order.limit_price is None or order.limit_price <= 0):
-            return "limit order without a positive limit price"
-        return None
+        return order_shape_problem(order, self._orders)
 
     def _activate(self, po: PaperOrder) -> None:
         if po.status != PENDING:
