@@ -28,17 +28,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.common.clock import Clock
-from core.domain.model import (
-    ZERO,
-    AccountSnapshot,
-    BrokerPosition,
-    Execution,
-    Order,
-    OrderStatus,
-    OrderUpdate,
-)
-from core.execution.broker import Broker
 from ib_async import IB, Contract
 
 from brokers.ibkr import convert, hooks
@@ -55,6 +44,17 @@ from brokers.ibkr.stats import Stats
 from brokers.ibkr.sync import SessionSync
 from brokers.ibkr.throttle import Throttle
 from brokers.ibkr.tracking import OrderBook, Tracked
+from core.common.clock import Clock
+from core.domain.model import (
+    ZERO,
+    AccountSnapshot,
+    BrokerPosition,
+    Execution,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+)
+from core.execution.broker import Broker
 
 __all__ = ["IbkrBroker", "LinkState", "Stats"]
 

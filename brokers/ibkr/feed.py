@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from core.common.clock import Clock
-from core.domain.model import Bar, Quote
 from ib_async import IB, Contract
 
 from brokers.ibkr.convert import dec
 from brokers.ibkr.stats import Stats
 from brokers.ibkr.throttle import Throttle
+from core.common.clock import Clock
+from core.domain.model import Bar, Quote
 
 log = logging.getLogger("cockpit.ibkr.feed")
 session_log = logging.getLogger("cockpit.ibkr")  # the subscriptions belong to the broker's session

@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from core.common.clock import Clock
-from core.domain.model import ZERO, Execution, OrderStatus, OrderUpdate
 from ib_async import IB
 
 from brokers.ibkr import convert
@@ -27,6 +25,8 @@ from brokers.ibkr.order_ids import OrderIdAllocator
 from brokers.ibkr.outbox import Outbox
 from brokers.ibkr.stats import Stats
 from brokers.ibkr.tracking import OrderBook, Tracked
+from core.common.clock import Clock
+from core.domain.model import ZERO, Execution, OrderStatus, OrderUpdate
 
 log = logging.getLogger("cockpit.ibkr")
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from core.common.clock import Clock
-from core.domain.model import Order, OrderStatus, OrderType, OrderUpdate
 from ib_async import IB, Contract
 
 from brokers.ibkr import convert
@@ -29,6 +27,8 @@ from brokers.ibkr.session import Supervisor
 from brokers.ibkr.throttle import Throttle
 from brokers.ibkr.tracking import OrderBook, Tracked
 from brokers.order_checks import order_shape_problem
+from core.common.clock import Clock
+from core.domain.model import Order, OrderStatus, OrderType, OrderUpdate
 
 log = logging.getLogger("cockpit.ibkr")
 

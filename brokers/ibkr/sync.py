@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
-from core.common.clock import Clock
-from core.domain.model import OrderStatus, OrderUpdate
 from ib_async import IB
 
 from brokers.ibkr.backoff import Backoff
@@ -27,6 +25,8 @@ from brokers.ibkr.sending import Action
 from brokers.ibkr.stats import Stats
 from brokers.ibkr.throttle import Throttle
 from brokers.ibkr.tracking import OrderBook
+from core.common.clock import Clock
+from core.domain.model import OrderStatus, OrderUpdate
 
 log = logging.getLogger("cockpit.ibkr")
 

@@ -125,7 +125,8 @@ class OrderRequests:
         if req.total_qty <= 0:
             return 201, "Order rejected - reason:The order size must be positive"
         if req.order_type not in ("MKT", "LMT"):
-            return 387, f"Unsupported order type for this exchange and security type: {req.order_type} (the simulator has MKT and LMT)"
+            return 387, (f"Unsupported order type for this exchange and security type: {req.order_type} "
+                         "(the simulator has MKT and LMT)")
         if req.order_type == "LMT" and (req.lmt_price is None or req.lmt_price <= 0):
             return 201, "Order rejected - reason:A limit order needs a positive limit price"
         if req.tif not in ("DAY", "GTC", "IOC"):

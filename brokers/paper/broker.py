@@ -18,7 +18,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from core.execution.broker import Broker
+from brokers.order_checks import order_shape_problem
+from brokers.paper.fill_model import FillModel
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import PaperConfig
@@ -36,12 +37,10 @@ from core.domain.model import (
     Side,
     TimeInForce,
 )
-from core.portfolio.book import Position
 from core.domain.serialize import dec, dt, opt_dec
+from core.execution.broker import Broker
 from core.persistence.store import Store
-
-from brokers.order_checks import order_shape_problem
-from brokers.paper.fill_model import FillModel
+from core.portfolio.book import Position
 
 log = logging.getLogger("cockpit.paper")
 
