@@ -130,7 +130,7 @@ def _since_arg(text: str) -> str:
 
 
 def add_audit_parser(
-    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]  # argparse's generic is private
     parents: Sequence[argparse.ArgumentParser] = (),
     configure: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:

@@ -119,12 +119,12 @@ def _planned(client: Any, args: argparse.Namespace, path: str, **body: Any) -> d
     from cockpit.control.client import ApiRefused
 
     if getattr(args, "yes", False):
-        return client.post(path, **body)  # type: ignore[no-any-return]
+        return client.post(path, **body)
     plan = client.post(f"{path}/plan", **body)
     while True:
         _confirm(args, "\n".join(plan["lines"]))
         try:
-            return client.post(path, plan=plan["fingerprint"], **body)  # type: ignore[no-any-return]
+            return client.post(path, plan=plan["fingerprint"], **body)
         except ApiRefused as exc:
             if "the plan changed since it was shown" not in str(exc):
                 raise

@@ -122,7 +122,7 @@ async def connect(ib_log: IBLogGuard, sim: IBGatewaySim) -> AsyncIterator[Connec
         t0 = time.monotonic()
         await ib.connectAsync("127.0.0.1", port or sim.port, clientId=client_id, timeout=timeout,
                               raiseSyncErrors=True, **kwargs)
-        ib.connect_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
+        ib.connect_seconds = time.monotonic() - t0  # type: ignore[attr-defined]  # a timing the fixture hangs on the client
         return ib
 
     try:

@@ -382,7 +382,7 @@ def test_verify_reads_one_snapshot_while_the_engine_writes(chain: Path) -> None:
     class Racing(sqlite3.Connection):
         raced = False
 
-        def execute(self, sql, *args):  # type: ignore[no-untyped-def]
+        def execute(self, sql, *args):  # type: ignore[no-untyped-def]  # a stand-in with sqlite3's signature
             cur = super().execute(sql, *args)
             if not self.raced and "FROM audit ORDER BY seq" in sql:
                 self.raced = True

@@ -81,6 +81,7 @@ def test_the_property_test_generated_every_kind() -> None:
     """Run after the property: every kind of step was drawn many times (see the note on the issue)."""
     if not generated:
         test_book_position_is_the_sum_of_its_owners_at_every_step()
+    print(f"property test drew {sum(generated.values())} steps: {dict(generated)}")
     assert all(generated[k] > 100 for k in ("strategy", "manual", "flatten", "override", "external")), generated
 
 

@@ -29,8 +29,8 @@ from core.config import Settings
 from core.persistence.store import DB_FILENAME, Store
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.conftest import ROOT  # noqa: E402
-from tests.ibsim_fixtures import Connect, IBLogGuard, status  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
+from tests.ibsim_fixtures import Connect, IBLogGuard, status  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

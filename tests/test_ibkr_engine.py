@@ -21,8 +21,8 @@ from core.persistence.store import Store
 from core.strategy.base import Strategy
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
-from tests.ibkr_fixtures import MakeBroker  # noqa: E402
-from tests.ibsim_fixtures import IBLogGuard, eventually  # noqa: E402
+from tests.ibkr_fixtures import MakeBroker  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
+from tests.ibsim_fixtures import IBLogGuard, eventually  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures", "tests.ibkr_fixtures"]
 

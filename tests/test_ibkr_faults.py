@@ -14,8 +14,8 @@ from brokers.ibsim import IBGatewaySim
 from core.domain.model import OrderStatus, Side
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
-from tests.ibkr_fixtures import MakeBroker, make_order  # noqa: E402
-from tests.ibsim_fixtures import IBLogGuard, eventually  # noqa: E402
+from tests.ibkr_fixtures import MakeBroker, make_order  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
+from tests.ibsim_fixtures import IBLogGuard, eventually  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures", "tests.ibkr_fixtures"]
 

@@ -20,8 +20,8 @@ from core.domain.model import OrderStatus, Quote, Side
 from core.strategy.base import Strategy
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
-from tests.ibkr_fixtures import MakeBroker, Recorder, make_order  # noqa: E402
-from tests.ibsim_fixtures import IBLogGuard  # noqa: E402
+from tests.ibkr_fixtures import MakeBroker, Recorder, make_order  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
+from tests.ibsim_fixtures import IBLogGuard  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures", "tests.ibkr_fixtures"]
 

@@ -17,8 +17,8 @@ from core.common.clock import SimClock
 from core.domain.model import OrderStatus, Side, TimeInForce
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures", "tests.ibkr_fixtures")
-from tests.ibkr_fixtures import MakeBroker, make_order  # noqa: E402
-from tests.ibsim_fixtures import Connect, IBLogGuard, status  # noqa: E402
+from tests.ibkr_fixtures import MakeBroker, make_order  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
+from tests.ibsim_fixtures import Connect, IBLogGuard, status  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures", "tests.ibkr_fixtures"]
 
@@ -457,7 +457,7 @@ async def test_execution_without_a_commission_report_is_booked_after_the_wait(
     it, then is reported once with commission 0 when the engine clock passes the wait."""
     clock = SimClock(datetime(2026, 3, 2, 15, 0, tzinfo=UTC))
     broker, rec = await make_broker(connect=False, clock=clock, commission_wait_seconds=10)
-    broker.raw_commissionReport = lambda report: None  # type: ignore[method-assign]
+    broker.raw_commissionReport = lambda report: None  # type: ignore[method-assign]  # the test swaps in a probe
     await broker.connect()
     await sim.set_price("AAPL", 100)
     o = make_order("AAPL", Side.BUY, 2)

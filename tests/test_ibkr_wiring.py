@@ -23,7 +23,7 @@ from core.domain.model import OrderStatus
 from core.kernel.engine import Engine
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import Connect, IBLogGuard, eventually  # noqa: E402
+from tests.ibsim_fixtures import Connect, IBLogGuard, eventually  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

@@ -18,7 +18,7 @@ from ib_async import IB, MarketOrder, Stock
 from brokers.ibsim.cli import main
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import IBLogGuard, status  # noqa: E402
+from tests.ibsim_fixtures import IBLogGuard, status  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

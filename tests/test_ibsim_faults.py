@@ -14,7 +14,7 @@ from ib_async import IB, LimitOrder, MarketOrder, Stock
 from brokers.ibsim import IBGatewaySim
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status  # noqa: E402
+from tests.ibsim_fixtures import Connect, IBLogGuard, eventually, status  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 
@@ -123,7 +123,7 @@ async def test_restart_reloads_state_and_rolls_back_next_valid_id(
 
     announced: list[int] = []
     ib2 = IB()
-    ib2.wrapper.nextValidId = announced.append  # type: ignore[method-assign]
+    ib2.wrapper.nextValidId = announced.append  # type: ignore[method-assign]  # the test swaps in a probe
     await ib2.connectAsync("127.0.0.1", sim.port, clientId=1, timeout=5, raiseSyncErrors=True)
     try:
         assert announced == [1]

@@ -14,7 +14,7 @@ from brokers.ibsim import IBGatewaySim
 from brokers.ibsim.prices import BUNDLED_DAILY, PriceBook
 
 pytest.register_assert_rewrite("tests.ibsim_fixtures")
-from tests.ibsim_fixtures import Connect, IBLogGuard, eventually  # noqa: E402
+from tests.ibsim_fixtures import Connect, IBLogGuard, eventually  # noqa: E402 - imported after pytest.register_assert_rewrite, on purpose
 
 pytest_plugins = ["tests.ibsim_fixtures"]
 

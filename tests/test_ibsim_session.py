@@ -41,7 +41,7 @@ async def test_ib_async_gets_server_version_178_and_syncs_at_once(sim: IBGateway
     assert ib.client.serverVersion() == 178
     # Every start-up request was answered: a silent one would have cost the 5 s timeout
     # (and raiseSyncErrors would have raised).
-    assert ib.connect_seconds < 1.5  # type: ignore[attr-defined]
+    assert ib.connect_seconds < 1.5  # type: ignore[attr-defined]  # a timing the fixture hangs on the client
     assert ib.managedAccounts() == ["DU1234567"]
     startup = {r.msg_id for r in sim.received}
     assert {71, 61, 5, 99, 6, 76, 7} <= startup
@@ -190,7 +190,7 @@ async def test_burst_above_50_per_second_gets_error_100(sim: IBGatewaySim, conne
     ib = await connect()
     answers: list[int] = []
     original = ib.wrapper.currentTime
-    ib.wrapper.currentTime = lambda t: (answers.append(t), original(t))  # type: ignore[method-assign]
+    ib.wrapper.currentTime = lambda t: (answers.append(t), original(t))  # type: ignore[method-assign]  # the test swaps in a probe
     codes: list[int] = []
     ib.errorEvent += lambda req_id, code, msg, contract: codes.append(code)
     ib.client.MaxRequests = 0  # switch off ib_async's own throttle, as a careless client would

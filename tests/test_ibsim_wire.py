@@ -298,7 +298,7 @@ def written_by_ib_async(version: int, order_id: int, contract: Contract, order: 
     client = Client(wrapper=None)
     client.connState = Client.CONNECTED
     client._serverVersion = version
-    client.sendMsg = sent.append  # type: ignore[method-assign]
+    client.sendMsg = sent.append  # type: ignore[method-assign]  # the test swaps in a probe
     client.placeOrder(order_id, contract, order)
     assert len(sent) == 1
     return sent[0].split("\0")[:-1]

@@ -72,7 +72,7 @@ async def test_order_is_committed_before_the_broker_sees_it(tmp_path: Path, make
         seen.append(row[0] if row else None)
         real_place(order)
 
-    rig.broker.place = place_and_look  # type: ignore[method-assign]
+    rig.broker.place = place_and_look  # type: ignore[method-assign]  # the test swaps in a probe
     rig.quote("AAPL", "100", OPEN)
     await rig.order(Side.BUY, 10)
     assert seen == ["NEW"]
@@ -157,7 +157,7 @@ async def test_risk_gate_refusal_is_an_event_with_reason_and_never_reaches_broke
     rig = await make_rig(risk=RiskConfig(max_order_qty=D(100)))
     placed: list[str] = []
     real_place = rig.broker.place
-    rig.broker.place = lambda o: (placed.append(o.client_order_id), real_place(o))  # type: ignore[method-assign]
+    rig.broker.place = lambda o: (placed.append(o.client_order_id), real_place(o))  # type: ignore[method-assign]  # the test swaps in a probe
     rig.quote("AAPL", "100", OPEN)
     assert await rig.order(Side.BUY, 101) is None
     await rig.store.flush()

@@ -58,7 +58,7 @@ def test_flip_opens_remainder_at_fill_price() -> None:
     assert pos.qty == -50
     assert pos.avg_cost == D(12)
     assert pos.realized_pnl == D(200)
-    pf.mark("AAPL", D(11))
+    pf.mark("AAPL", D(11), T0)
     assert pos.unrealized_pnl == D(50)  # short 50 from 12, now 11
 
 
@@ -74,7 +74,7 @@ def test_close_to_flat_resets_average_cost() -> None:
 def test_net_is_realized_plus_unrealized_minus_commissions() -> None:
     pf = Portfolio(D(1000))
     pf.apply_fill(fill("BUY", 10, "10", "1"))
-    pf.mark("AAPL", D(13))
+    pf.mark("AAPL", D(13), T0)
     pnl = pf.pnl()
     assert (pnl.realized, pnl.unrealized, pnl.commissions, pnl.net) == (D(0), D(30), D(1), D(29))
     assert pf.equity() == D(1000) - D(100) - D(1) + D(130)

@@ -106,7 +106,7 @@ async def test_a_crash_is_logged_and_the_engine_state_is_flushed(tmp_path: Path,
     with pytest.raises(RuntimeError, match="pane exploded"):  # run_test re-raises what crashed the app
         async with app.run_test(size=(120, 40)) as pilot:
             await app.engine_done.wait()
-            app.query_one(PnlPane).show = broken  # type: ignore[method-assign]
+            app.query_one(PnlPane).show = broken  # type: ignore[method-assign]  # the test swaps in a probe
             await pilot.pause(0.5)
     assert app.crash == "RuntimeError: pane exploded"
     assert "cockpit crashed" in caplog.text and "pane exploded" in caplog.text

@@ -40,7 +40,7 @@ def install(ib: IB, sink: RawSink) -> None:
         return
     for name in TAPPED:
         setattr(wrapper, name, _chain(getattr(wrapper, name), getattr(sink, f"raw_{name}"), name))
-    wrapper._cockpit_tapped = True  # type: ignore[attr-defined]
+    wrapper._cockpit_tapped = True  # type: ignore[attr-defined]  # our mark on ib_async's wrapper: tapped once
 
 
 def _chain(original: Callable[..., None], tap: Callable[..., None], name: str) -> Callable[..., None]:

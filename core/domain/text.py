@@ -45,7 +45,7 @@ def reported_price(value: Decimal) -> str:
     (``130.2231``, ``18.50``), never rounded and never 28 digits of division noise."""
     try:
         exact = value.normalize()
-        places = max(2, -exact.as_tuple().exponent) if exact.is_finite() else 2  # type: ignore[operator]
+        places = max(2, -exact.as_tuple().exponent) if exact.is_finite() else 2  # type: ignore[operator]  # int for finite
         return f"{value:.{min(places, 8)}f}"
     except InvalidOperation:
         return str(value)

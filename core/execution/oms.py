@@ -63,7 +63,7 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self._finished: deque[str] = deque()
         self.open_orders: dict[str, Order] = {}
-        self.last_prices: dict[str, Decimal] = {}
+        self.last_prices = portfolio.marks.price  # the book's marks (one home): what the gate collars against
         self._seen_execs: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._next_seq = 1

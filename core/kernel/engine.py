@@ -109,7 +109,7 @@ class Engine:
         self._cash_from_broker = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
         self._tasks: set[asyncio.Task[object]] = set()
-        self.quote_ts: dict[str, datetime] = {}  # engine time of each symbol's last price
+        self.quote_ts = self.portfolio.marks.ts  # engine time of each symbol's mark (the book's marks)
         self.trading = False  # the run loop is live (the dead-man is armed while it is)
         self.oms: OrderManager | None = None
         self.warming_up = False

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from core.domain.model import ADOPTED, EXTERNAL, LIQUIDATION, NON_STRATEGY_OWNERS, OPERATOR, ZERO, Execution
+from core.portfolio.marks import Marks
 
 Allocation = tuple[tuple[str, Decimal], ...]  # (owner, signed qty) per owner, summing to the fill's
 
@@ -98,6 +100,7 @@ class Portfolio:
     def __init__(self, cash: Decimal = ZERO) -> None:
         self.cash = cash
         self.positions: dict[str, Position] = {}
+        self.marks = Marks()  # the last price of every symbol seen, held or not
         # (owner, symbol) -> signed qty; owners are strategies and NON_STRATEGY_OWNERS.
         self.owner_positions: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
 
@@ -166,10 +169,13 @@ class Portfolio:
                 del self.owner_positions[key]
         return realized
 
-    def mark(self, symbol: str, price: Decimal) -> None:
+    def mark(self, symbol: str, price: Decimal, ts: datetime) -> None:
+        """The one writer of marks (the engine's hot loop inlines the same three stores)."""
+        self.marks.price[symbol] = price
+        self.marks.ts[symbol] = ts
         pos = self.positions.get(symbol)
         if pos is not None:
-            pos.last_price = price
+            pos.last_price = price  # the position's valuation price: its copy of the mark
 
     def pnl(self) -> PnL:
         realized = unrealized = commissions = ZERO

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -30,8 +31,8 @@ def visible(alerts: list[Alert], min_level: int, text: str, limit: int) -> list[
 class AlertsPane(Vertical):
     """Draws from the shared AlertBuffer; redraws only when it or the filter changed."""
 
-    def __init__(self, buffer: AlertBuffer, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, buffer: AlertBuffer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.buffer = buffer
         self.min_level = logging.INFO
         self.text = ""
