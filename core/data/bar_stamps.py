@@ -9,9 +9,12 @@ that does not fit raises ValueError and is dropped by the reader).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 __all__ = ["Stamps"]
+
+_T = TypeVar("_T")
 
 
 def _parse_date_dash(s: str) -> date:
@@ -70,66 +73,65 @@ def _parse_time(s: str) -> timedelta:
     return timedelta(hours=h, minutes=m, seconds=sec, microseconds=us)
 
 
+def _memo(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``parse`` cached by the raw text: an intraday file repeats each date and each time of
+    day many times. A text that does not parse raises every time and is not cached."""
+    cache: dict[str, _T] = {}
+
+    def cached(text: str) -> _T:
+        value = cache.get(text)
+        if value is None:
+            value = parse(text.strip())
+            cache[text] = value
+        return value
+
+    return cached
+
+
+def _detect_date(text: str) -> Callable[[str], date]:
+    for parser in _DATE_PARSERS:
+        try:
+            parser(text)
+        except ValueError:
+            continue
+        return parser
+    raise ValueError(text)
+
+
+def _parse_iso(d: str, _t: str | None) -> datetime:
+    d = d.strip()
+    if len(d) <= 10:
+        raise ValueError(d)
+    return datetime.fromisoformat(d)
+
+
 class Stamps:
     """Turns the date (and time) fields of a row into a ``date`` or a local ``datetime``.
 
     The layout is detected once from a sample row and then used for every row, with the
-    parsed pieces cached by their text (an intraday file repeats each date and each time
-    of day many times).
+    parsed pieces cached by their text.
     """
 
     def __init__(self, date_text: str, time_text: str | None) -> None:
         self.daily = False
-        self._date_cache: dict[str, datetime] = {}
-        self._day_cache: dict[str, date] = {}
-        self._time_cache: dict[str, timedelta] = {}
-        self._date_parser: Callable[[str], date] = _parse_date_dash
         self.parse: Callable[[str, str | None], date | datetime]
         date_text = date_text.strip()
         if time_text is not None:
-            self._date_parser = self._detect_date(date_text)
+            day_parser = _detect_date(date_text)
             self.parse = self._parse_date_and_time
         elif " " not in date_text and "T" not in date_text:
-            self._date_parser = self._detect_date(date_text)
+            day_parser = _detect_date(date_text)
             self.daily = True
             self.parse = self._parse_day
         elif len(date_text) > 10 and date_text[4] == "-" and date_text[10] in " T":
-            self.parse = self._parse_iso
+            day_parser = _parse_date_dash  # unused: fromisoformat reads the whole stamp
+            self.parse = _parse_iso
         else:
-            self._date_parser = self._detect_date(date_text.split(" ", 1)[0])
+            day_parser = _detect_date(date_text.split(" ", 1)[0])
             self.parse = self._parse_combined
-
-    @staticmethod
-    def _detect_date(text: str) -> Callable[[str], date]:
-        for parser in _DATE_PARSERS:
-            try:
-                parser(text)
-            except ValueError:
-                continue
-            return parser
-        raise ValueError(text)
-
-    def _day(self, text: str) -> date:
-        d = self._day_cache.get(text)
-        if d is None:
-            d = self._date_parser(text.strip())
-            self._day_cache[text] = d
-        return d
-
-    def _midnight(self, text: str) -> datetime:
-        m = self._date_cache.get(text)
-        if m is None:
-            d = self._date_parser(text.strip())
-            m = datetime(d.year, d.month, d.day)
-            self._date_cache[text] = m
-        return m
-
-    def _tod(self, text: str) -> timedelta:
-        t = self._time_cache.get(text)
-        if t is None:
-            t = _parse_time(text.strip())
-            self._time_cache[text] = t
-        return t
+        self._day = _memo(day_parser)
+        self._midnight = _memo(lambda text: datetime.combine(day_parser(text), time()))
+        self._tod = _memo(_parse_time)
 
     def _parse_day(self, d: str, _t: str | None) -> date:
         return self._day(d)
@@ -143,10 +145,3 @@ class Stamps:
         if not sep:
             raise ValueError(d)
         return self._midnight(day) + self._tod(tod.strip())
-
-    @staticmethod
-    def _parse_iso(d: str, _t: str | None) -> datetime:
-        d = d.strip()
-        if len(d) <= 10:
-            raise ValueError(d)
-        return datetime.fromisoformat(d)
