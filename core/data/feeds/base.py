@@ -9,6 +9,16 @@ from typing import Any, Protocol
 from core.domain.model import Bar, Quote
 
 
+async def stopped_within(stop: asyncio.Event, delay: float) -> bool:
+    """Wait up to ``delay`` seconds for ``stop``: a paced feed sleeps until its next batch is
+    due, but a stop must end the stream at once rather than after the sleep."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except TimeoutError:
+        return False
+    return True
+
+
 class Feed(Protocol):
     #: the key of the resume cursor in the store ("replay", "synthetic", "ibkr")
     name: str

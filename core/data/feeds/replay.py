@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from core.config import ConfigError, FeedConfig, ReplayFile
 from core.data.bar_files import BarFile, BarFileError, read_bar_file
+from core.data.feeds.base import stopped_within
 from core.domain.model import Bar, Quote
 
 log = logging.getLogger("cockpit.feed")
@@ -180,11 +181,8 @@ class ReplayFeed:
                     batch = []
                 if stop.is_set():
                     return
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if await stopped_within(stop, delay):
                     return
-                except TimeoutError:
-                    pass
             batch.append(ev)
             if len(batch) >= batch_size:
                 yield batch

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from core.common.clock import Clock
 from core.config import SyntheticConfig
+from core.data.feeds.base import stopped_within
 from core.data.feeds.replay import Cursor, Event
 from core.domain.model import Bar, Quote
 
@@ -62,10 +63,7 @@ class SyntheticFeed:
             next_at += _TICK
             delay = next_at - loop.time()
             if delay > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if await stopped_within(stop, delay):
                     return
-                except TimeoutError:
-                    pass
             else:
                 next_at = loop.time()  # behind: the next batch carries what is due
