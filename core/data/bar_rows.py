@@ -107,7 +107,7 @@ def valid_rows(
             drop(line_no, _number_problem(fields, cols))
             continue
         if o <= zero or h <= zero or lo <= zero or c <= zero:
-            name, value = next((n, x) for n, x in zip(_PRICE_ROLES, (o, h, lo, c)) if x <= zero)
+            name, value = next((n, x) for n, x in zip(_PRICE_ROLES, (o, h, lo, c), strict=False) if x <= zero)
             drop(line_no, f"non-positive {name} {value}")
             continue
         if v < zero:

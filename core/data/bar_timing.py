@@ -105,7 +105,7 @@ def daily_bars(
     drop: Callable[[int, str], None],
 ) -> list[Bar]:
     """Give each daily row its session's open/close (calendar) or 09:30-16:00 local."""
-    span_of = _session_spans([r[1] for r in rows], zone, calendar)  # type: ignore[misc]
+    span_of = _session_spans([r[1] for r in rows], zone, calendar)
     bars: list[Bar] = []
     prev: date | None = None
     for line_no, d, o, h, lo, c, v in rows:

@@ -88,7 +88,7 @@ def _session_table(cal: Any) -> SessionTimes:
     days = cal.sessions.to_numpy().astype("datetime64[D]").astype("int64").tolist()
     opens = cal.opens.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype("int64").tolist()
     closes = cal.closes.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype("int64").tolist()
-    return {d + _EPOCH_ORDINAL: (o, c) for d, o, c in zip(days, opens, closes)}
+    return {d + _EPOCH_ORDINAL: (o, c) for d, o, c in zip(days, opens, closes, strict=False)}
 
 
 class ExchangeSession:
@@ -127,4 +127,5 @@ class ExchangeSession:
         """The next open (when closed) or close (when open) after ``when``."""
         cal, ts = self._live(when)
         nxt = cal.next_close(ts) if cal.is_open_on_minute(ts) else cal.next_open(ts)
-        return nxt.to_pydatetime()
+        when_next: datetime = nxt.to_pydatetime()  # pandas is untyped here: a Timestamp's datetime
+        return when_next
