@@ -80,9 +80,15 @@ async def test_an_override_is_an_adjustment_fill_the_books_follow(engine) -> Non
     held = book.qty("ORCL")
     cash = book.cash
     strategies = {o: q for (o, s), q in book.owner_positions.items() if s == "ORCL"}
+    realized = book.position("ORCL").realized_pnl
+    plan = await engine.controls.plan(OverridePosition("test", "broker statement", symbol="ORCL", qty=str(held + 10),
+                                                       avg_cost="20"))
     result = await engine.controls.set_position("ORCL", str(held + 10), "20", actor="test", reason="broker statement")
     assert book.qty("ORCL") == held + 10
-    assert book.cash == cash - 10 * Decimal(20)  # the cash follows, at the stated cost
+    assert book.position("ORCL").avg_cost == 20  # the stated average cost...
+    assert book.position("ORCL").realized_pnl == realized  # ...and no P&L invented by a correction
+    spent = sum((Decimal(q) * Decimal(p) for q, p in plan.effect["fills"]), Decimal(0))
+    assert book.cash == cash - spent  # the cash follows the adjustment fills
     assert book.owner_qty(OPERATOR, "ORCL") == 10  # the operator owns the difference
     assert {o: q for (o, s), q in book.owner_positions.items() if s == "ORCL" and o != OPERATOR} == strategies
     assert "adjustment fill" in result.message and "None" not in result.message

@@ -43,11 +43,18 @@ def _bind_unix(path: Path) -> socket.socket:
                           f"({_UNIX_PATH_MAX} bytes): use a shorter state_dir")
     if path.exists() or path.is_symlink():
         path.unlink()  # stale from a killed engine; the state lock says no engine owns it now
+    # Bound under a private name, made 0600, then renamed into place: the socket never shows at
+    # its path with the umask's mode, so nobody (and no test) can see or reach it before it is private.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    if len(str(tmp).encode()) > _UNIX_PATH_MAX:
+        tmp = path
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
-    os.chmod(path, 0o600)  # before listen(): nobody can connect until it is private
+    sock.bind(str(tmp))
+    os.chmod(tmp, 0o600)  # before listen(): nobody can connect until it is private
     sock.listen(64)
     sock.setblocking(False)
+    if tmp != path:
+        os.replace(tmp, path)
     return sock
 
 

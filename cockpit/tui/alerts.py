@@ -41,7 +41,7 @@ class AlertBuffer(logging.Handler):
     def follow(self, bus: Bus) -> None:
         """Subscribe to the engine's events: each one worth an alert becomes a line."""
         for event_type in EVENT_TYPES:
-            bus.subscribe(event_type, self.on_event)
+            bus.subscribe(event_type, self.on_event, critical=False)
 
     def on_event(self, event: object) -> None:
         described = describe(event)

@@ -20,7 +20,21 @@ class Bus:
     def __init__(self) -> None:
         self._handlers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None], *, critical: bool = True) -> None:
+        """``critical`` subscribers (the store, the audit trail, the engine's own) raise into the
+        publisher: their failure must stop the engine rather than let state drift. A subscriber
+        that only shows or sends (a pane, a sink) subscribes with ``critical=False``: what it
+        raises is logged, and neither the engine nor the other subscribers notice."""
+        if not critical:
+            inner = handler
+
+            def guarded(event: E) -> None:
+                try:
+                    inner(event)
+                except Exception:
+                    log.exception("subscriber %r failed on %s (ignored)", inner, type(event).__name__)
+
+            handler = guarded
         self._handlers[event_type].append(handler)
 
     def unsubscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:

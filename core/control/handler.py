@@ -43,6 +43,7 @@ from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, Orde
 from core.execution.liquidation import Liquidation, SymbolProgress
 from core.execution.oms import OrderManager
 from core.execution.reconcile import DiffKind
+from core.portfolio.adjustment import adjustment_fills
 from core.risk.gate import OrderRequest, TradingState
 
 if TYPE_CHECKING:
@@ -110,7 +111,15 @@ class CommandHandler:
     # ---- the one path ------------------------------------------------------------------
 
     async def plan(self, command: Command) -> Plan:
-        """What ``command`` would do now; raises CommandRefused for bad input (before any confirm)."""
+        """What ``command`` would do now, for a confirm; raises CommandRefused for bad input
+        (before any confirm), and the refusal is audited."""
+        try:
+            return await self._plan(command)
+        except CommandRefused as exc:
+            self._audit_refusal(command, f"{exc} (when planned)")
+            raise
+
+    async def _plan(self, command: Command) -> Plan:
         if not command.actor or not command.actor.strip():
             raise CommandRefused("a command needs an actor (who is asking): none was given")
         return await self._planners[type(command)](command)
@@ -119,7 +128,7 @@ class CommandHandler:
         """Re-plan, check the plan is the one shown (``expected``: a Plan or its fingerprint),
         audit and run. A refusal is audited too."""
         try:
-            plan = await self.plan(command)
+            plan = await self._plan(command)
         except CommandRefused as exc:
             self._audit_refusal(command, str(exc))
             raise
@@ -131,6 +140,10 @@ class CommandHandler:
             result = await self._runners[type(command)](command, plan)
         except CommandRefused as exc:
             self._audit_refusal(command, str(exc))
+            await self.engine.commit()
+            raise
+        except Exception as exc:  # audited too, then the caller's error path (an internal error)
+            self._audit_refusal(command, f"failed: {exc!r}")
             await self.engine.commit()
             raise
         await self.engine.commit()
@@ -194,9 +207,11 @@ class CommandHandler:
     async def _plan_halt(self, command: Halt) -> Plan:
         state = self.engine.gate.state
         working = [o.client_order_id for o in self._working()]
-        return Plan("halt", {"from": str(state), "to": "HALTED", "working_orders_stay": working},
+        # Halting touches no order: the working ones are shown, not part of what is compared.
+        return Plan("halt", {"from": str(state), "to": "HALTED"},
                     (f"HALT trading (now {state}): no new orders from any strategy or the operator.",
-                     f"{len(working)} working order(s) stay working: cancel them with cancel-all."))
+                     f"{len(working)} working order(s) stay working: cancel them with cancel-all."),
+                    {"working_orders": working})
 
     async def _plan_resume(self, command: Resume) -> Plan:
         gate = self.engine.gate
@@ -241,8 +256,11 @@ class CommandHandler:
         lines += [f"  {c['side']} {c['qty']} {c['symbol']} at market (last {c['price']})" for c in fp.close]
         lines += [_brief_line(b) for b in fp.cancel]
         lines.append("Trading goes HALTED." if fp.symbols is None else f"{what} stays reduce-only until resume.")
-        effect = {"symbols": fp.symbols, "cancel": [b["id"] for b in fp.cancel],
-                  "close": [(c["symbol"], c["side"], c["qty"]) for c in fp.close]}
+        effect: dict[str, Any] = {"symbols": fp.symbols}
+        if fp.symbols is not None:  # one symbol: exactly these orders and this position
+            effect.update(cancel=[b["id"] for b in fp.cancel], close=[(c["symbol"], c["side"], c["qty"]) for c in fp.close])
+        else:  # the emergency liquidation closes everything there is when it runs: churn never blocks it
+            lines.append("(everything at the moment it runs: positions or orders that change meanwhile are included)")
         return Plan("flatten", effect, tuple(lines), {"flatten": fp.as_dict()})
 
     async def _plan_set_limit(self, command: SetLimit) -> Plan:
@@ -284,14 +302,22 @@ class CommandHandler:
         if delta == ZERO:
             raise CommandRefused(f"the book already holds {text.qty(held)} {sym}: nothing to override (the average "
                                  f"cost follows from the fills)")
-        price = cost if qty != 0 else (self._mark(sym) or (pos.avg_cost if pos is not None else cost))
-        side = "BUY" if delta > 0 else "SELL"
+        avg = pos.avg_cost if pos is not None else ZERO
+        try:
+            fills = adjustment_fills(held, avg, qty, cost)
+        except ValueError as exc:
+            raise CommandRefused(f"{sym}: {exc}") from None
         owners = self._owners_moved(OPERATOR, sym, delta)
-        lines = (f"OVERRIDE {sym}: {text.qty(held)} -> {text.qty(qty)}, booked as an adjustment fill "
-                 f"{side} {text.qty(abs(delta))} @ {text.price(price)} (no commission).",
-                 "Cash, P&L and the owners' books follow: " + _owners_line(owners) + ".")
+        lines = [f"OVERRIDE {sym}: {text.qty(held)} @ {text.price(avg)} -> {text.qty(qty)}, booked as adjustment "
+                 f"fill(s) with no commission and no realized P&L:"]
+        lines += [f"  {_side(f.signed_qty)} {text.qty(abs(f.signed_qty))} @ {text.reported_price(f.price)}" for f in fills]
+        if held and qty and (held > 0) == (qty > 0) and abs(qty) < abs(held) and cost != avg:
+            lines.append(f"  the average cost stays {text.price(avg)}: a reduction books no P&L, so {text.price(cost)} "
+                         "is not used")
+        lines.append("Cash and the owners' books follow: " + _owners_line(owners) + ".")
         return Plan("position_set", {"symbol": sym, "from": text.qty(held), "to": text.qty(qty),
-                                     "fill": [side, text.qty(abs(delta)), str(price)], "owners": owners}, lines)
+                                     "fills": [[str(f.signed_qty), str(f.price)] for f in fills], "owners": owners},
+                    tuple(lines))
 
     def _new_or_known(self, raw: str, new_symbol: bool) -> str:
         try:
@@ -340,11 +366,17 @@ class CommandHandler:
         if brk is None:
             raise CommandRefused(f"no reconciliation break on {sym} (breaks: {', '.join(sorted(rec.breaks)) or 'none'})")
         lines = [f"RESOLVE the {sym} break by {act.upper()}:"] + [f"  {d}" for d in brk.differences]
+        effect: dict[str, Any] = {"symbol": sym, "action": act, "differences": [d.as_dict() for d in brk.differences]}
+        broker = self.engine.broker
+        if act != "adopt" and broker.connected:
+            theirs = {p.symbol: p for p in await broker.positions()}.get(sym)
+            effect["broker_qty"] = text.qty(theirs.qty if theirs is not None else ZERO)
+            lines.append(f"The book's {sym} position becomes the broker's {effect['broker_qty']} (adjustment fills, no "
+                         "realized P&L).")
         lines.append({"accept": "the engine takes the broker's position (an adjustment fill), orders and executions.",
                       "adopt": "the broker's unknown open orders are tracked as the engine's.",
                       "flatten": "accept the broker's view, then flatten the symbol (reduce-only until resume)."}[act])
-        return Plan("resolve", {"symbol": sym, "action": act, "differences": [d.as_dict() for d in brk.differences]},
-                    tuple(lines))
+        return Plan("resolve", effect, tuple(lines))
 
     # ---- execution -----------------------------------------------------------------
 
@@ -484,19 +516,18 @@ class CommandHandler:
 
     async def _override(self, command: OverridePosition, plan: Plan) -> CommandResult:
         sym = plan.effect["symbol"]
-        side, qty, price = plan.effect["fill"]
         book = self.engine.portfolio.position(sym)
         before = {"qty": text.qty(book.qty), "avg_cost": text.price(book.avg_cost)}
-        signed = Decimal(qty) * (1 if side == "BUY" else -1)
-        booked = self._oms.book_adjustment(sym, signed, Decimal(price), owner=OPERATOR, actor=command.actor,
-                                           reason=command.reason or "position override")
+        booked = [self._oms.book_adjustment(sym, Decimal(q), Decimal(p), owner=OPERATOR, actor=command.actor,
+                                            reason=command.reason or "position override")
+                  for q, p in plan.effect["fills"]]
         after = {"qty": text.qty(book.qty), "avg_cost": text.price(book.avg_cost)}
+        ids = [b.fill.exec_id for b in booked]
         message = (f"position {sym}: {before['qty']} @ {before['avg_cost']} -> {after['qty']} @ {after['avg_cost']} "
-                   f"(adjustment fill {booked.fill.exec_id}: {side} {qty} @ {text.price(Decimal(price))})")
-        self._audit(command, before=before, after=after, message=message, subject=sym, symbol=sym,
-                    exec_id=booked.fill.exec_id, owners={o: str(q) for o, q in booked.allocation})
-        return CommandResult(message, {"symbol": sym, "before": before, "after": after,
-                                       "exec_id": booked.fill.exec_id})
+                   f"(adjustment fill {', '.join(ids)})")
+        self._audit(command, before=before, after=after, message=message, subject=sym, symbol=sym, exec_ids=ids)
+        return CommandResult(message, {"symbol": sym, "before": before, "after": after, "exec_id": ids[-1],
+                                       "exec_ids": ids})
 
     async def _reconcile(self, command: Reconcile, plan: Plan) -> CommandResult:
         result = await self.engine.reconciler.run(f"asked by {command.actor}")
@@ -540,12 +571,19 @@ class CommandHandler:
             pos = self.engine.portfolio.position(sym)
             before = {"qty": text.qty(pos.qty), "avg_cost": text.price(pos.avg_cost)}
             target = theirs.qty if theirs is not None else ZERO
-            delta = target - pos.qty
+            if sym in broker.in_flight_symbols():
+                raise CommandRefused(f"{sym}: a fill or an order is on its way at the broker; accept again in a "
+                                     f"moment, once it has arrived")
+            if text.qty(target) != plan.effect.get("broker_qty", text.qty(target)):
+                raise PlanChanged(await self._plan(command))
+            cost = theirs.avg_cost if theirs is not None and theirs.qty and theirs.avg_cost > 0 else pos.avg_cost
             exec_id = None
-            if delta != ZERO:
-                price = theirs.avg_cost if theirs is not None and theirs.qty and theirs.avg_cost > 0 else (
-                    self._mark(sym) or pos.avg_cost)
-                exec_id = oms.book_adjustment(sym, delta, price, owner=EXTERNAL, actor=command.actor,
+            try:
+                fills = adjustment_fills(pos.qty, pos.avg_cost, target, cost)
+            except ValueError:
+                fills = adjustment_fills(pos.qty, pos.avg_cost, ZERO, cost) + adjustment_fills(ZERO, ZERO, target, cost)
+            for fill in fills:
+                exec_id = oms.book_adjustment(sym, fill.signed_qty, fill.price, owner=EXTERNAL, actor=command.actor,
                                               reason=f"accepted the broker's view of {sym}").fill.exec_id
             accepted = [d.key for d in brk.differences if d.kind is DiffKind.MISSING_EXECUTION]
             rec.accepted_execs.update(accepted)
@@ -635,6 +673,10 @@ def _order_brief(o: Order) -> dict[str, str]:
 def _brief_line(b: dict[str, str]) -> str:
     where = f" @ {b['limit']}" if b["limit"] else ""
     return f"  cancel {b['id']}: {b['side']} {b['qty']} {b['symbol']} {b['type']}{where} ({b['strategy']})"
+
+
+def _side(signed: Decimal) -> str:
+    return "BUY" if signed > 0 else "SELL"
 
 
 def _owners_line(owners: dict[str, str]) -> str:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict, deque
 from collections.abc import Callable
 from decimal import Decimal
@@ -118,6 +119,7 @@ class OrderManager:
         if not maybe:
             return []
         known: set[str] = set()
+        await self._load_orders_of(maybe)
         ids = [e.exec_id for e in maybe]
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
@@ -125,6 +127,20 @@ class OrderManager:
                 f"SELECT exec_id FROM fills WHERE exec_id IN ({','.join('?' * len(chunk))})", tuple(chunk))
             known.update(r["exec_id"] for r in rows)
         return [e for e in maybe if e.exec_id not in known]
+
+    async def _load_orders_of(self, executions: list[Execution]) -> None:
+        """Orders these executions belong to that memory no longer holds (finished before a
+        restart, or long ago): read back from the store, so a late fill keeps its strategy."""
+        missing = sorted({e.client_order_id for e in executions if e.client_order_id
+                          and e.client_order_id not in self.orders})
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            for r in await self.store.fetchall(
+                    f"SELECT * FROM orders WHERE client_order_id IN ({','.join('?' * len(chunk))})", tuple(chunk)):
+                order = order_from_row(r)
+                self.orders.setdefault(order.client_order_id, order)
+                if order.status.is_terminal:
+                    self._forget_finished(order)
 
     def _remember_exec(self, exec_id: str) -> None:
         if exec_id in self._seen_execs:
@@ -275,7 +291,7 @@ class OrderManager:
             owner = EXTERNAL
         else:
             owner = order.strategy
-        self._book(ex, owner, kind="trade", actor="broker", reason=None)
+        event = self._book(ex, owner, kind="trade", actor="broker", reason=None)
         if order is not None:
             prev_value = (order.avg_fill_price or ZERO) * order.filled_qty
             order.filled_qty += ex.qty
@@ -289,6 +305,7 @@ class OrderManager:
                 self.bus.publish(OrderChanged(order, previous=order.status))
             else:
                 self._set_status(order, target)
+        self.bus.publish(event)  # after the order's own state: a subscriber never sees it half done
 
     def book_adjustment(self, symbol: str, signed_qty: Decimal, price: Decimal, *, owner: str, actor: str,
                         reason: str) -> FillApplied:
@@ -297,24 +314,24 @@ class OrderManager:
         path as a trade, so cash, P&L and the strategies' books follow it."""
         self._adjustments += 1
         now = self.clock.now()
-        ex = Execution(
-            exec_id=f"adj-{self.instance_id}-{now.strftime('%Y%m%dT%H%M%S')}-{self._adjustments}",
+        ex = Execution(  # a random part: a replay's clock repeats after a restart, the counter restarts
+            exec_id=f"adj-{self.instance_id}-{secrets.token_hex(6)}-{self._adjustments}",
             client_order_id="", symbol=symbol, side=Side.BUY if signed_qty > 0 else Side.SELL,
             qty=abs(signed_qty), price=price, commission=ZERO, ts=now,
         )
-        return self._book(ex, owner, kind="adjustment", actor=actor, reason=reason)
+        event = self._book(ex, owner, kind="adjustment", actor=actor, reason=reason)
+        self.bus.publish(event)
+        return event
 
     def _book(self, ex: Execution, owner: str, *, kind: str, actor: str, reason: str | None) -> FillApplied:
-        """The one place a fill reaches the book: allocated to owners, applied, published
-        (the store and the audit trail record it from the event)."""
+        """The one place a fill reaches the book: allocated to owners and applied; the caller
+        publishes the event (the store and the audit trail record it from there)."""
         self._remember_exec(ex.exec_id)
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
                  text.qty(ex.qty), ex.symbol, ex.price, text.money(ex.commission), ex.client_order_id or reason)
-        event = FillApplied(ex, owner, realized, allocation, kind, actor, reason)
-        self.bus.publish(event)
-        return event
+        return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -120,7 +120,11 @@ class Portfolio:
         if self.qty(symbol) + signed_qty == ZERO:
             # The fill flattens the account: every owner's book goes to zero with it, offsetting
             # positions (one strategy long, another short) included.
-            return tuple((o, -q) for o, q in sorted(held.items()))
+            flat = [(o, -q) for o, q in sorted(held.items())]
+            rest = signed_qty - sum((q for _, q in flat), ZERO)
+            if rest != ZERO:  # only if the owners ever disagreed with the book: the bucket takes the gap
+                flat.append((bucket, rest))
+            return tuple(flat)
         out: list[tuple[str, Decimal]] = []
         left = signed_qty
         # Its own bucket first, then the strategies, largest first (name breaks ties), then
