@@ -148,7 +148,7 @@ def status(engine: Engine) -> dict[str, Any]:
         "last_reconcile": model.last_reconcile(),
         "feeds": [{"name": snap.feed, "kind": settings["feed_kind"], "events": snap.events_processed,
                    "last_event_at": snap.last_event_at.isoformat() if snap.last_event_at else None,
-                   "age_seconds": snap.feed_age}],
+                   "age_seconds": snap.feed_age, "healthy": snap.feed_healthy}],
         "strategies": [{"name": n, "enabled": e} for n, e in snap.strategies],
         "symbols": model.symbols(),
         "reduce_only_symbols": list(snap.reduce_only_symbols),

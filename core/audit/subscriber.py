@@ -15,6 +15,7 @@ from core.domain.events import (
     CommandHandled,
     DeadmanChanged,
     EngineError,
+    FeedHealthChanged,
     FillApplied,
     IntentRejected,
     LiquidationFinished,
@@ -53,6 +54,7 @@ class AuditRecorder:
             BrokerConnectionChanged: self.on_broker, ReconcilePassed: self.on_reconcile,
             MissedFillFound: self.on_missed_fill, BreakFound: self.on_break, LiquidationFinished: self.on_liquidation,
             CommandHandled: self.on_command, EngineError: self.on_error, StrategyQuarantined: self.on_quarantine,
+            FeedHealthChanged: self.on_feed,
         }
         for event_type, handler in handlers.items():
             bus.subscribe(event_type, self._guarded(handler))
@@ -128,6 +130,10 @@ class AuditRecorder:
         subject = str(detail.pop("subject", ""))
         self.audit.operator(e.command, actor=e.actor, reason=e.reason, before=e.before, after=e.after,
                             subject=subject, **detail)
+
+    def on_feed(self, e: FeedHealthChanged) -> None:
+        self.audit.record("feed.healthy" if e.healthy else "feed.stale", actor="engine", subject=e.feed,
+                          reason=e.reason)
 
     def on_error(self, e: EngineError) -> None:
         self.audit.record("engine.error", actor="engine", subject=e.where, message=e.message)

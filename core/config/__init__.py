@@ -100,6 +100,9 @@ class FeedConfig(_Section):
     spread_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
     price_increment: Decimal = Field(Decimal("0.01"), gt=0)
     files: list[ReplayFile] = Field(default_factory=list)
+    # No data for this many wall seconds while trading (a live feed: while the exchange is
+    # open) is a stale feed: one FeedHealthChanged event and alert, and one when data is back.
+    stale_seconds: float = Field(30.0, gt=0, le=86400, allow_inf_nan=False)
 
     @field_validator("speed", mode="before")
     @classmethod

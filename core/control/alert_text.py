@@ -103,6 +103,12 @@ def _liquidation(e: ev.LiquidationFinished) -> tuple[int, str, str]:
     return (WARNING, "flatten", f"{e.job_id} finished: {outcome or 'nothing to close'}")
 
 
+def _feed(e: ev.FeedHealthChanged) -> tuple[int, str, str]:
+    if e.healthy:
+        return (WARNING, "feed", f"feed {e.feed} back: {e.reason}")
+    return (ERROR, "feed", f"FEED {e.feed} STALE: {e.reason}")
+
+
 def _error(e: ev.EngineError) -> tuple[int, str, str]:
     return (ERROR, "engine", f"{e.where}: {e.message}")
 
@@ -117,7 +123,7 @@ _DESCRIBERS: dict[type, Callable[[Any], tuple[int, str, str] | None]] = {
     ev.TradingStateChanged: _state, ev.BrokerConnectionChanged: _broker, ev.HoldChanged: _hold,
     ev.BreakFound: _break, ev.BreakResolved: _resolved, ev.ReconcilePassed: _reconcile,
     ev.DeadmanChanged: _deadman, ev.CommandHandled: _command, ev.LiquidationFinished: _liquidation,
-    ev.EngineError: _error, ev.StrategyQuarantined: _quarantined,
+    ev.EngineError: _error, ev.StrategyQuarantined: _quarantined, ev.FeedHealthChanged: _feed,
 }
 
 EVENT_TYPES: tuple[type, ...] = tuple(_DESCRIBERS)

@@ -88,6 +88,7 @@ class EngineSnapshot:
     broker_status: str = ""
     breaks: tuple[str, ...] = ()  # symbols with an unresolved reconciliation break
     hold: str | None = None  # why no new order passes right now (broker down, reconciling)
+    feed_healthy: bool = True  # False while the feed is stale
 
     @property
     def net(self) -> Decimal:
@@ -208,6 +209,7 @@ class ReadModel:
             broker_status=e.broker.status,
             breaks=tuple(e.reconciler.breaks),
             hold=e.gate.hold,
+            feed_healthy=e.feed_healthy,
         )
 
     def breaks(self) -> list[dict[str, Any]]:
@@ -247,7 +249,7 @@ class ReadModel:
 _CHANGES: tuple[type, ...] = (
     ev.FillApplied, ev.TradingStateChanged, ev.SettingChanged, ev.BrokerConnectionChanged, ev.HoldChanged,
     ev.ReconcilePassed, ev.BreakFound, ev.BreakResolved, ev.DeadmanChanged, ev.LiquidationFinished,
-    ev.CommandHandled, ev.EngineError, ev.StrategyQuarantined,
+    ev.CommandHandled, ev.EngineError, ev.StrategyQuarantined, ev.FeedHealthChanged,
 )
 
 

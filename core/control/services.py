@@ -48,6 +48,7 @@ class EngineServices(Protocol):
     cursor: Cursor | None
     events_processed: int
     last_batch_at: float | None
+    feed_healthy: bool
 
     @property
     def controls(self) -> CommandHandler: ...

@@ -164,6 +164,15 @@ class CommandHandled:
 
 
 @dataclass(slots=True, frozen=True)
+class FeedHealthChanged:
+    """The feed went stale (``healthy`` False, with why) or delivers again."""
+
+    feed: str
+    healthy: bool
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
 class EngineError:
     """Something failed inside the engine that the operator must hear about."""
 

@@ -33,6 +33,7 @@ from core.domain.events import (
     DeadmanChanged,
     EngineError,
     EquityRecorded,
+    FeedHealthChanged,
     FillApplied,
     HoldChanged,
     SettingChanged,
@@ -115,6 +116,9 @@ class Engine:
         self.warming_up = False
         self.events_processed = 0
         self.last_batch_at: float | None = None  # loop time: how fresh the feed is, in wall terms
+        self._last_data_wall: datetime | None = None  # wall time of the last batch (stale check)
+        self.feed_healthy = True
+        self._feed_timer: TimerHandle | None = None
         self.cursor: Cursor | None = None
         self._cursor_dirty = False
         self._dirty_marks: set[str] = set()
@@ -384,6 +388,26 @@ class Engine:
         """The engine is closing: no new reconcile pass, disconnects are expected."""
         return self._shutting_down
 
+    def _watch_feed(self) -> None:
+        """Every half of ``feed.stale_seconds`` (wall clock): a feed that delivered nothing for
+        longer while trading (a live one: while the exchange is open) is stale, once per episode."""
+        stale = self.settings.feed.stale_seconds
+        now = self.wall_clock.now()
+        in_session = self.session is None or self.session.is_open(now)
+        if self.trading and in_session and self._last_data_wall is not None and self.feed_healthy:
+            quiet = (now - self._last_data_wall).total_seconds()
+            if quiet > stale:
+                self._feed_health(False, f"no data for {quiet:.0f} s (feed.stale_seconds {stale:g})")
+        self._feed_timer = self.wall_clock.call_later(timedelta(seconds=stale / 2), self._watch_feed)
+
+    def _feed_health(self, healthy: bool, reason: str) -> None:
+        self.feed_healthy = healthy
+        if healthy:
+            log.warning("feed %s back: %s", self.feed.name, reason)
+        else:
+            log.error("feed %s STALE: %s", self.feed.name, reason)
+        self.bus.publish(FeedHealthChanged(self.feed.name, healthy, reason))
+
     def request_stop(self) -> None:
         """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
         self._stop.set()
@@ -416,6 +440,9 @@ class Engine:
         else:
             self.deadman.arm()  # a replay (or the synthetic feed) trades throughout
         self._spawn(self._reconcile_periodically())
+        wall_now = self.wall_clock.now
+        self._last_data_wall = wall_now()
+        self._watch_feed()
         cur_ts = self.cursor.ts if self.cursor else None
         n_at_ts = self.cursor.n_at_ts if self.cursor else 0
         try:
@@ -452,6 +479,9 @@ class Engine:
                         await oms.send_pending()
                 self.events_processed += len(batch)
                 self.last_batch_at = loop.time()
+                self._last_data_wall = wall_now()
+                if not self.feed_healthy:
+                    self._feed_health(True, "data again")
                 if cur_ts is not None:
                     new_day = self.equity.observe(cur_ts, self.portfolio.equity())
                     if new_day:
@@ -476,6 +506,9 @@ class Engine:
                     break
         finally:
             self.trading = False
+            if self._feed_timer is not None:
+                self._feed_timer.cancel()
+                self._feed_timer = None
             if cur_ts is not None and (point := self.equity.to_save(cur_ts, False, force=True)) is not None:
                 self.bus.publish(EquityRecorded(point.ts, point.equity, point.peak, point.max_drawdown,
                                                 point.day_open))
