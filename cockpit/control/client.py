@@ -30,6 +30,7 @@ def actor() -> str:
 class ControlClient:
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
+        self.timeout = timeout
         self._client = httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://cockpit",
                                     timeout=timeout)
 
@@ -48,13 +49,20 @@ class ControlClient:
         except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
             raise NoEngine(f"no cockpit engine answers on {self.path} ({exc}): it stopped or was killed; "
                            "start one with `cockpit` or `cockpit --no-ui`") from None
+        except httpx.TimeoutException:
+            raise NoEngine(f"engine at {self.path} did not answer in {self.timeout:g} s: it may be hung; "
+                           "see the runbook (`cockpit flatten --all --direct` needs no engine)") from None
+        except httpx.HTTPError as exc:
+            raise NoEngine(f"engine at {self.path}: the request failed ({type(exc).__name__}: {exc})") from None
+        try:
+            data = response.json()
+        except ValueError:
+            raise NoEngine(f"engine at {self.path} answered HTTP {response.status_code} with something that is "
+                           f"not JSON ({response.text[:80]!r}): is that socket a cockpit engine's?") from None
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
+            detail = data.get("detail", response.text) if isinstance(data, dict) else response.text
             raise ApiRefused(str(detail))
-        return response.json()
+        return data
 
     def get(self, url: str, **params: Any) -> Any:
         return self._call("GET", url, params={k: v for k, v in params.items() if v is not None})

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,12 +38,22 @@ def socket_path(settings: Settings) -> Path:
     return settings.state_dir / settings.api.socket
 
 
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _bind_unix(path: Path) -> socket.socket:
     if len(str(path).encode()) > _UNIX_PATH_MAX:
         raise ConfigError(f"api.socket: the control socket path {path} is longer than a Unix socket allows "
                           f"({_UNIX_PATH_MAX} bytes): use a shorter state_dir")
-    if path.exists() or path.is_symlink():
-        path.unlink()  # stale from a killed engine; the state lock says no engine owns it now
+    if path.is_symlink() or (path.exists() and not _is_socket(path)):
+        raise ConfigError(f"api.socket: {path} exists and is not a control socket: the engine removes only "
+                          f"a socket of its own; move that file away or set another api.socket")
+    if path.exists():
+        path.unlink()  # a stale socket of a killed engine; the state lock says no engine owns it now
     # Bound under a private name, made 0600, then renamed into place: the socket never shows at
     # its path with the umask's mode, so nobody (and no test) can see or reach it before it is private.
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -103,4 +114,5 @@ class ControlServer:
                 await task
         self._servers.clear()
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            if _is_socket(self.path):  # ours: never a file someone put there meanwhile
+                self.path.unlink()

@@ -201,11 +201,43 @@ class StrategyConfig(_Section):
         return symbols
 
 
+# Names inside the state dir that belong to the engine itself: no other path may take them.
+RESERVED_STATE_NAMES = frozenset({"cockpit.sqlite", "cockpit.sqlite-wal", "cockpit.sqlite-shm", "engine.lock",
+                                  "ibkr_order_ids.json"})
+
+
+def state_relative(key: str, value: str) -> str:
+    """A path that must stay inside the state dir: relative, no ``..``, not empty, no NUL, not
+    one of the engine's own files, not too long. Returned normalised; ValueError names the fix."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must name a file inside the state dir, got an empty value")
+    if "\x00" in value:
+        raise ValueError(f"{key} contains a NUL byte: name a plain file inside the state dir")
+    if len(value.encode()) > 200:
+        raise ValueError(f"{key} is {len(value.encode())} bytes long: keep it under 200")
+    path = Path(value)
+    if path.is_absolute() or value.startswith("~"):
+        raise ValueError(f"{key} = {value!r} is outside the state dir: give a path relative to it")
+    if ".." in path.parts:
+        raise ValueError(f"{key} = {value!r} climbs out of the state dir with '..': give a path inside it")
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if not parts:
+        raise ValueError(f"{key} = {value!r} is the state dir itself: name a file inside it")
+    if parts[0] in RESERVED_STATE_NAMES or parts[-1] in RESERVED_STATE_NAMES:
+        raise ValueError(f"{key} = {value!r} is one of the engine's own files: pick another name")
+    return str(Path(*parts))
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    file: str = "logs/cockpit.log"
+    file: str = "logs/cockpit.log"  # inside the state dir
     max_bytes: int = Field(10_000_000, ge=10_000)
     backups: int = Field(5, ge=0, le=100)
+
+    @field_validator("file")
+    @classmethod
+    def _inside_state_dir(cls, value: str) -> str:
+        return state_relative("logging.file", value)
 
 
 class DeadmanConfig(_Section):
@@ -234,6 +266,14 @@ class ApiConfig(_Section):
     socket: str = "control.sock"  # inside state_dir
     tcp_port: int = Field(0, ge=0, le=65535)  # 0 = no TCP listener; else 127.0.0.1 only
     token_env: str = "COCKPIT_API_TOKEN"  # the bearer token TCP clients must send
+
+    @field_validator("socket")
+    @classmethod
+    def _inside_state_dir(cls, value: str) -> str:
+        name = state_relative("api.socket", value)
+        if name == LoggingConfig().file:
+            raise ValueError(f"api.socket = {value!r} is the log file: pick another name")
+        return name
 
 
 class Settings(BaseSettings):

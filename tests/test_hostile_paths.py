@@ -1,0 +1,93 @@
+"""Paths from the config stay inside the state dir, the engine removes only its own socket, and
+the CLI client says in one line when an engine hangs or is not an engine (issue 11, first part)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from cockpit.control.client import ControlClient, NoEngine
+from core.config import ConfigError, load_config
+from tests.conftest import CONFIG, ROOT
+
+
+@pytest.mark.parametrize("key,value,why", [
+    ("socket", "cockpit.sqlite", "engine's own files"),
+    ("socket", "engine.lock", "engine's own files"),
+    ("socket", "../victim.txt", "climbs out"),
+    ("socket", "/tmp/elsewhere.sock", "outside the state dir"),
+    ("socket", "", "empty"),
+    ("socket", ".", "the state dir itself"),
+    ("socket", "a\x00b", "NUL"),
+    ("socket", "x" * 300, "bytes long"),
+    ("socket", "logs/cockpit.log", "the log file"),
+])
+def test_bad_socket_paths_refuse_to_start(tmp_path: Path, clean_env, key: str, value: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        load_config(CONFIG, state_dir=tmp_path, overrides={"api": {key: value}})
+
+
+@pytest.mark.parametrize("value,why", [
+    ("", "empty"), (".", "the state dir itself"), ("cockpit.sqlite", "engine's own files"),
+    ("/var/log/x.log", "outside the state dir"), ("../x.log", "climbs out"), ("a\x00.log", "NUL"),
+])
+def test_bad_log_paths_refuse_to_start(tmp_path: Path, clean_env, value: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        load_config(CONFIG, state_dir=tmp_path, overrides={"logging": {"file": value}})
+
+
+def test_a_file_at_the_socket_path_is_never_deleted(tmp_path: Path, clean_env) -> None:
+    """Before: the engine unlinked whatever sat at api.socket. Now it refuses in one line."""
+    state = tmp_path / "state"
+    state.mkdir()
+    precious = state / "notes.txt"
+    precious.write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(CONFIG), "--state-dir",
+                           str(state), "--speed", "max"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**clean_env, "COCKPIT_API__SOCKET": "notes.txt"})
+    assert proc.returncode != 0
+    assert "is not a control socket" in proc.stderr and "Traceback" not in proc.stderr
+    assert precious.read_text() == "keep me"
+
+
+def _fake_engine(path: Path, answer: bytes | None) -> threading.Thread:
+    """A Unix socket that answers ``answer`` to any request, or never (None)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        if answer is not None:
+            conn.sendall(answer)
+        else:
+            conn.recv(1)  # hold the request until the client gives up and closes
+        conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_hung_engine_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "control.sock"
+    thread = _fake_engine(path, None)
+    with ControlClient(path, timeout=0.5) as client, pytest.raises(NoEngine, match="did not answer in 0.5 s"):
+        client.get("/status")
+    thread.join(5)
+
+
+def test_a_reply_that_is_not_json_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "control.sock"
+    body = b"<html>not an engine</html>"
+    thread = _fake_engine(path, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with ControlClient(path) as client, pytest.raises(NoEngine, match="not JSON"):
+        client.get("/status")
+    thread.join(5)
