@@ -91,3 +91,31 @@ def test_a_reply_that_is_not_json_is_one_line(tmp_path: Path) -> None:
     with ControlClient(path) as client, pytest.raises(NoEngine, match="not JSON"):
         client.get("/status")
     thread.join(5)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e-300", "-1", "1e9"])
+def test_ib_sim_refuses_a_tick_interval_that_would_spin_or_never_tick(value: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "cockpit", "ib-sim", "--port", "0", "--tick-interval", value],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "--tick-interval must be" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_empty_actor_is_refused_and_nothing_runs(tmp_path: Path, clean_env) -> None:
+    """Before: {"actor": ""} on /halt answered 500 and the halt still ran."""
+    import httpx
+
+    from tests.test_control_cli import wait_until
+
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(CONFIG), "--state-dir",
+                             str(state)], cwd=ROOT, env=clean_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (state / "control.sock").exists())
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(state / "control.sock")), base_url="http://c") as c:
+            for route in ("/halt", "/resume", "/flatten"):
+                answer = c.post(route, json={"actor": ""})
+                assert answer.status_code == 422 and "actor" in answer.json()["detail"], answer.text
+            assert c.get("/status").json()["trading_state"] == "ACTIVE"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         build_parser().error(f"--port must be 0..65535, not {args.port}")
-    if args.tick_interval < 0:
-        build_parser().error("--tick-interval must not be negative")
+    ticks = args.tick_interval
+    if not math.isfinite(ticks) or ticks < 0 or (ticks and ticks < 0.001) or ticks > 86400:
+        build_parser().error(f"--tick-interval must be 0 (prices never move) or 0.001..86400 seconds, not {ticks}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(_run(args))
