@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Fills, cash and account ids are nobody else's business: every file this process creates
+    # (store, WAL, logs, order-id state, the socket) is private to its user.
+    os.umask(0o077)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ib-sim"]:  # its own argument parser, help included
         from brokers.ibsim.cli import main as ib_sim_main

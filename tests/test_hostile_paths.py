@@ -119,3 +119,18 @@ def test_an_empty_actor_is_refused_and_nothing_runs(tmp_path: Path, clean_env) -
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
+
+
+def test_the_state_dir_and_its_files_are_private(tmp_path: Path, clean_env) -> None:
+    import stat
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    proc = subprocess.run([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(CONFIG), "--state-dir",
+                           str(state), "--speed", "max"], cwd=ROOT, env=clean_env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    loose = [str(p.relative_to(state)) for p in state.rglob("*")
+             if p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077]
+    assert loose == [], loose  # the store, its WAL, the logs: none readable by others

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -140,8 +141,10 @@ class Store:
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)  # the state dir holds fills and cash: its user's only
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        os.chmod(self.path, 0o600)
         await self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed order or fill survives a power loss, not only a crash.
         await self._db.execute("PRAGMA synchronous=FULL")
