@@ -134,3 +134,30 @@ def test_the_state_dir_and_its_files_are_private(tmp_path: Path, clean_env) -> N
     loose = [str(p.relative_to(state)) for p in state.rglob("*")
              if p.is_file() and stat.S_IMODE(p.stat().st_mode) & 0o077]
     assert loose == [], loose  # the store, its WAL, the logs: none readable by others
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("paper", "starting_cash", "1e308"), ("paper", "starting_cash", "1e999999"),
+    ("paper", "commission_per_share", "1e999999"), ("paper", "price_increment", "1e308"),
+    ("paper", "price_increment", "1e-30"), ("deadman", "interval_seconds", 2**63 - 1),
+    ("risk", "price_collar_pct", "1e999999"), ("risk", "max_order_qty", "Infinity"), ("risk", "daily_loss_limit", "NaN"),
+    ("feed", "speed", "inf"), ("feed", "price_increment", "1e-30"), ("logging", "max_bytes", 10**30),
+])
+def test_numbers_beyond_a_sane_range_refuse_to_start(tmp_path: Path, clean_env, section: str, key: str, value) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(CONFIG, state_dir=tmp_path, overrides={section: {key: value}})
+    assert key in str(refused.value) and "\n" not in str(refused.value).strip()
+
+
+def test_a_strategy_notional_beyond_range_refuses_to_start(tmp_path: Path, clean_env) -> None:
+    """Before: notional = "1e999999" made the engine spin at 100% CPU, deaf to SIGTERM."""
+    from cockpit.wiring import build_engine
+
+    config = tmp_path / "config.toml"
+    text = CONFIG.read_text().replace('params = { fast = 10, slow = 30, notional = "10000" }',
+                                      'params = { fast = 10, slow = 30, notional = "1e999999" }')
+    assert "1e999999" in text
+    config.write_text(text)
+    settings = load_config(config, state_dir=tmp_path / "state")
+    with pytest.raises(ConfigError, match="notional"):
+        build_engine(settings)

@@ -64,14 +64,14 @@ class ReconcileConfig(_Section):
 
 
 class PaperConfig(_Section):
-    starting_cash: Decimal = Field(Decimal("100000"), gt=0)
+    starting_cash: Decimal = Field(Decimal("100000"), gt=0, le=Decimal("1e12"), allow_inf_nan=False)
     slippage_bps: Decimal = Field(Decimal("1"), ge=0, le=1000)
-    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
-    commission_min: Decimal = Field(Decimal("1.00"), ge=0)
+    commission_per_share: Decimal = Field(Decimal("0.005"), ge=0, le=100, allow_inf_nan=False)
+    commission_min: Decimal = Field(Decimal("1.00"), ge=0, le=10000, allow_inf_nan=False)
     commission_max_pct: Decimal = Field(Decimal("0.01"), ge=0, le=1)
     max_volume_share: Decimal = Field(Decimal("0.1"), gt=0, le=1)
     latency_ms: int = Field(50, ge=0, le=60000)
-    price_increment: Decimal = Field(Decimal("0.0001"), gt=0)
+    price_increment: Decimal = Field(Decimal("0.0001"), ge=Decimal("1e-8"), le=100, allow_inf_nan=False)
 
 
 class ReplayFile(_Section):
@@ -79,7 +79,7 @@ class ReplayFile(_Section):
     path: str
     tz: str = "America/New_York"
     bar_time: Literal["start", "end"] = "end"
-    bar_seconds: int | None = Field(None, gt=0)
+    bar_seconds: int | None = Field(None, gt=0, le=31 * 86400)
     calendar: str | None = "XNYS"
 
 
@@ -98,7 +98,7 @@ class FeedConfig(_Section):
     end: date | None = None
     quotes_per_bar: int = 4
     spread_bps: Decimal = Field(Decimal("2"), ge=0, le=1000)
-    price_increment: Decimal = Field(Decimal("0.01"), gt=0)
+    price_increment: Decimal = Field(Decimal("0.01"), ge=Decimal("1e-8"), le=100, allow_inf_nan=False)
     files: list[ReplayFile] = Field(default_factory=list)
     # No data for this many wall seconds while trading (a live feed: while the exchange is
     # open) is a stale feed: one FeedHealthChanged event and alert, and one when data is back.
@@ -139,17 +139,22 @@ class RiskConfig(_Section):
     Every key can be changed at run time through ``RiskGate.set_limit``.
     """
 
-    max_order_qty: Decimal = Field(Decimal("10000"), gt=0)  # shares in one order
-    max_order_notional: Decimal = Field(Decimal("100000"), gt=0)  # qty x (limit price or quote)
-    max_position_qty: Decimal = Field(Decimal("20000"), gt=0)  # |position + same-side working|
-    max_gross_exposure: Decimal = Field(Decimal("500000"), gt=0)  # sum |worst-case position| x mark
-    max_net_exposure: Decimal = Field(Decimal("250000"), gt=0)  # |sum worst-case signed position x mark|
-    price_collar_pct: Decimal = Field(Decimal("10"), gt=0)  # a limit this % from the quote at most
+    max_order_qty: Decimal = Field(Decimal("10000"), gt=0, le=Decimal("1e9"), allow_inf_nan=False)  # shares in one order
+    # qty x (limit price or quote)
+    max_order_notional: Decimal = Field(Decimal("100000"), gt=0, le=Decimal("1e12"), allow_inf_nan=False)
+    # |position + same-side working|
+    max_position_qty: Decimal = Field(Decimal("20000"), gt=0, le=Decimal("1e9"), allow_inf_nan=False)
+    # sum |worst-case position| x mark
+    max_gross_exposure: Decimal = Field(Decimal("500000"), gt=0, le=Decimal("1e15"), allow_inf_nan=False)
+    # |sum worst-case signed position x mark|
+    max_net_exposure: Decimal = Field(Decimal("250000"), gt=0, le=Decimal("1e15"), allow_inf_nan=False)
+    price_collar_pct: Decimal = Field(Decimal("10"), gt=0, le=1000, allow_inf_nan=False)  # a limit this % from the quote at most
     quote_max_age_seconds: float = Field(60.0, gt=0, le=604800, allow_inf_nan=False)  # new orders need a quote this fresh
-    daily_loss_limit: Decimal = Field(Decimal("5000"), gt=0)  # loss since the session open
+    # loss since the session open
+    daily_loss_limit: Decimal = Field(Decimal("5000"), gt=0, le=Decimal("1e12"), allow_inf_nan=False)
     daily_loss_action: Literal["REDUCING", "HALTED"] = "REDUCING"
-    max_orders_per_minute_per_strategy: int = Field(60, gt=0)  # any 60 s, per OrderRequest.strategy
-    max_orders_per_minute_total: int = Field(200, gt=0)  # any 60 s, all strategies and the operator
+    max_orders_per_minute_per_strategy: int = Field(60, gt=0, le=1_000_000)  # any 60 s, per OrderRequest.strategy
+    max_orders_per_minute_total: int = Field(200, gt=0, le=1_000_000)  # any 60 s, all strategies and the operator
     duplicate_window_seconds: float = Field(2.0, gt=0, le=86400, allow_inf_nan=False)  # same symbol, side, qty
     allowed_symbols: list[str] = Field(default_factory=list)  # empty: every symbol
 
@@ -231,7 +236,7 @@ def state_relative(key: str, value: str) -> str:
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str = "logs/cockpit.log"  # inside the state dir
-    max_bytes: int = Field(10_000_000, ge=10_000)
+    max_bytes: int = Field(10_000_000, ge=10_000, le=10_000_000_000)
     backups: int = Field(5, ge=0, le=100)
 
     @field_validator("file")
@@ -248,8 +253,8 @@ class DeadmanConfig(_Section):
     """
 
     enabled: bool = True
-    interval_seconds: int = Field(900, ge=10)
-    grace_seconds: int = Field(60, ge=1)
+    interval_seconds: int = Field(900, ge=10, le=7 * 86400)
+    grace_seconds: int = Field(60, ge=1, le=86400)
     action: Literal["cancel_and_reduce", "flatten_and_halt"] = "cancel_and_reduce"
 
     @model_validator(mode="after")
@@ -357,8 +362,8 @@ def parse_speed(value: Any) -> float | str:
             value = float(text)
         except ValueError:
             raise ValueError(f"speed must be a positive number or 'max', not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"speed must be a positive number or 'max', not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1e9:
+        raise ValueError(f"speed must be a positive number up to 1e9 or 'max', not {value!r}")
     return float(value)
 
 

@@ -34,7 +34,7 @@ class RsiReversionParams(StrategyParams):
     window: int | None = Field(None, ge=3, description="closes the RSI is computed from; default 10 * period")
     entry: float = Field(15.0, gt=0, lt=100)
     exit: float = Field(60.0, gt=0, lt=100)
-    notional: Decimal = Field(Decimal(10000), gt=0)
+    notional: Decimal = Field(Decimal(10000), gt=0, le=Decimal("1e10"), allow_inf_nan=False)
     limit_offset_bps: Decimal = Field(Decimal(50), ge=0, lt=10000)
 
     @model_validator(mode="after")

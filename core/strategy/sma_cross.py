@@ -22,7 +22,7 @@ from core.strategy.exact import EXACT, exact_sum, shares_for
 class SmaCrossParams(StrategyParams):
     fast: int = Field(10, ge=1)
     slow: int = Field(30, ge=2)
-    notional: Decimal = Field(Decimal(10000), gt=0)
+    notional: Decimal = Field(Decimal(10000), gt=0, le=Decimal("1e10"), allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> SmaCrossParams:
