@@ -183,11 +183,13 @@ def _cancel_all(client: Any, args: argparse.Namespace) -> int:
 
 
 def _money(value: str) -> str:
-    """Money from the API's exact text, to the cent, for people."""
+    """Money from the API's exact text, to the cent, for people (core.domain.text.money)."""
     from decimal import Decimal, InvalidOperation
 
+    from core.domain import text
+
     try:
-        return f"{Decimal(value).quantize(Decimal('0.01')):,}"
+        return text.money(Decimal(value))
     except (InvalidOperation, TypeError):
         return str(value)
 

@@ -20,7 +20,7 @@ from tests.conftest import CONFIG, ROOT
     ("socket", "cockpit.sqlite", "engine's own files"),
     ("socket", "engine.lock", "engine's own files"),
     ("socket", "../victim.txt", "climbs out"),
-    ("socket", "/tmp/elsewhere.sock", "outside the state dir"),
+    ("socket", "ABSOLUTE/elsewhere.sock", "outside the state dir"),
     ("socket", "", "empty"),
     ("socket", ".", "the state dir itself"),
     ("socket", "a\x00b", "NUL"),
@@ -28,15 +28,17 @@ from tests.conftest import CONFIG, ROOT
     ("socket", "logs/cockpit.log", "the log file"),
 ])
 def test_bad_socket_paths_refuse_to_start(tmp_path: Path, clean_env, key: str, value: str, why: str) -> None:
+    value = value.replace("ABSOLUTE", str(tmp_path / "elsewhere"))  # outside the state dir, inside the test's
     with pytest.raises(ConfigError, match=why):
         load_config(CONFIG, state_dir=tmp_path, overrides={"api": {key: value}})
 
 
 @pytest.mark.parametrize("value,why", [
     ("", "empty"), (".", "the state dir itself"), ("cockpit.sqlite", "engine's own files"),
-    ("/var/log/x.log", "outside the state dir"), ("../x.log", "climbs out"), ("a\x00.log", "NUL"),
+    ("ABSOLUTE/x.log", "outside the state dir"), ("../x.log", "climbs out"), ("a\x00.log", "NUL"),
 ])
 def test_bad_log_paths_refuse_to_start(tmp_path: Path, clean_env, value: str, why: str) -> None:
+    value = value.replace("ABSOLUTE", str(tmp_path / "elsewhere"))
     with pytest.raises(ConfigError, match=why):
         load_config(CONFIG, state_dir=tmp_path, overrides={"logging": {"file": value}})
 

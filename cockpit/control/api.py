@@ -243,7 +243,7 @@ def make_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.get("/flatten/preview")
     async def flatten_preview(symbol: str | None = None) -> dict[str, Any]:
-        return controls.flatten_preview(symbol).as_dict()
+        return controls.flatten_plan(symbol).as_dict()
 
     @app.get("/flatten/job")
     async def flatten_job() -> dict[str, Any]:

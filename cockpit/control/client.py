@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from cockpit.identity import operator_id
 
 
 class NoEngine(Exception):
@@ -20,11 +20,7 @@ class ApiRefused(Exception):
 
 def actor() -> str:
     """Who is typing: the audit trail records it."""
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
+    return operator_id("cli")
 
 
 class ControlClient:

@@ -8,12 +8,11 @@ time in ``ts`` (this process has no engine clock, so no ``engine_ts``).
 
 from __future__ import annotations
 
-import getpass
-import socket
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from cockpit.identity import operator_id
 from core.audit import kinds
 from core.domain.model import OrderType
 
@@ -36,11 +35,7 @@ FLATTEN_DONE = "flatten_direct.done"
 
 def default_actor() -> str:
     """Who ran it: ``direct-flatten:<user>@<host>``."""
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"{ORDER_PREFIX}:{user}@{socket.gethostname()}"
+    return operator_id(ORDER_PREFIX)
 
 
 class AuditSink:

@@ -9,7 +9,6 @@ the operator's command flows are in cockpit/tui/operator.py.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import signal
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from textual.worker import Worker
 
 from cockpit.control.server import ControlServer
 from cockpit.engine_host import EngineHost
+from cockpit.identity import operator_id
 from cockpit.tui.actions import ACTIONS, REPLACED_SYSTEM_COMMANDS, bindings
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.operator import OperatorCommands
@@ -41,13 +41,6 @@ log = logging.getLogger("cockpit.tui")
 
 REFRESH_SECONDS = 0.25
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # systemd or kill; the ssh session went away
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
 
 
 def binding_ids() -> set[str]:
@@ -75,7 +68,7 @@ class CockpitApp(App[int]):
                 raise ConfigError(f"keys: unknown binding id(s) {', '.join(unknown)} "
                                   f"(known: {', '.join(sorted(binding_ids()))})")
             self.set_keymap(keymap)
-        self.actor = f"tui:{_user()}"  # the audit trail's "who"
+        self.actor = operator_id("tui", host=False)  # the audit trail's "who"
         self.operator = OperatorCommands(self, engine, self.actor)
         self.main_screen: MainScreen  # made by get_default_screen, when the app composes
         self.crash: str | None = None

@@ -417,9 +417,6 @@ class CommandHandler:
         self._audit(command, before=len(targets), after=len(oms.open_orders), message=message, cancelled=asked)
         return CommandResult(message, {"cancelled": asked})
 
-    def flatten_preview(self, symbol: str | None) -> FlattenPlan:
-        return self.flatten_plan(symbol)
-
     async def _flatten(self, command: Flatten, plan: Plan) -> CommandResult:
         """Flatten all: HALTED, cancel every order, close every position (the emergency
         liquidation). Flatten one symbol: that symbol goes reduce-only until resume, its

@@ -144,14 +144,8 @@ class ReadModel:
         coid = event.order.client_order_id
         self.recent[coid] = event.order
         self.recent.move_to_end(coid)
-        while len(self.recent) > RECENT_ORDERS:
-            oldest = next(iter(self.recent))
-            if not self.recent[oldest].status.is_terminal:
-                self.recent.move_to_end(oldest)  # a working order is never dropped
-                if all(not o.status.is_terminal for o in self.recent.values()):
-                    break
-                continue
-            del self.recent[oldest]
+        if len(self.recent) > RECENT_ORDERS:  # working orders come from the OMS in every snapshot
+            self.recent.popitem(last=False)
 
     def _on_rejected(self, event: IntentRejected) -> None:
         self.version += 1

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from core.domain.serialize import dec
+
 CENT = Decimal("0.01")
 
 
 def qty(value: Decimal | int) -> str:
     """``-304``, ``12.5`` for a fractional quantity; never an exponent."""
     d = Decimal(value)
-    text = format(d.normalize(), "f") if d.is_finite() else str(d)
-    return "0" if text in ("-0", "") else text
+    return dec(d) if d.is_finite() else str(d)
 
 
 def money(value: Decimal) -> str:

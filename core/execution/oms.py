@@ -25,6 +25,7 @@ from core.domain.events import FillApplied, IntentRejected, OrderChanged
 from core.domain.model import EXTERNAL, ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.domain.order_states import IllegalTransition, check_transition
 from core.execution.broker import Broker, Report
+from core.persistence.recorder import PUT_ACCOUNT
 from core.persistence.rows import order_from_row
 from core.persistence.store import Store
 from core.portfolio.book import Portfolio
@@ -34,7 +35,6 @@ log = logging.getLogger("cockpit.oms")
 
 SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only recent ones (the store has all)
 FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
-_PUT_ACCOUNT = "INSERT INTO account (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 
 
 class OrderManager:
@@ -207,7 +207,7 @@ class OrderManager:
             updated_at=now,
         )
         self._next_seq += 1
-        self.store.put(("account", "next_order_seq"), _PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
         self.orders[order.client_order_id] = order
         self.open_orders[order.client_order_id] = order
         self._to_send.append(order)

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import Settings
+from core.domain import text
 from core.domain.events import BreakFound, MissedFillFound, ReconcilePassed
 from core.domain.model import ZERO, BrokerPosition, Execution, Order, OrderStatus
 from core.execution.broker import Broker
@@ -115,26 +116,22 @@ def compare(engine: EngineBook, broker: BrokerBook) -> list[Difference]:
         bp = broker.positions.get(symbol)
         theirs = bp.qty if bp is not None else ZERO
         if mine != theirs:
-            out.append(Difference(symbol, DiffKind.POSITION, symbol, _qty(mine),
-                                  _qty(theirs) + (f" @ {bp.avg_cost}" if bp is not None and theirs else "")))
+            out.append(Difference(symbol, DiffKind.POSITION, symbol, text.qty(mine),
+                                  text.qty(theirs) + (f" @ {bp.avg_cost}" if bp is not None and theirs else "")))
     for coid, order in broker.open_orders.items():
         if coid not in engine.open_orders:
             out.append(Difference(order.symbol, DiffKind.UNKNOWN_ORDER, coid, "no such open order",
-                                  f"{order.side} {_qty(order.remaining)} {order.order_type}"
+                                  f"{order.side} {text.qty(order.remaining)} {order.order_type}"
                                   + (f" @ {order.limit_price}" if order.limit_price is not None else "")))
     for coid, order in engine.open_orders.items():
         if order.status in _AT_BROKER and coid not in broker.open_orders:
             out.append(Difference(order.symbol, DiffKind.MISSING_ORDER, coid,
-                                  f"{order.status} {order.side} {_qty(order.remaining)}", "no such open order"))
+                                  f"{order.status} {order.side} {text.qty(order.remaining)}", "no such open order"))
     broker_execs = {e.exec_id for e in broker.executions}
     for eid in sorted(set(engine.execs_today) - broker_execs):
         out.append(Difference(engine.execs_today[eid], DiffKind.MISSING_EXECUTION, eid, "booked",
                               "no such execution today"))
     return sorted(out, key=lambda d: (d.symbol, d.kind, d.key))
-
-
-def _qty(value: Decimal) -> str:
-    return format(value.normalize(), "f")
 
 
 @dataclass(slots=True)

@@ -102,6 +102,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from core.config import ConfigError, RiskConfig
+from core.domain import text
 from core.domain.model import ZERO, OrderType, Side
 
 log = logging.getLogger("cockpit.risk")
@@ -343,8 +344,8 @@ class RiskGate:
             selling = view.strategy_working_sells(req.strategy, req.symbol)
             after = held - selling - req.qty
             if after < 0:
-                return (f"{req.strategy} is long-only: SELL {_qty(req.qty)} {req.symbol} would take its position "
-                        f"to {_qty(after)} (it holds {_qty(held)}" + (f", {_qty(selling)} already selling)"
+                return (f"{req.strategy} is long-only: SELL {text.qty(req.qty)} {req.symbol} would take its position "
+                        f"to {text.qty(after)} (it holds {text.qty(held)}" + (f", {text.qty(selling)} already selling)"
                                                                      if selling else ")"))
         pos = view.position(req.symbol)
         working_buy, working_sell = view.working(req.symbol)
@@ -446,12 +447,6 @@ class RiskGate:
             window = timedelta(seconds=self.limits.duplicate_window_seconds)
             self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < window}
         self._last_sent[(req.symbol, req.side, req.qty)] = now
-
-
-def _qty(value: Decimal) -> str:
-    """A quantity as a trader reads it: an integer with its sign (-304), never 3.04E+2."""
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
 
 
 def _expire(sent: deque[datetime], now: datetime) -> None:
