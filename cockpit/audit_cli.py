@@ -1,9 +1,10 @@
 """`cockpit audit verify` and `cockpit audit export`: read the audit log, no engine needed.
 
 Both open the store read-only (safe while an engine runs: WAL, one snapshot per command).
-Outcomes are exit codes (verify: 0 intact, 1 problems found); failures that stop a command
-from running raise ``AuditCliError`` with a one-line message and an exit code (2 for bad
-usage such as an unreadable --since, 1 for a missing or unreadable store).
+Outcomes are exit codes (verify: ``VERIFY_CODES``: 0 intact or empty, 1 tampered, 3 no trail
+to check); failures that stop a command from running raise ``AuditCliError`` with a one-line
+message and an exit code (2 for bad usage such as an unreadable --since, 1 for an unreadable
+store; export: 1 for a missing store too).
 
 Hooking into cockpit/cli.py::
 
@@ -24,12 +25,18 @@ from pathlib import Path
 from typing import TextIO
 
 from cockpit.readers import NoState, connect_readonly
-from core.audit.export import FORMATS
-from core.audit.export import export as export_rows
-from core.audit.schema import table_exists
-from core.audit.verify import check
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# The export formats (core.audit.export.FORMATS; tests/test_reader_config.py keeps them equal): named
+# here so that building the parser for `cockpit --help` does not load the audit modules.
+FORMATS = ("jsonl", "csv")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NO_TRAIL = 0, 1, 2, 3
+VERIFY_CODES = f"""exit codes:
+  {EXIT_OK}  the chain is intact, or the trail is empty (no audit rows yet: nothing to check)
+  {EXIT_FAIL}  the audit log was tampered with (each problem on its own line), or the store cannot be read
+  {EXIT_USAGE}  bad usage or config
+  {EXIT_NO_TRAIL}  no audit trail here: no store in the state dir, or a store the audit log was never
+     created in (an engine stopped or killed before it got that far); not tampering"""
 MAX_PRINTED = 100  # problems printed one per line; beyond that a count
 
 SINCE_FORMS = ("an ISO date (2024-05-01), an ISO date and time (2024-05-01T13:30, naive = UTC, "
@@ -78,7 +85,14 @@ def _open(db: Path) -> sqlite3.Connection:
 
 
 def audit_verify(db: Path, out: TextIO, err: TextIO) -> int:
-    """Check the chain: "audit: N rows, chain intact ..." and 0, or one line per problem and 1."""
+    """Check the chain: "audit: N rows, chain intact ..." and 0, or one line per problem and 1;
+    no trail at all is one line and 3, an empty one 0 (see VERIFY_CODES)."""
+    if not db.is_file():
+        print(f"audit: no audit trail: no cockpit store at {db} (no engine has run on this state dir, "
+              "or pass --state-dir DIR)", file=out)
+        return EXIT_NO_TRAIL
+    from core.audit.verify import check
+
     conn = _open(db)
     try:
         report = check(conn)
@@ -86,6 +100,12 @@ def audit_verify(db: Path, out: TextIO, err: TextIO) -> int:
         raise AuditCliError(f"cannot read {db}: {exc} (is it a cockpit state dir?)", EXIT_FAIL) from None
     finally:
         conn.close()
+    if report.absent is not None:
+        print(f"audit: no audit trail in {db} yet: {report.absent} (not tampering)", file=out)
+        return EXIT_NO_TRAIL
+    if not report.problems and report.rows == 0:
+        print("audit: no audit rows yet: the trail is empty, nothing to check", file=out)
+        return EXIT_OK
     if not report.problems:
         print(f"audit: {report.rows} rows, chain intact; head row {report.last_seq} hash {report.last_hash}",
               file=out)
@@ -106,6 +126,9 @@ def audit_export(db: Path, since: str | None, fmt: str, out: TextIO, err: TextIO
     """Write the rows at or after ``since`` as jsonl or csv to ``out``; exit code back."""
     if fmt not in FORMATS:
         raise AuditCliError(f"--format {fmt!r}: use jsonl or csv", EXIT_USAGE)
+    from core.audit.export import export as export_rows
+    from core.audit.schema import table_exists
+
     when = parse_since(since, now) if since is not None else None
     conn = _open(db)
     try:
@@ -142,7 +165,10 @@ def add_audit_parser(
     group = subparsers.add_parser("audit", help="check or export the audit log")
     actions = group.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = actions.add_parser("verify", parents=list(parents),
-                                help="check the hash chain: names any edited, deleted or reordered row")
+                                help="check the hash chain: names any edited, deleted or reordered row",
+                                description="Check the audit log's hash chain: names any edited, deleted, "
+                                            "reordered or inserted row.",
+                                epilog=VERIFY_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     export = actions.add_parser("export", parents=list(parents), help="write audit rows as JSON lines or CSV")
     export.add_argument("--since", metavar="WHEN", default=None, type=_since_arg,
                         help="only rows at or after WHEN: ISO date/time (naive = UTC) or 30m, 2h, 3d, 1w")

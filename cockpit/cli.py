@@ -1,20 +1,22 @@
 """The `cockpit` command line.
 
 `cockpit` runs the engine (the cockpit app in a terminal; `--no-ui` headless);
-`positions|orders|fills|pnl` read the store without an engine; `status`, `flatten`,
+`positions|orders|fills|pnl`, `metrics`, `report daily` and `alerts` read the store without an engine
+(`alerts test` sends a test alert, through a running engine or without one); `status`, `flatten`,
 `halt`, ... drive a running engine through its control socket (cockpit/control_cli.py);
-`paper reset` archives the paper account and starts a fresh one. Expected failures print one line, never a
-traceback: exit 2 for bad usage or config, 1 for other refusals.
+`backup [list]` and `restore` make, list and restore checked backups of the store
+(cockpit/backup_cli.py); `paper reset` archives the paper account and starts a fresh one;
+`backtest` runs the strategies over the replay on the same engine (cockpit/research/);
+`walkforward` optimises a strategy's parameters window by window and judges the out-of-sample
+result (cockpit/research/walkforward/).
+Expected failures print one line, never a traceback: exit 2 for bad usage or config, 1 for other refusals.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import logging
 import os
-import shutil
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -42,6 +44,14 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="state directory (default: engine.state_dir from the config)")
 
 
+def _reason(text: str) -> str:
+    """A reason for the audit trail: one line of words, not empty."""
+    text = text.strip()
+    if not text or len(text) > 500 or any(c in text for c in "\n\r\0"):
+        raise argparse.ArgumentTypeError("a reason is one line of 1-500 characters")
+    return text
+
+
 def _speed(text: str) -> float | str:
     from core.config import parse_speed
 
@@ -58,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(parser, suppress=False)
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless (logs to stderr)")
+    parser.add_argument("--override-preflight", metavar="REASON", type=_reason, default=None,
+                        help="start a LIVE account although `cockpit preflight` fails (audited with REASON)")
     parser.add_argument("--speed", type=_speed, metavar="X",
                         help="replay pace: simulated seconds per wall second, or 'max'")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -65,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the engine (same as no command)")
     _common(run, suppress=True)
     run.add_argument("--no-ui", action="store_true", default=argparse.SUPPRESS, help="run headless")
+    run.add_argument("--override-preflight", metavar="REASON", type=_reason, default=argparse.SUPPRESS,
+                     help="start a LIVE account although `cockpit preflight` fails (audited)")
     run.add_argument("--speed", type=_speed, metavar="X", default=argparse.SUPPRESS, help="replay pace")
 
     for name, helptext in (
@@ -83,11 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "positions":
             p.add_argument("--all", action="store_true", help="include flat positions")
 
+    _analytics_parsers(sub)
+    from cockpit.research.backtest_cli import add_backtest_parser
+
+    add_backtest_parser(sub)
+
+    from cockpit.alerts.cli import add_alerts_parser
     from cockpit.audit_cli import add_audit_parser
+    from cockpit.backup_cli import add_backup_parsers
     from cockpit.control_cli import add_control_parsers
 
     add_control_parsers(sub, lambda p: _common(p, suppress=True))
+    add_alerts_parser(sub, lambda p: _common(p, suppress=True))
     add_audit_parser(sub, configure=lambda p: _common(p, suppress=True))
+    add_backup_parsers(sub, lambda p: _common(p, suppress=True))
+    from cockpit.research.walkforward.cli import add_walkforward_parser
+
+    add_walkforward_parser(sub, lambda p: _common(p, suppress=True))
     sim = sub.add_parser("ib-sim", help="run the IB Gateway simulator (rehearse IBKR mode without an account)",
                          add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="--port PORT [--state FILE] (see ib-sim --help)")
@@ -98,6 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     _common(reset, suppress=True)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
+
+
+def _iso_date(text: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date (YYYY-MM-DD, e.g. 2008-11-28)") from None
+
+
+def _analytics_parsers(sub: Any) -> None:
+    """`metrics` and `report daily`: performance and the daily summaries, read from the store."""
+    pre = sub.add_parser("preflight", help="the go-live checklist: PASS/FAIL with the fix for each (exit 1 on a FAIL)")
+    pre.add_argument("--json", action="store_true", help="print JSON: ok, checks [{name, ok, detail, fix}], drill")
+    pre.add_argument("--drill", action="store_true",
+                     help="first run each risk check against the gate and record it (not while an engine runs)")
+    _common(pre, suppress=True)
+    m = sub.add_parser("metrics", help="performance: Sharpe, Sortino, drawdown, win rate ... (account and strategies)")
+    _common(m, suppress=True)
+    m.add_argument("--strategy", metavar="S", help="one strategy's figures (its name, or operator / external)")
+    m.add_argument("--json", action="store_true", help="print JSON (ratios as numbers, money as decimal strings)")
+    report = sub.add_parser("report", help="reports kept by the engine")
+    report_sub = report.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    daily = report_sub.add_parser("daily", help="the daily P&L summary of each session close")
+    _common(daily, suppress=True)
+    daily.add_argument("--date", type=_iso_date, metavar="D", help="only this session (YYYY-MM-DD)")
+    daily.add_argument("--json", action="store_true", help="print JSON: an array of days")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except CliError as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
+        from cockpit.logs import stderr_is_journal
+
+        # under systemd the journal keeps it as an error (sd-daemon priority 3), not as info
+        print(f"{'<3>' if stderr_is_journal() else ''}cockpit: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("cockpit: interrupted", file=sys.stderr)
@@ -130,13 +187,56 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "paper":
         return _paper_reset(args)
-    if command == "audit":
-        from cockpit.audit_cli import AuditCliError, run_audit
+    if command == "alerts":
+        from cockpit.alerts.cli import AlertsCliError, run_alerts
         from cockpit.wiring import db_path
 
+        settings = _settings(args)
         try:
-            return run_audit(args, db_path(_settings(args)))
+            return run_alerts(args, settings, db_path(settings))
+        except AlertsCliError as exc:
+            raise CliError(str(exc), exc.code) from None
+    if command == "audit":  # read-only: the readers' fast path to the store
+        from cockpit.audit_cli import AuditCliError, run_audit
+
+        try:
+            return run_audit(args, _reader_settings(args).db)
         except AuditCliError as exc:
+            raise CliError(str(exc), exc.code) from None
+    if command in ("backup", "restore"):
+        from cockpit.backup_cli import BackupCliError, run_backup
+
+        settings = _settings(args)
+        try:
+            return run_backup(args, settings)
+        except BackupCliError as exc:
+            raise CliError(str(exc), exc.code) from None
+    if command in ("metrics", "report"):
+        return _analytics(command, args)
+    if command == "walkforward":
+        from cockpit.research.walkforward.cli import WalkforwardCliError, run_walkforward
+        from cockpit.wiring import db_path
+
+        settings = _settings(args)
+        try:
+            return run_walkforward(args, settings, db_path(settings))
+        except WalkforwardCliError as exc:
+            raise CliError(f"walkforward: {exc}", exc.code) from None
+    if command == "backtest":
+        from cockpit.research.backtest_cli import BacktestCliError, run_backtest_cli
+
+        try:
+            return run_backtest_cli(args, lambda: _settings(args))
+        except BacktestCliError as exc:
+            raise CliError(str(exc), exc.code) from None
+    if command == "preflight":
+        from cockpit.preflight.cli import PreflightError, run_preflight
+        from cockpit.wiring import db_path
+
+        settings = _settings(args)
+        try:
+            return run_preflight(args, settings, db_path(settings))
+        except PreflightError as exc:
             raise CliError(str(exc), exc.code) from None
     from cockpit.control_cli import COMMANDS
 
@@ -155,9 +255,14 @@ def _control(command: str, args: argparse.Namespace) -> int:
             return run_from_cli(args, lambda: _settings(args))
         except ControlCliError as exc:
             raise CliError(str(exc), exc.code) from None
-    settings = _settings(args)
+    if command == "status":  # a reader: the fast path to the socket (cockpit/reader_config.py)
+        socket = _reader_settings(args, needs_socket=True).socket
+        assert socket is not None
+    else:
+        settings = _settings(args)
+        socket = settings.state_dir / settings.api.socket
     try:
-        return run_control(command, args, settings.state_dir / settings.api.socket)
+        return run_control(command, args, socket)
     except ControlCliError as exc:
         raise CliError(str(exc), exc.code) from None
 
@@ -166,7 +271,7 @@ def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | N
     from core.config import ConfigError, load_config
 
     explicit = getattr(args, "config", None)
-    path = Path(explicit or os.environ.get("COCKPIT_CONFIG") or DEFAULT_CONFIG)
+    path = _config_path(args)
     if not explicit and not os.environ.get("COCKPIT_CONFIG") and not path.is_file():
         raise CliError(
             f"no {DEFAULT_CONFIG} in {Path.cwd()}: pass --config PATH "
@@ -180,19 +285,41 @@ def _settings(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | N
         raise CliError(f"config error: {exc}", EXIT_USAGE) from None
 
 
+def _config_path(args: argparse.Namespace) -> Path:
+    explicit = getattr(args, "config", None)
+    return Path(explicit or os.environ.get("COCKPIT_CONFIG") or DEFAULT_CONFIG)
+
+
+def _reader_settings(args: argparse.Namespace, *, needs_socket: bool = False) -> Any:
+    """The state dir (and control socket) for a command that only reads: from the TOML alone when
+    nothing could make that differ from the full load, else from the full validation (its errors)."""
+    from cockpit.reader_config import ReaderSettings, reader_settings
+
+    path = _config_path(args)
+    state_dir = getattr(args, "state_dir", None)
+    if path.is_file():
+        fast = reader_settings(path, Path(state_dir) if state_dir else None, os.environ, needs_socket=needs_socket)
+        if fast is not None:
+            return fast
+    settings = _settings(args)
+    return ReaderSettings(settings.state_dir, settings.state_dir / settings.api.socket)
+
+
 def _run(args: argparse.Namespace) -> int:
-    from cockpit.logs import setup_logging
+    from cockpit.logs import setup_from_settings
     from cockpit.state_lock import StateDirBusy
     from core.config import ConfigError
     from core.data.bar_files import BarFileError
+    from core.persistence.disk_full import DiskFull, is_disk_full
+    from core.persistence.store import MigrationRefused
 
     overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
     settings = _settings(args, overrides)
     if not getattr(args, "no_ui", False) and sys.stdout.isatty() and sys.stdin.isatty():
-        return _run_tui(settings)
+        return _run_tui(settings, args.override_preflight)
     lcfg = settings.logging
     try:
-        setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups)
+        setup_from_settings(lcfg, settings.state_dir)
     except OSError as exc:
         raise CliError(f"cannot write the log file under state dir {settings.state_dir}: {exc.strerror}"
                        " (pass a writable --state-dir DIR)") from None
@@ -200,43 +327,62 @@ def _run(args: argparse.Namespace) -> int:
     from cockpit.headless import run_headless
 
     try:
-        return asyncio.run(run_headless(settings))
+        import asyncio
+
+        return asyncio.run(run_headless(settings, args.override_preflight))
     except (ConfigError, BarFileError) as exc:
-        raise CliError(f"config error: {exc}", EXIT_USAGE) from None
+        raise _refused(exc) from None
     except StateDirBusy as exc:
         raise CliError(str(exc)) from None
     except ConnectionError as exc:
         raise CliError(f"cannot connect to the broker: {exc} (is IB Gateway running and [ibkr] host/port "
                        "right? `cockpit ib-sim --port PORT` rehearses without an account)") from None
+    except (DiskFull, MigrationRefused) as exc:
+        raise CliError(str(exc)) from None
     except Exception as exc:
+        if is_disk_full(exc):
+            raise CliError(str(DiskFull(settings.state_dir))) from None
         # Unexpected: the traceback goes to the log file, one line to the operator.
+        import logging
+
         logging.getLogger("cockpit").exception("engine failed")
         log_file = settings.state_dir / lcfg.file
         raise CliError(f"engine failed: {type(exc).__name__}: {exc} (traceback in {log_file})") from None
 
 
-def _run_tui(settings: Any) -> int:
+def _refused(exc: Exception) -> CliError:
+    """A config or data file that refuses to start: one line (exit 2), the data's worded as such."""
+    from core.data.bar_files import BarFileError
+    from core.data.feeds.replay import DataFileError
+
+    word = "data error" if isinstance(exc, (BarFileError, DataFileError)) else "config error"
+    return CliError(f"{word}: {' '.join(str(exc).split())}", EXIT_USAGE)
+
+
+def _run_tui(settings: Any, override_preflight: str | None = None) -> int:
     from cockpit.state_lock import StateDirBusy
     from cockpit.tui.run import run_tui
     from core.config import ConfigError
     from core.data.bar_files import BarFileError
+    from core.persistence.disk_full import DiskFull, is_disk_full
+    from core.persistence.store import MigrationRefused
 
     try:
-        return run_tui(settings)
+        return run_tui(settings, override_preflight)
     except (ConfigError, BarFileError) as exc:
-        raise CliError(f"config error: {exc}", EXIT_USAGE) from None
-    except StateDirBusy as exc:
+        raise _refused(exc) from None
+    except (StateDirBusy, DiskFull, MigrationRefused) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
+        if is_disk_full(exc):
+            raise CliError(str(DiskFull(settings.state_dir))) from None
         raise CliError(f"cannot write under state dir {settings.state_dir}: {exc}") from None
 
 
 def _read(command: str, args: argparse.Namespace) -> int:
     from cockpit import readers
-    from cockpit.wiring import db_path
 
-    settings = _settings(args)
-    db = db_path(settings)
+    db = _reader_settings(args).db
     try:
         conn = readers.connect_readonly(db)
         with conn:
@@ -261,7 +407,49 @@ def _read(command: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _analytics(command: str, args: argparse.Namespace) -> int:
+    """`metrics` / `report daily` from the store, no engine needed (WAL: safe while one runs)."""
+    from cockpit import readers
+
+    if command == "metrics":  # its figures depend on [metrics], [allocation] and [strategies]: the full load
+        from core.persistence.files import DB_FILENAME
+
+        settings = _settings(args)
+        db = settings.state_dir / DB_FILENAME
+    else:
+        db = _reader_settings(args).db
+    try:
+        conn = readers.connect_readonly(db)
+        with conn:
+            if command == "metrics":
+                from cockpit.capital_reader import allocation_args
+
+                data: Any = readers.performance(conn, strategy=args.strategy,
+                                                risk_free_rate=settings.metrics.risk_free_rate,
+                                                market_tz=settings.engine.market_tz, **allocation_args(settings))
+            else:
+                data = readers.daily_reports(conn, args.date)
+    except readers.NoState as exc:
+        raise CliError(str(exc)) from None
+    except readers.UnknownStrategy as exc:
+        raise CliError(str(exc)) from None
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read {db}: {exc} (is it a cockpit state dir? has the engine started once?)") from None
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    from cockpit import tables
+
+    if command == "metrics":
+        tables.render_metrics(data)
+    else:
+        tables.render_daily(data, args.date)
+    return EXIT_OK
+
+
 def _paper_reset(args: argparse.Namespace) -> int:
+    import shutil
+
     from cockpit.state_lock import is_locked
     from cockpit.wiring import db_path
 

@@ -1,6 +1,6 @@
 """CLI commands against a running engine, through its control API on the state dir's socket.
 
-`status`, `flatten`, `cancel-all`, `halt`, `resume`, `strategy`, `risk`, `position set`,
+`status`, `flatten`, `cancel-all`, `halt`, `resume`, `strategy`, `risk`, `allocation`, `position set`,
 `order`, `confirm`, `breaks`, `reconcile`, `resolve`. With no engine running, each says so and exits 1; a refused command
 prints the engine's reason and exits 1; `--json` prints data as JSON.
 """
@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS = ("status", "flatten", "cancel-all", "halt", "resume", "strategy", "risk", "position", "order", "confirm",
-            "breaks", "reconcile", "resolve")
+COMMANDS = ("status", "flatten", "cancel-all", "halt", "resume", "strategy", "risk", "allocation", "position", "order",
+            "confirm", "breaks", "reconcile", "resolve")
 
 
 def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -53,6 +53,11 @@ def add_control_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], No
     p.add_argument("action", choices=("show", "set"))
     p.add_argument("key", nargs="?", metavar="KEY")
     p.add_argument("value", nargs="?", metavar="VALUE")
+    p = parser("allocation", "show or set the capital each strategy may use (a change is persisted)", json_out=True)
+    p.add_argument("action", nargs="?", choices=("show", "set"), default="show")
+    p.add_argument("strategy", nargs="?", metavar="STRATEGY")
+    p.add_argument("value", nargs="?", metavar="VALUE",
+                   help='money (50000), a percentage of the equity at start ("25%%"), or none')
     p = parser("position", "override the engine's position for a symbol (when the book is known wrong)",
                json_out=True, reason=False)
     p.add_argument("action", choices=("set",))
@@ -132,6 +137,18 @@ def _planned(client: Any, args: argparse.Namespace, path: str, **body: Any) -> d
             plan = client.post(f"{path}/plan", **body)
 
 
+def _feed_line(f: dict[str, Any], alone: bool) -> str:
+    """One feed source: the active one with its event count, the others (standby) with their health."""
+    health = "healthy" if f.get("healthy", True) else f"UNHEALTHY: {f.get('reason', '')}"
+    quarantined = f", {f['quarantined']:,} quarantined" if f.get("quarantined") else ""
+    if f.get("active", True):
+        role = "" if alone else f" ACTIVE, {health}"
+        if alone and not f.get("healthy", True):
+            role = f" {health}"
+        return f"feed      {f['name']} ({f['kind']}){role}: {f['events']:,} events, last {f['last_event_at']}{quarantined}"
+    return f"          {f['name']} ({f['kind']}) standby, {health}{quarantined}"
+
+
 def _status(client: Any, args: argparse.Namespace) -> int:
     s = client.get("/status")
     dm = s["deadman"]
@@ -140,12 +157,16 @@ def _status(client: Any, args: argparse.Namespace) -> int:
         f"trading   {s['trading_state']}" + (f" ({s['trading_reason']})" if s["trading_reason"] else ""),
         f"mode      {s['mode']}, broker {s['broker']['kind']} "
         f"{'connected' if s['broker']['connected'] else 'DISCONNECTED'}: {s['broker']['status']}",
-        *(f"feed      {f['name']} ({f['kind']}): {f['events']:,} events, last {f['last_event_at']}" for f in s["feeds"]),
-        "strategies " + ", ".join(f"{x['name']} {'on' if x['enabled'] else 'OFF'}" for x in s["strategies"]),
+        *(_feed_line(f, len(s["feeds"]) == 1)
+          for f in sorted(s["feeds"], key=lambda f: not f.get("active", True))),  # the active one first
+        "strategies " + ", ".join(f"{x['name']} {'on' if x['enabled'] else 'OFF'}"
+                                  + (f" (quarantined on {', '.join(x['quarantined'])})" if x.get("quarantined") else "")
+                                  for x in s["strategies"]),
         f"dead-man  {dm['phase']}{left} (every {dm['interval_seconds']}s, on miss: {dm['action']})",
         f"account   equity {_money(s['account']['equity'])}, day P&L {_money(s['account']['day_pnl'])}, "
         f"{len(s['positions'])} position(s), {s['open_orders']} open order(s)",
         "risk      " + ", ".join(f"{k}={v}" for k, v in s["risk"].items()),
+        "allocation " + _allocation_summary(s["allocation"]),
     ]
     if s["reduce_only_symbols"]:
         lines.append("reduce-only " + ", ".join(s["reduce_only_symbols"]))
@@ -190,7 +211,7 @@ def _money(value: str) -> str:
 
     try:
         return text.money(Decimal(value))
-    except (InvalidOperation, TypeError):
+    except (InvalidOperation, ArithmeticError, TypeError, ValueError):  # never a traceback over a shown value
         return str(value)
 
 
@@ -205,8 +226,10 @@ def _simple(path: str) -> Callable[[Any, argparse.Namespace], int]:
 def _strategy(client: Any, args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = client.get("/strategies")
-        return _out(args, rows, "\n".join(f"{r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED':<9} "
-                                          f"{', '.join(r['symbols'])}" for r in rows))
+        return _out(args, rows, "\n".join(
+            f"{r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED':<9} {', '.join(r['symbols'])}"
+            + "".join(f"\n{'':<20} quarantined on {sym}: {err}" for sym, err in sorted(r.get("quarantined", {}).items()))
+            for r in rows))
     if not args.name:
         raise ControlCliError(f"strategy {args.action} needs a NAME (see `cockpit strategy list`)", 2)
     r = client.post(f"/strategies/{args.name}", enabled=args.action == "enable", reason=args.reason)
@@ -220,6 +243,55 @@ def _risk(client: Any, args: argparse.Namespace) -> int:
     if not args.key or args.value is None:
         raise ControlCliError("risk set needs KEY and VALUE, e.g. `cockpit risk set max_order_qty 500`", 2)
     r = client.post("/risk", key=args.key, value=args.value, reason=args.reason)
+    return _out(args, r, r["message"])
+
+
+def _allocation_summary(a: dict[str, Any]) -> str:
+    """One line: each strategy's used / allocation, and the ones no allocation covers."""
+    parts = []
+    for name, r in a["strategies"].items():
+        if r["allocation"] is None:
+            parts.append(f"{name} none (uses {_money(r['used']) if r['used'] is not None else '?'})")
+        else:
+            pct = f" {r['used_pct']:.1f}%" if r["used_pct"] is not None else ""
+            given = f" ({r['given']})" if r["given"] and r["given"].endswith("%") else ""
+            used = _money(r["used"]) if r["used"] is not None else "?"
+            parts.append(f"{name} {used} of {_money(r['allocation'])}{given}{pct}")
+    line = ", ".join(parts) or "no strategies"
+    if a["uncovered"]:
+        line += f"; not covered: {', '.join(a['uncovered'])}"
+    return line
+
+
+def _allocation_table(a: dict[str, Any]) -> str:
+    base = a["equity_at_start"]
+    lines = [f"equity at start {_money(base) if base is not None else '?'}"
+             + (f" ({a['equity_source']})" if a["equity_source"] else ""),
+             f"{'strategy':<20} {'allocation':>16} {'given':>10} {'used':>16} {'remaining':>16} {'used %':>7}"]
+    def cell(value: str | None) -> str:
+        return _money(value) if value is not None else "-"
+
+    for name, r in a["strategies"].items():
+        pct = f"{r['used_pct']:.1f}" if r["used_pct"] is not None else "-"
+        off = "" if r["enabled"] else " (disabled)"
+        lines.append(f"{name + off:<20} {cell(r['allocation']):>16} {r['given'] or 'none':>10} {cell(r['used']):>16} "
+                     f"{cell(r['remaining']):>16} {pct:>7}")
+    if a["uncovered"]:
+        lines.append(f"not covered by an allocation (unlimited by one): {', '.join(a['uncovered'])}")
+    return "\n".join(lines)
+
+
+def _allocation(client: Any, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        if args.strategy is not None:
+            raise ControlCliError("allocation show takes no STRATEGY (it lists every one); to change one: "
+                                  "`cockpit allocation set STRATEGY VALUE`", 2)
+        a = client.get("/allocation")
+        return _out(args, a, _allocation_table(a))
+    if not args.strategy or args.value is None:
+        raise ControlCliError('allocation set needs STRATEGY and VALUE, e.g. `cockpit allocation set sma_cross 50000` '
+                              'or `... sma_cross 25%` (or none)', 2)
+    r = client.post("/allocation", strategy=args.strategy, value=args.value, reason=args.reason)
     return _out(args, r, r["message"])
 
 
@@ -271,6 +343,7 @@ _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "resume": _simple("/resume"),
     "strategy": _strategy,
     "risk": _risk,
+    "allocation": _allocation,
     "position": _position,
     "order": _order,
     "confirm": _simple("/confirm"),

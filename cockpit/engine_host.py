@@ -4,6 +4,10 @@ The TUI and `cockpit --no-ui` both go through this class, so an engine starts (s
 broker, control API, GC freeze) and stops (control API closed, engine flushed and shut
 down exactly once) the same way whichever face the operator sees. No Textual here:
 the headless path must never import it.
+
+A bad control API setting refuses before anything starts (the token when the host is made,
+the TCP port before the store opens), and a stop always reaches the engine's shutdown: a
+failure closing the control API is logged, never a reason to leave the store open.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
+from cockpit.systemd_notify import Notifier
 from core.kernel.engine import Engine
 
 log = logging.getLogger("cockpit.host")
@@ -28,22 +33,30 @@ class EngineHost:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.control = ControlServer(engine, engine.settings)  # the CLI and scripts reach the engine here
+        # The CLI and scripts reach the engine here; a bad TCP token refuses now (ConfigError).
+        self.control = ControlServer(engine, engine.settings)
         self.state = "starting"  # starting, running, replay finished, stopped, stopping, failed
         self.done = asyncio.Event()  # set when the run ends, however it ends
         self._running = False
         self._stop_task: asyncio.Task[None] | None = None
         self._signals: list[signal.Signals] = []
+        self.override_preflight: str | None = None  # `--override-preflight REASON`: a live start despite a FAIL
+        self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STATUS, STOPPING (nothing otherwise)
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def run(self) -> bool:
         """Start the engine and its control API, then run until the feeds are exhausted (True) or a
         stop is requested (False). An error marks the run failed and propagates."""
         self._running = True
         try:
+            self.control.prepare()  # a TCP port in use refuses before the engine opens anything
             await self.engine.start()
+            self._live_guard()
             await self.control.start()
             freeze_startup_objects()
             self.state = "running"
+            self.notifier.ready(self._status())
+            self._watchdog = asyncio.ensure_future(self.notifier.watchdog(self._status))
             finished = await self.engine.run()
             self.state = "replay finished" if finished else "stopped"
             return finished
@@ -52,6 +65,32 @@ class EngineHost:
             raise
         finally:
             self.done.set()
+
+    def _live_guard(self) -> None:
+        """A real-money account starts only when the go-live check passes, or with an override
+        that the audit trail keeps (who, why, which checks failed)."""
+        engine = self.engine
+        if not engine.read_model.live_account():
+            return
+        from cockpit.identity import operator_id
+        from cockpit.preflight.guard import PreflightRefused, failing_checks
+
+        failing = failing_checks(engine.settings)
+        names = [f.name for f in failing]
+        if not failing:
+            engine.controls.preflight_decided("pass", [], actor="engine")
+            return
+        if self.override_preflight:
+            who = operator_id("cli")
+            engine.controls.preflight_decided("override", names, actor=who, reason=self.override_preflight)
+            log.critical("LIVE account started despite a failing go-live check (%s): override by %s: %s",
+                         ", ".join(names), who, self.override_preflight)
+            return
+        engine.controls.preflight_decided("refused", names, actor="engine")
+        raise PreflightRefused(
+            "refusing to trade a LIVE account: the go-live check fails: "
+            + "; ".join(f"{f.name} ({f.detail})" for f in failing)[:900]
+            + ". Fix them (`cockpit preflight` lists each fix) or start with --override-preflight REASON (audited)")
 
     def request_stop(self) -> None:
         """Ask the run to end after the event in hand (safe from a signal handler)."""
@@ -69,14 +108,31 @@ class EngineHost:
             return
         await asyncio.shield(self._stop_task)
 
+    def _status(self) -> str:
+        """The STATUS line systemd shows: the run's state and the trading state."""
+        try:
+            return f"{self.state}, trading {self.engine.read_model.snapshot(max_orders=0).trading_state}"
+        except Exception:  # a half-started engine: the run's state alone; never in the way of a stop
+            return self.state
+
     async def _stop(self) -> None:
         if self.state == "running":
             self.state = "stopping"
+        self.notifier.stopping(self._status())
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.engine.request_stop()
         if self._running:
             await self.done.wait()  # the run loop ends before the store closes under it
-        await self.control.stop()
-        await self.engine.shutdown()
+        try:
+            await self.control.stop()
+        except Exception:  # the flush below matters more than a listener that would not close
+            log.exception("closing the control API failed; shutting the engine down anyway")
+        finally:
+            try:
+                await self.engine.shutdown()
+            finally:
+                self.notifier.close()
 
     # ---- signals -------------------------------------------------------------------
 

@@ -10,16 +10,17 @@ from cockpit.engine_host import EngineHost
 from cockpit.state_lock import StateLock
 from cockpit.wiring import build_engine
 from core.config import Settings
-from core.domain.serialize import dec
+from core.domain.text import money
 
 log = logging.getLogger("cockpit.headless")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def run_headless(settings: Settings) -> int:
+async def run_headless(settings: Settings, override_preflight: str | None = None) -> int:
     """Run to the end of the replay; return the process exit code."""
     host = EngineHost(build_engine(settings))
+    host.override_preflight = override_preflight
     engine = host.engine
     with StateLock(settings.state_dir):
         loop = asyncio.get_running_loop()
@@ -39,7 +40,7 @@ async def run_headless(settings: Settings) -> int:
         log.info(
             "%s after %d events in %.1fs: realized %s, unrealized %s, commissions %s, net %s, cash %s",
             "replay finished" if exhausted else "stopped", snap.events_processed, loop.time() - started,
-            dec(round(snap.realized, 2)), dec(round(snap.unrealized, 2)), dec(round(snap.commissions, 2)),
-            dec(round(snap.net, 2)), dec(round(snap.cash, 2)),
+            money(snap.realized), money(snap.unrealized), money(snap.commissions), money(snap.net),
+            money(snap.cash),  # never raises, even on a value no command could store
         )
     return 0

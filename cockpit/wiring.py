@@ -5,14 +5,19 @@ This is where adapters are injected into core (core never imports brokers/).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brokers.paper import PaperBroker
+from cockpit.alerts.factory import make_sinks
+from cockpit.live_feeds import live_feed
+from core.alerts.sink import Sink
 from core.common.bus import Bus
 from core.common.clock import Clock, LiveClock, SimClock
 from core.config import ConfigError, Settings
+from core.data.bar_cache import BarCache
 from core.data.bar_files import BarFileError, bundled_path
+from core.data.feeds.base import Feed
 from core.data.feeds.replay import ReplayFeed
 from core.data.feeds.synthetic import SyntheticFeed
 from core.kernel.engine import Engine
@@ -72,15 +77,21 @@ def make_strategies(settings: Settings) -> list[Strategy]:
 
 
 def build_engine(settings: Settings, new_id: Callable[[], str] | None = None, *,
-                 wall_clock: Clock | None = None) -> Engine:
+                 wall_clock: Clock | None = None, alert_sinks: Sequence[Sink] | None = None,
+                 alerting: bool = True) -> Engine:
     """The engine for ``settings``: the paper broker with a replay on a simulated clock or a
     synthetic feed on the wall clock; or IBKR with IB's market data on the wall clock.
 
     ``new_id`` makes the random instance and account ids fixed (stable test screens);
-    ``wall_clock`` replaces the wall clock the dead-man counts in (tests pass a SimClock).
+    ``wall_clock`` replaces the wall clock the dead-man and the alerts count in (tests pass a
+    SimClock); ``alert_sinks`` replaces the sinks the config turns on (``make_sinks``);
+    ``alerting`` False runs it with no alert router at all (a backtest: cockpit/research).
     """
+    sinks = make_sinks(settings) if alert_sinks is None else list(alert_sinks)
     if settings.broker.kind == "ibkr":
-        return _build_ibkr_engine(settings, new_id, wall_clock)
+        if not alerting:
+            raise ConfigError("an IBKR engine always alerts: alerting=False is for a paper replay (a backtest)")
+        return _build_ibkr_engine(settings, new_id, wall_clock, sinks)
     ids = {"new_id": new_id} if new_id is not None else {}
     strategies = make_strategies(settings)
     for spec in settings.feed.files:
@@ -92,21 +103,25 @@ def build_engine(settings: Settings, new_id: Callable[[], str] | None = None, *,
             raise ConfigError(f"feed.files[{spec.symbol}].path: no such file: {path}")
     store = Store(db_path(settings))
     clock: Clock
-    feed: ReplayFeed | SyntheticFeed
+    feed: Feed
+    bus = Bus()
+    wall = wall_clock or LiveClock()
     if settings.feed.kind == "synthetic":
         clock = LiveClock()
-        feed = SyntheticFeed(settings.feed.synthetic, clock)
+        feed = live_feed(settings, SyntheticFeed(settings.feed.synthetic, clock), bus=bus, wall=wall, clock=clock)
     else:
         clock = SimClock()
-        feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p))
-    bus = Bus()
+        cache_dir = settings.bar_cache_dir
+        feed = ReplayFeed(settings.feed, lambda p: resolve_data_path(settings, p),
+                          BarCache(cache_dir) if cache_dir is not None else None)
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=settings.paper,
                          market_tz=settings.engine.market_tz, **ids)
     return Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
-                  strategies=strategies, wall_clock=wall_clock, **ids)
+                  strategies=strategies, wall_clock=wall, alert_sinks=sinks, alerting=alerting, **ids)
 
 
-def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None, wall_clock: Clock | None) -> Engine:
+def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None, wall_clock: Clock | None,
+                       sinks: Sequence[Sink]) -> Engine:
     """IB Gateway (or TWS) as broker and feed. The adapter's order-id state lives in the
     state dir unless ``[ibkr] id_state_file`` names another file."""
     from brokers.ibkr.broker import IbkrBroker
@@ -124,9 +139,17 @@ def _build_ibkr_engine(settings: Settings, new_id: Callable[[], str] | None, wal
         if engine_ref:
             engine_ref[0].broker_connection_changed(up, reason)
 
-    broker = IbkrBroker(ibkr, clock, on_connection_change=on_connection_change)
-    feed = IbkrFeed(broker, settings.feed.symbols, clock)
-    engine = Engine(settings=settings, store=Store(db_path(settings)), clock=clock, bus=Bus(), broker=broker,
-                    feed=feed, strategies=strategies, wall_clock=wall_clock, **ids)
+    def on_reconnect_failed(attempt: int, reason: str, next_delay: float) -> None:
+        if engine_ref:
+            engine_ref[0].broker_reconnect_failed(attempt, reason, next_delay)
+
+    broker = IbkrBroker(ibkr, clock, on_connection_change=on_connection_change,
+                        on_reconnect_failed=on_reconnect_failed)
+    bus = Bus()
+    wall = wall_clock or LiveClock()
+    broker.on_pacing_violation = lambda text: engine_ref[0].broker_pacing_violation(text) if engine_ref else None
+    feed = live_feed(settings, IbkrFeed(broker, settings.feed.symbols, clock), bus=bus, wall=wall, clock=clock)
+    engine = Engine(settings=settings, store=Store(db_path(settings)), clock=clock, bus=bus, broker=broker,
+                    feed=feed, strategies=strategies, wall_clock=wall, alert_sinks=sinks, **ids)
     engine_ref.append(engine)
     return engine

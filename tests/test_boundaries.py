@@ -12,9 +12,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_SIDE = [ROOT / "cockpit" / "tui", ROOT / "cockpit" / "control", ROOT / "cockpit" / "control_cli.py",
-                 ROOT / "cockpit" / "engine_host.py", ROOT / "cockpit" / "headless.py"]
+                 ROOT / "cockpit" / "engine_host.py", ROOT / "cockpit" / "headless.py", ROOT / "cockpit" / "web"]
+# ``alerts``: the alert router, to add the pane's sink and send a test alert (no trading state).
 ALLOWED = {"controls", "read_model", "bus", "settings", "start", "run", "shutdown", "request_stop", "stopping",
-           "snapshot"}
+           "snapshot", "alerts"}
 
 
 def _files() -> list[Path]:

@@ -129,6 +129,7 @@ async def test_cancels_every_clients_orders_and_closes_long_and_short(
     assert "SELL 100 AAPL at market (long 100" in text and "BUY 50 MSFT at market (short -50" in text
     assert "cancel 3 open order(s)" in text and "other-rest-2" in text
     assert "final positions: none" in text and "DONE: everything cancelled and flat" in text
+    assert sim.account not in text and f"account {sim.account[:2]}****{sim.account[-3:]}" in text  # masked
     assert "no state store" in result.audit  # no engine ever ran on this state dir: nothing to audit into
 
 

@@ -287,6 +287,35 @@ async def test_first_connect_to_a_closed_port_fails_clearly(make_broker: MakeBro
     await sim.start(port=port)  # for the fixture's teardown
 
 
+async def test_a_gateway_late_at_start_is_waited_for_within_start_wait_seconds(
+        make_broker: MakeBroker, ib_log: IBLogGuard, sim: IBGatewaySim) -> None:
+    """A service booting with its gateway: the first connect retries (the backoff's sleeps are the
+    test's: the gateway comes up on the third) instead of failing, and still fails past the wait."""
+    ib_log.allow("API connection failed", "Make sure API port")
+    port = sim.port
+    await sim.stop()
+    sleeps: list[float] = []
+
+    async def gateway_up_on_third_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            await sim.start(port=port)
+
+    broker, _rec = await make_broker(sleep=gateway_up_on_third_sleep, start_wait_seconds=60)
+    assert broker.connected and len(sleeps) == 3
+    await broker.disconnect()
+    await sim.stop()
+    slept: list[float] = []
+
+    async def never_up(seconds: float) -> None:
+        slept.append(seconds)
+
+    with pytest.raises(ConnectionError, match=f"connection refused at 127.0.0.1:{port}"):
+        await make_broker(sleep=never_up, start_wait_seconds=0.2)
+    assert sum(slept) >= 0.2 and len(slept) >= 4  # 10-50 ms steps until the 0.2 s were spent
+    await sim.start(port=port)  # for the fixture's teardown
+
+
 async def test_client_id_in_use_fails_fast_with_326(sim: IBGatewaySim, connect: Connect, make_broker: MakeBroker,
                                                     ib_log: IBLogGuard) -> None:
     ib_log.expect(326)

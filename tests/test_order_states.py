@@ -15,6 +15,7 @@ from core.domain.order_states import LEGAL, IllegalTransition, check_transition
         [S.NEW, S.SUBMITTED, S.UNKNOWN, S.ACCEPTED, S.FILLED],
         [S.NEW, S.SUBMITTED, S.ACCEPTED, S.PENDING_CANCEL, S.FILLED],  # filled before the cancel landed
         [S.NEW, S.REJECTED],
+        [S.NEW, S.SUBMITTED, S.ACCEPTED, S.PENDING_CANCEL, S.REJECTED],  # refused (Inactive) while cancelling
     ],
 )
 def test_legal_paths(path: list[S]) -> None:

@@ -59,3 +59,37 @@ async def test_flush_is_one_transaction_and_puts_keep_only_the_latest(tmp_path: 
     with sqlite3.connect(tmp_path / "s.sqlite") as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='a'").fetchone()[0] == "2"
     await store.close()
+
+
+async def test_a_put_given_as_a_function_is_made_once_at_the_flush_from_the_latest_state(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    await store.open()
+    upsert = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+    state = {"status": "NEW"}
+    made: list[str] = []
+
+    def row() -> tuple[str, str]:
+        made.append(state["status"])
+        return ("order", state["status"])
+
+    for status in ("NEW", "SUBMITTED", "ACCEPTED", "FILLED"):
+        state["status"] = status
+        store.put(("meta", "order"), upsert, row)
+    assert made == []  # nothing serialized on the way
+    await store.flush()
+    assert made == ["FILLED"]
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='order'").fetchone()[0] == "FILLED"
+
+    def broken() -> tuple[str, str]:
+        raise ValueError("cannot serialize")
+
+    store.put(("meta", "x"), upsert, broken)
+    store.append("INSERT INTO meta (key, value) VALUES (?, ?)", ("y", "1"))
+    with pytest.raises(ValueError, match="cannot serialize"):
+        await store.flush()
+    with pytest.raises(StoreFailed):  # the batch is gone: nothing more is written on top of the hole
+        await store.flush()
+    await store.close()
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM meta WHERE key IN ('x', 'y')").fetchone()[0] == 0

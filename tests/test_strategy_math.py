@@ -237,3 +237,18 @@ def test_shares_and_limits_do_not_round_up() -> None:
 def test_demo_strategies_are_long_only() -> None:
     assert Strategy.may_short is False
     assert {kind: cls.may_short for kind, cls in KINDS.items()} == {"sma_cross": False, "rsi_reversion": False}
+
+
+def test_sma_cross_running_sums_equal_re_summing_the_window_on_every_bar() -> None:
+    """The strategy's running exact sums decide exactly as re-summing the window would, on
+    every bar of the ORCL file and on closes with mixed exponents (trailing zeros, scale)."""
+    from core.strategy.sma_cross import _Window, fast_above_slow
+
+    mixed = [Decimal(x) for x in ("10", "10.50", "9.999", "1E+1", "10.0001", "0.1", "100", "10.5")] * 8
+    for closes in ([b.close for b in orcl()], mixed):
+        window = _Window(30)
+        for close in closes:
+            window.push(close, 10)
+            if len(window.closes) == 30:
+                assert window.fast_above_slow(10) == fast_above_slow(window.closes, 10)
+                assert window.slow_sum == exact_sum(window.closes)

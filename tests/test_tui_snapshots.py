@@ -4,7 +4,7 @@ Update after an intended change with `pytest tests/test_tui_snapshots.py --snaps
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -19,17 +19,17 @@ from tests.conftest import CONFIG
 @pytest.fixture
 def cockpit_app(tmp_path: Path, clean_env):
     settings = load_config(CONFIG, state_dir=tmp_path, overrides={"feed": {"speed": "max", "end": "2008-06-30"}})
-    alerts = AlertBuffer()
-    oms_log = logging.getLogger("cockpit.oms")  # order and fill lines; no machine paths in them
-    oms_log.addHandler(alerts)
-    app = CockpitApp(build_engine(settings, new_id=lambda: "abc123"), alerts)
-    yield app
-    oms_log.removeHandler(alerts)
+    # The pane is the alert router's "tui" sink: fills, the engine's start, the replay's end.
+    return CockpitApp(build_engine(settings, new_id=lambda: "abc123"), AlertBuffer())
 
 
 async def finished(pilot) -> None:
     app = pilot.app
     await app.engine_done.wait()
+    for _ in range(500):  # every alert of the replay delivered to the pane (its lane is idle)
+        if app.engine.alerts.lanes["tui"].idle:
+            break
+        await asyncio.sleep(0.01)
     app.refresh_panes()
     await pilot.pause()
 

@@ -37,6 +37,7 @@ from brokers.ibkr.feed import QuoteSubscriptions
 from brokers.ibkr.link import STATUS_TEXT, ConnectionCallback, Link, LinkState
 from brokers.ibkr.order_ids import OrderIdAllocator
 from brokers.ibkr.outbox import Outbox
+from brokers.ibkr.redact import remember_accounts
 from brokers.ibkr.reports import PendingExec, Reports
 from brokers.ibkr.sending import Action, Sending
 from brokers.ibkr.session import Supervisor
@@ -72,13 +73,16 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
 
     def __init__(self, config: IbkrConfig, clock: Clock, *, rng: random.Random | None = None,
                  sleep: Sleep = asyncio.sleep, on_connection_change: ConnectionCallback | None = None,
-                 ib_factory: Callable[[], IB] = IB) -> None:
+                 ib_factory: Callable[[], IB] = IB,
+                 on_reconnect_failed: Callable[[int, str, float], None] | None = None) -> None:
         super().__init__()
         self.config = config
         self.clock = clock
         self.window = config.window
         self.stats = Stats()
         self._link = Link(on_connection_change)
+        self.on_pacing_violation: Callable[[str], None] | None = None  # IB's 100: recorded for the go-live check
+        self._on_reconnect_failed = on_reconnect_failed  # (attempt, reason, next delay): the alerts' retry counter
         self._ib_factory = ib_factory
         self._ib: IB | None = None
         self._orders = OrderBook()
@@ -99,6 +103,7 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
         self._supervisor = Supervisor(
             connect_once=self._connect_once, lost=self._lost, backoff=self._supervisor_backoff,
             sleep=sleep, describe=self._describe_failure, on_failed_attempt=self._on_failed_attempt,
+            start_wait=config.start_wait_seconds,
         )
         self._supervisor_task: asyncio.Task[None] | None = None
         self._sender_task: asyncio.Task[None] | None = None
@@ -110,6 +115,7 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
         self._in_sync = False  # terminal statuses from the gateway are deferred behind this sync's fills
         self._lost_at: float | None = None
         self._account = config.account
+        remember_accounts([config.account])  # masked in every log line, ib_async's included
         self._last_account: AccountSnapshot | None = None
 
     # ---- state -------------------------------------------------------------------------
@@ -234,6 +240,13 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
                 return t
         return None
 
+    def client_order_ids(self) -> set[str]:
+        """Every orderRef IB reported in this session: open and completed orders, executions."""
+        refs = {t.order.orderRef for t in self.ib.trades()}
+        refs.update(f.execution.orderRef for f in self.ib.fills())
+        refs.discard("")
+        return refs
+
     def in_flight_symbols(self) -> set[str]:
         return self._pending_symbols() | self._queued_symbols()
 
@@ -300,6 +313,12 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
         """Every execution reported this run (today's, from IB's sync), with its final commission."""
         execs = sorted(self._execs.values(), key=lambda e: e.ts)
         return [e for e in execs if since is None or e.ts > since]
+
+    @property
+    def live_account(self) -> bool:
+        """IB's paper accounts are named D... (DU1234567); any other, or none known yet, is real money."""
+        accounts = [self._account] if self._account else (list(self.ib.managedAccounts()) if self._ib else [])
+        return not accounts or any(not a.upper().startswith("D") for a in accounts)
 
     async def account(self) -> AccountSnapshot:
         if not self._link.in_session:

@@ -103,12 +103,18 @@ class QuoteSubscriptions:
         self.ib.reqMktData(contract, "", False, False)
 
 
-class IbkrFeed:
-    name = "ibkr"
+_REASON = {"missing": "nan", "non-positive": "non_positive", "crossed": "crossed"}
 
+
+class IbkrFeed:
     def __init__(self, broker: QuoteSource, symbols: Iterable[str], clock: Clock, *,
-                 max_buffered: int = 100_000) -> None:
+                 max_buffered: int = 100_000, name: str = "ibkr",
+                 owned_source: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.name = name
         self.broker = broker
+        # the quality gate's count of what this feed drops itself (set by the failover feed)
+        self.reject: Callable[[str, str, str], None] | None = None
+        self._close_source = owned_source  # a fallback's own data session ends with the feed
         self.clock = clock
         self.symbols = list(dict.fromkeys(symbols))
         self.max_buffered = max_buffered
@@ -145,6 +151,12 @@ class IbkrFeed:
         if self._listening:
             self.broker.ib.pendingTickersEvent -= self._on_tickers
             self._listening = False
+
+    async def aclose(self) -> None:
+        """End a fallback's own data session (the primary's belongs to the broker)."""
+        self.close()
+        if self._close_source is not None:
+            await self._close_source()
 
     def fingerprint(self) -> str:
         return "ibkr"
@@ -206,6 +218,8 @@ class IbkrFeed:
 
     def _quarantine(self, symbol: str, problem: str) -> None:
         self.quarantined += 1
+        if self.reject is not None:
+            self.reject(symbol, _REASON.get(problem.split(" ")[0], "nan"), problem)
         n = self._quarantine_by_symbol.get(symbol, 0) + 1
         self._quarantine_by_symbol[symbol] = n
         if n <= 10 or n % 1000 == 0:

@@ -6,7 +6,8 @@ marks a trade Cancelled on codes that are mere warnings (10349 "TIF set to DAY",
 ``commissionReportEvent`` fire only for trades the session already holds, so a fill of an
 order placed before a reconnect can go unseen. The decoder looks wrapper methods up by name
 on every message, so chaining an instance attribute sees every decoded message, after
-ib_async has updated its own state. A failing sink is logged on our logger and never
+ib_async has updated its own state (managedAccounts too: its ids are masked in the logs
+from then on, before any message that carries one). A failing sink is logged on our logger and never
 reaches ib_async's decoder (which would only log it as a decoder error).
 """
 
@@ -20,7 +21,7 @@ from ib_async import IB
 
 log = logging.getLogger("cockpit.ibkr")
 
-TAPPED = ("openOrder", "orderStatus", "completedOrder", "execDetails", "commissionReport")
+TAPPED = ("openOrder", "orderStatus", "completedOrder", "execDetails", "commissionReport", "managedAccounts")
 
 
 class RawSink(Protocol):
@@ -31,6 +32,7 @@ class RawSink(Protocol):
     def raw_completedOrder(self, contract: Any, order: Any, orderState: Any) -> None: ...
     def raw_execDetails(self, reqId: int, contract: Any, execution: Any) -> None: ...
     def raw_commissionReport(self, commissionReport: Any) -> None: ...
+    def raw_managedAccounts(self, accountsList: str) -> None: ...
 
 
 def install(ib: IB, sink: RawSink) -> None:

@@ -5,7 +5,8 @@ rehearsed by the simulator); reusing one gets error 103 or, worse, modifies noth
 meant. So the next id is ``max(nextValidId, highest id we ever used + 1)``. With a state
 file, the highest id is persisted in blocks: the file records an upper bound of ids handed
 out (written before any id of a new block is used, off the event loop), so a crash loses
-at most the unused rest of a block, never a used id.
+at most the unused rest of a block, never a used id. The next block is written ahead, once half
+of the current one is used, so an order waits for that fsync only if it outran it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class OrderIdAllocator:
         self._next = 1
         self._reserved = 0  # ids up to this one are durable (persisted) as used-or-reserved
         self._loaded = False
+        self._ahead: asyncio.Task[None] | None = None  # the next block, being written ahead of need
 
     @property
     def next_id(self) -> int:
@@ -58,11 +60,30 @@ class OrderIdAllocator:
     async def allocate(self) -> int:
         oid = self._next
         self._next += 1
-        if self.path is not None and oid > self._reserved:
-            reserved = oid + self.block - 1
-            await asyncio.to_thread(_write, self.path, self.client_id, reserved)
-            self._reserved = max(self._reserved, reserved)
+        if self.path is None:
+            return oid
+        if oid > self._reserved and self._ahead is not None:
+            # the block written ahead may cover this id; if it failed, the write below tries again (and raises)
+            await asyncio.gather(self._ahead, return_exceptions=True)
+        if oid > self._reserved:
+            await self._reserve(oid + self.block - 1)
+        elif self._reserved - oid < self.block // 2 and (self._ahead is None or self._ahead.done()):
+            # half a block left: the next one is written now, off the order's way (an fsync is milliseconds)
+            self._ahead = asyncio.ensure_future(self._reserve(self._reserved + self.block))
+            self._ahead.add_done_callback(_retrieved)
         return oid
+
+    async def _reserve(self, upto: int) -> None:
+        """The state file records ids up to ``upto`` as used or reserved, durably, before any is used."""
+        assert self.path is not None
+        await asyncio.to_thread(_write, self.path, self.client_id, upto)
+        self._reserved = max(self._reserved, upto)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """A block written ahead that failed: logged; the order that needs it writes it again (and fails then)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("writing the next block of order ids ahead failed: %s", task.exception())
 
 
 def _read(path: Path) -> dict:

@@ -182,7 +182,7 @@ class Sending:
         keep: deque[Action] = deque()
         for a in self._queue:
             if a.kind == "place" and a.tracked is not None:
-                self._finish(a.tracked, OrderStatus.REJECTED, f"not sent: {reason}")
+                self._not_sent(a.tracked, f"not sent: {reason}")
             elif a.kind == "modify" and a.tracked is not None:
                 log.warning("modify of %s not sent: %s", a.tracked.client_order_id, reason)
             elif a.kind in ("cancel", "global_cancel"):
@@ -210,6 +210,13 @@ class Sending:
     def _unsent(self, action: Action, reason: str) -> None:
         t = action.tracked
         if action.kind == "place" and t is not None and not t.sent:
+            self._not_sent(t, reason)
+
+    def _not_sent(self, t: Tracked, reason: str) -> None:
+        """A new order that never left: CANCELLED if its cancel was asked for meanwhile, else REJECTED."""
+        if t.cancel_requested:
+            self._finish(t, OrderStatus.CANCELLED, f"cancelled before it was sent ({reason})")
+        else:
             self._finish(t, OrderStatus.REJECTED, reason)
 
     async def _send(self, a: Action) -> None:
@@ -238,7 +245,7 @@ class Sending:
         try:
             contract = await self._contract(order.symbol)
         except (ConnectionError, TimeoutError) as exc:
-            self._finish(t, OrderStatus.REJECTED, f"not sent: contract lookup failed ({exc or 'timeout'})")
+            self._not_sent(t, f"not sent: contract lookup failed ({exc or 'timeout'})")
             return
         if contract is None:
             self._finish(t, OrderStatus.REJECTED, f"IB has no US stock {order.symbol} on SMART in USD")
@@ -249,7 +256,7 @@ class Sending:
             self._finish(t, OrderStatus.CANCELLED, "cancelled before it was sent")
             return
         if gen != self._link.gen or not self.accepting:
-            self._finish(t, OrderStatus.REJECTED, "not sent: the connection to IB Gateway failed before it left")
+            self._not_sent(t, "not sent: the connection to IB Gateway failed before it left")
             return
         ib = self.ib
         # keep ib_async's shared request/order counter above our ids: its request ids never equal an order id
@@ -259,7 +266,7 @@ class Sending:
             ib.placeOrder(contract, convert.ib_order(order, oid, self._account, qty=t.qty, limit_price=t.limit_price))
         except ConnectionError as exc:
             self._orders.unbind_order_id(t)
-            self._finish(t, OrderStatus.REJECTED, f"not sent: {exc}")
+            self._not_sent(t, f"not sent: {exc}")
             return
         t.sent = True
 

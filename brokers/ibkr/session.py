@@ -22,13 +22,15 @@ Sleep = Callable[[float], Awaitable[None]]
 class Supervisor:
     def __init__(self, *, connect_once: Callable[[], Awaitable[None]], lost: asyncio.Event, backoff: Backoff,
                  sleep: Sleep, describe: Callable[[BaseException], str],
-                 on_failed_attempt: Callable[[int, str, float], None] | None = None) -> None:
+                 on_failed_attempt: Callable[[int, str, float], None] | None = None,
+                 start_wait: float = 0.0) -> None:
         self._connect_once = connect_once
         self._lost = lost
         self._backoff = backoff
         self._sleep = sleep
         self._describe = describe
         self._on_failed_attempt = on_failed_attempt
+        self._start_wait = start_wait  # seconds of backoff the first connect may spend waiting for the gateway
         self.attempt = 0  # failed attempts since the connection was last up (retry n waits step n)
         self.last_error: str | None = None
         self.delays: list[float] = []  # every backoff delay used, for tests and the status line
@@ -37,10 +39,13 @@ class Supervisor:
     async def run(self, first: asyncio.Future[None]) -> None:
         """Connect; resolve ``first`` with the outcome of the first attempt; then keep reconnecting."""
         retrying = False
+        waited = 0.0  # backoff slept before the first connection (counted, not clocked: tests fake the sleep)
         while not self.closing:
             if retrying:
                 delay = self._backoff.delay(self.attempt + 1)
                 self.delays.append(delay)
+                if not first.done():
+                    waited += delay
                 await self._sleep(delay)
                 if self.closing:
                     return
@@ -51,9 +56,15 @@ class Supervisor:
             except Exception as exc:
                 reason = self._describe(exc)
                 self.last_error = reason
-                if not first.done():
+                if not first.done() and waited >= self._start_wait:
                     first.set_exception(ConnectionError(reason))
                     return
+                if not first.done():
+                    self.attempt += 1
+                    retrying = True
+                    log.warning("IB Gateway not reachable at start: %s; waiting up to %.0f s more (ibkr.start_wait_seconds)",
+                                reason, max(0.0, self._start_wait - waited))
+                    continue
                 self.attempt += 1
                 retrying = True
                 next_delay = self._backoff.step(self.attempt + 1)

@@ -21,6 +21,7 @@ from brokers.ibkr.config import IbkrConfig
 from brokers.ibkr.link import STATUS_TEXT, Link, LinkState
 from brokers.ibkr.order_ids import OrderIdAllocator
 from brokers.ibkr.outbox import Outbox
+from brokers.ibkr.redact import mask_account, remember_accounts
 from brokers.ibkr.sending import Action
 from brokers.ibkr.stats import Stats
 from brokers.ibkr.throttle import Throttle
@@ -42,6 +43,8 @@ class SessionSync:
     clock: Clock
     stats: Stats
     _link: Link
+    _on_reconnect_failed: Callable[[int, str, float], None] | None
+    on_pacing_violation: Callable[[str], None] | None
     _lost: asyncio.Event
     _refused: asyncio.Future[str] | None
     _lost_at: float | None
@@ -98,7 +101,8 @@ class SessionSync:
             ib.client.updateReqId(self._ids.next_id + 1)
             accounts = ib.client.getAccounts()
             if cfg.account and cfg.account not in accounts:
-                raise ConnectionError(f"account {cfg.account} is not managed by this login ({', '.join(accounts)})")
+                raise ConnectionError(f"account {mask_account(cfg.account)} is not managed by this login "
+                                      f"({', '.join(mask_account(a) for a in accounts)})")
             self._account = cfg.account or (accounts[0] if len(accounts) == 1 else "")
             self._end_sync()
             await self._resubscribe()
@@ -116,9 +120,13 @@ class SessionSync:
         if self._lost_at is not None:
             self.stats.reconnect_seconds.append(loop.time() - self._lost_at)
             self._lost_at = None
-        detail = f"{cfg.host}:{cfg.port} as client {cfg.client_id}, account {self._account or '?'}"
+        detail = f"{cfg.host}:{cfg.port} as client {cfg.client_id}, account {mask_account(self._account) or '?'}"
         self._refresh(f"connected to IB Gateway at {detail}" if self.stats.connects == 1 else
                       f"reconnected to IB Gateway at {detail} (reconnect {self.stats.connects - 1})")
+
+    def raw_managedAccounts(self, accountsList: str) -> None:
+        """IB named the login's accounts (the first message of a session): mask them in every log from now on."""
+        remember_accounts(accountsList.split(","))
 
     def _describe_failure(self, exc: BaseException) -> str:
         cfg = self.config
@@ -132,6 +140,11 @@ class SessionSync:
 
     def _on_failed_attempt(self, attempt: int, reason: str, next_delay: float) -> None:
         self._link.announce(False, reason)
+        if self._on_reconnect_failed is not None:
+            try:
+                self._on_reconnect_failed(attempt, reason, next_delay)
+            except Exception:
+                log.exception("on_reconnect_failed failed")
 
     def _on_socket_lost(self) -> None:
         """ib_async's disconnectedEvent (it can fire twice for one loss: idempotent)."""
@@ -180,6 +193,8 @@ class SessionSync:
             return True
         if code == 100:
             self.stats.pacing_errors += 1
+            if self.on_pacing_violation is not None:
+                self.on_pacing_violation(text)
             self._throttle.slow_down()
             log.error("IB pacing violation (100): %s; sending at half rate for a while and re-reading "
                       "orders (the dropped message is unknown)", text)

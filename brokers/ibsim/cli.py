@@ -15,7 +15,13 @@ import signal
 import sys
 from pathlib import Path
 
-from brokers.ibsim.server import SERVER_VERSION, IBGatewaySim
+from brokers.ibsim.pushes import QUOTE_FAULTS
+from brokers.ibsim.server import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    SERVER_VERSION,
+    IBGatewaySim,
+)
 from brokers.ibsim.state import StateError
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +42,16 @@ def build_parser(prog: str = "cockpit ib-sim") -> argparse.ArgumentParser:
     p.add_argument("--tick-interval", type=float, default=1.0,
                    help="seconds between price steps (0 = prices never move on their own; default 1)")
     p.add_argument("--account", default="DU1234567", help="account code of a new state (default DU1234567)")
+    p.add_argument("--handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS",
+                   help="close a connection that has not completed the API handshake (through startApi) "
+                        f"within SECONDS; 0 = never (default {DEFAULT_HANDSHAKE_TIMEOUT:g}). "
+                        "Started sessions may stay idle.")
+    p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help="at most N sockets open at once, handshaking or not; more are closed on arrival "
+                        f"(0 = no limit; default {DEFAULT_MAX_CONNECTIONS})")
+    p.add_argument("--quote-fault-on-usr1", choices=list(QUOTE_FAULTS), default=None, metavar="FAULT",
+                   help="SIGUSR1 toggles bad market data: 'crossed' (bid above ask) or 'spike' (prices x10); "
+                        "orders still fill at the true prices (rehearse the data quality gate and feed failover)")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -47,6 +63,8 @@ async def _run(args: argparse.Namespace) -> int:
         account=args.account,
         price_mode=args.prices,
         tick_interval=args.tick_interval or None,
+        handshake_timeout=args.handshake_timeout or None,
+        max_connections=args.max_connections or None,
     )
     try:
         port = await sim.start(args.host, args.port)
@@ -63,6 +81,11 @@ async def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not on this platform: Ctrl-C still ends asyncio.run
             pass
+    if args.quote_fault_on_usr1:
+        def toggle() -> None:
+            sim.quote_fault = None if sim.quote_fault else args.quote_fault_on_usr1
+            print(f"ib-sim: quote fault {sim.quote_fault or 'off'}", flush=True)
+        loop.add_signal_handler(signal.SIGUSR1, toggle)
     print(
         f"IB Gateway simulator listening on {args.host}:{port} "
         f"(server version {SERVER_VERSION}, account {sim.account})",
@@ -83,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     ticks = args.tick_interval
     if not math.isfinite(ticks) or ticks < 0 or (ticks and ticks < 0.001) or ticks > 86400:
         build_parser().error(f"--tick-interval must be 0 (prices never move) or 0.001..86400 seconds, not {ticks}")
+    handshake = args.handshake_timeout
+    if not math.isfinite(handshake) or handshake < 0 or (handshake and handshake < 0.01) or handshake > 86400:
+        build_parser().error(f"--handshake-timeout must be 0 (never) or 0.01..86400 seconds, not {handshake}")
+    if not 0 <= args.max_connections <= 100_000:
+        build_parser().error(f"--max-connections must be 0 (no limit) or 1..100000, not {args.max_connections}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(_run(args))

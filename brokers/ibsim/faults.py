@@ -11,7 +11,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from brokers.ibsim import messages as m
+from brokers.ibsim import requests as rq
 from brokers.ibsim.book import Book
+from brokers.ibsim.pushes import QUOTE_FAULTS
 from brokers.ibsim.state import SimState
 from brokers.ibsim.transport import Conn
 
@@ -28,9 +30,10 @@ class FaultControls:
     state: SimState
     book: Book
     _hold_acks: bool
-    _held: deque[tuple[int, int, list[str]]]  # (clientId, version, fields)
+    _held: deque[tuple[int, rq.ClientMessage]]  # (clientId, the decoded order message)
     _refusals: deque[str]
     _link_up: bool
+    quote_fault: str | None
 
     # provided by the other parts
     _load: Callable[[], None]
@@ -38,15 +41,21 @@ class FaultControls:
     _notify: Callable[[], None]
     _abort_all: Callable[[], None]
     _ready_conns: Callable[[], list[Conn]]
-    _order_message: Callable[[int, int, list[str]], None]
+    _order_message: Callable[[int, rq.ClientMessage], None]
 
-    def _hold(self, conn: Conn, fields: list[str]) -> bool:
+    def _hold(self, conn: Conn, msg: rq.ClientMessage) -> bool:
         """While acks are delayed, keep an order message unprocessed (True: it was held)."""
         if not self._hold_acks:
             return False
         assert conn.client_id is not None
-        self._held.append((conn.client_id, conn.version, fields))
+        self._held.append((conn.client_id, msg))
         return True
+
+    async def corrupt_quotes(self, fault: str | None) -> None:
+        """Market data goes bad from the next price step: ``"crossed"`` or ``"spike"``; None ends it."""
+        if fault is not None and fault not in QUOTE_FAULTS:
+            raise ValueError(f"quote fault must be one of {', '.join(QUOTE_FAULTS)}, not {fault!r}")
+        self.quote_fault = fault
 
     async def refuse_next_order(self, reason: str = "simulated rejection") -> None:
         """The next new order gets error 201 ``Order rejected - reason:<reason>`` and ends Inactive."""
@@ -73,8 +82,8 @@ class FaultControls:
         """Process the held order messages in arrival order (answers go to each client's current session)."""
         n = 0
         while self._held:
-            client_id, version, fields = self._held.popleft()
-            self._order_message(client_id, version, fields)
+            client_id, msg = self._held.popleft()
+            self._order_message(client_id, msg)
             n += 1
         self._notify()
         return n

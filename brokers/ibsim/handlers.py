@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from brokers.ibsim import messages as m
 from brokers.ibsim import requests as rq
@@ -23,16 +23,26 @@ from brokers.ibsim.transport import Conn
 log = logging.getLogger("cockpit.ibsim")
 
 _NO_SECDEF = "No security definition has been found for the request"
+_NO_HMDS = (162, "Historical Market Data Service error message:No market data permissions (simulator)")
+_NOT_SUBSCRIBED = (354, "Requested market data is not subscribed (simulator).")
 # Requests the simulator has no data for, answered with the error a paper account without
 # the data subscription gets, so that a client's pending request ends instead of hanging.
 _NO_DATA = {
-    rq.REQ_HISTORICAL_DATA: (1, 162, "Historical Market Data Service error message:No market data permissions (simulator)"),
-    rq.REQ_HEAD_TIMESTAMP: (1, 162, "Historical Market Data Service error message:No market data permissions (simulator)"),
-    rq.REQ_HISTORICAL_TICKS: (1, 162, "Historical Market Data Service error message:No market data permissions (simulator)"),
-    rq.REQ_REAL_TIME_BARS: (2, 354, "Requested market data is not subscribed (simulator)."),
-    rq.REQ_TICK_BY_TICK_DATA: (1, 354, "Requested market data is not subscribed (simulator)."),
-    rq.REQ_MKT_DEPTH: (2, 354, "Requested market data is not subscribed (simulator)."),
+    rq.REQ_HISTORICAL_DATA: _NO_HMDS,
+    rq.REQ_HEAD_TIMESTAMP: _NO_HMDS,
+    rq.REQ_HISTORICAL_TICKS: _NO_HMDS,
+    rq.REQ_REAL_TIME_BARS: _NOT_SUBSCRIBED,
+    rq.REQ_TICK_BY_TICK_DATA: _NOT_SUBSCRIBED,
+    rq.REQ_MKT_DEPTH: _NOT_SUBSCRIBED,
 }
+_B = TypeVar("_B")
+
+
+def _body(msg: rq.ClientMessage, kind: type[_B]) -> _B:
+    """The decoded body of ``msg`` (``decode_fields`` made it; a mismatch is a simulator bug)."""
+    if not isinstance(msg.body, kind):
+        raise TypeError(f"message {msg.msg_id} decoded as {type(msg.body).__name__}, not {kind.__name__}")
+    return msg.body
 _ORDER_MESSAGES = frozenset({rq.PLACE_ORDER, rq.CANCEL_ORDER, rq.REQ_GLOBAL_CANCEL})
 
 try:
@@ -59,32 +69,28 @@ class RequestHandlers:
 
     # provided by the other mixins
     _save: Callable[[], None]
-    _hold: Callable[[Conn, list[str]], bool]
-    _order_message: Callable[[int, int, list[str]], None]
+    _hold: Callable[[Conn, rq.ClientMessage], bool]
+    _order_message: Callable[[int, rq.ClientMessage], None]
     _send_open_order: Callable[..., None]
     _send_quote: Callable[..., None]
 
-    def _dispatch(self, conn: Conn, msg_id: int, fields: list[str]) -> None:
+    def _dispatch(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        """Answer one decoded request of a started session (``decode_fields`` refused the malformed)."""
         assert conn.client_id is not None
+        msg_id = msg.msg_id
         if msg_id in _ORDER_MESSAGES:
-            if not self._hold(conn, fields):
-                self._order_message(conn.client_id, conn.version, fields)
+            if not self._hold(conn, msg):
+                self._order_message(conn.client_id, msg)
             return
         handler = self._handlers.get(msg_id)
-        if handler is None:
-            nodata = _NO_DATA.get(msg_id)
-            if nodata is not None:
-                pos, code, text = nodata
-                req_id = int(fields[pos]) if len(fields) > pos and fields[pos].lstrip("-").isdigit() else -1
-                conn.send(m.error(conn.version, req_id, code, text))
+        try:
+            if handler is not None:
+                handler(self, conn, msg)
+            elif msg_id in _NO_DATA:
+                code, text = _NO_DATA[msg_id]
+                conn.send(m.error(conn.version, _body(msg, rq.ReqId).req_id, code, text))
             else:
                 log.info("client %s: request %d is not simulated; ignored", conn.client_id, msg_id)
-            return
-        try:
-            handler(self, conn, fields)
-        except (rq.BadRequest, IndexError, ValueError) as e:
-            log.warning("client %s sent a malformed request %d: %s", conn.client_id, msg_id, e)
-            conn.send(m.error(conn.version, -1, 320, f"Error reading request: message {msg_id}: {e}"))
         except Exception as e:
             log.exception("request %d from client %s failed", msg_id, conn.client_id)
             self.handler_errors.append(f"request {msg_id}: {type(e).__name__}: {e}")
@@ -108,8 +114,8 @@ class RequestHandlers:
             return None
         return self._contract(symbol)
 
-    def _h_mkt_data(self, conn: Conn, fields: list[str]) -> None:
-        req = rq.parse_mkt_data(fields)
+    def _h_mkt_data(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req = _body(msg, rq.MktDataRequest)
         c = self._resolve(req.contract)
         if c is None:
             conn.send(m.error(conn.version, req.req_id, 200, _NO_SECDEF))
@@ -125,8 +131,8 @@ class RequestHandlers:
             conn.mkt[req.req_id] = c.symbol
         self._save()  # a new symbol's conId and price path
 
-    def _h_cancel_mkt_data(self, conn: Conn, fields: list[str]) -> None:
-        conn.mkt.pop(int(fields[2]), None)
+    def _h_cancel_mkt_data(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        conn.mkt.pop(_body(msg, rq.ReqId).req_id, None)
 
     def _visible(self, conn: Conn, client_id: int) -> bool:
         """Whether ``conn`` sees the orders/executions of ``client_id``: its own, or all as the master client."""
@@ -134,10 +140,10 @@ class RequestHandlers:
             self.master_client_id is not None and conn.client_id == self.master_client_id
         )
 
-    def _h_open_orders(self, conn: Conn, fields: list[str]) -> None:
+    def _h_open_orders(self, conn: Conn, msg: rq.ClientMessage) -> None:
         self._send_open_orders(conn, all_clients=False)
 
-    def _h_all_open_orders(self, conn: Conn, fields: list[str]) -> None:
+    def _h_all_open_orders(self, conn: Conn, msg: rq.ClientMessage) -> None:
         self._send_open_orders(conn, all_clients=True)
 
     def _send_open_orders(self, conn: Conn, all_clients: bool) -> None:
@@ -147,14 +153,14 @@ class RequestHandlers:
                 conn.send(m.order_status(order))
         conn.send(m.open_order_end())
 
-    def _h_completed_orders(self, conn: Conn, fields: list[str]) -> None:
+    def _h_completed_orders(self, conn: Conn, msg: rq.ClientMessage) -> None:
         done = sorted((o for o in self.state.orders.values() if not o.working), key=lambda o: o.perm_id)
         for order in done:
             conn.send(m.completed_order(conn.version, order, self._contract(order.symbol)))
         conn.send(m.completed_orders_end())
 
-    def _h_account_updates(self, conn: Conn, fields: list[str]) -> None:
-        subscribe = fields[2] not in ("0", "")
+    def _h_account_updates(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        subscribe = _body(msg, rq.AccountUpdates).subscribe
         conn.acct_updates = subscribe
         if not subscribe:
             return
@@ -190,8 +196,8 @@ class RequestHandlers:
                 return False
         return True
 
-    def _h_executions(self, conn: Conn, fields: list[str]) -> None:
-        f = rq.parse_exec_filter(fields)
+    def _h_executions(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        f = _body(msg, rq.ExecFilter)
         for e in self.state.executions:
             if self._exec_matches(conn, e, f):
                 c = self._contract(e.symbol)
@@ -199,11 +205,12 @@ class RequestHandlers:
                 conn.send(m.commission_report(e))
         conn.send(m.exec_details_end(f.req_id))
 
-    def _h_ids(self, conn: Conn, fields: list[str]) -> None:
+    def _h_ids(self, conn: Conn, msg: rq.ClientMessage) -> None:
         conn.send(m.next_valid_id(self.state.next_valid_id))
 
-    def _h_contract_details(self, conn: Conn, fields: list[str]) -> None:
-        req_id, spec = rq.parse_contract_details_request(fields)
+    def _h_contract_details(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req = _body(msg, rq.ContractDetailsRequest)
+        req_id, spec = req.req_id, req.contract
         c = self._resolve(spec)
         if c is None:
             conn.send(m.error(conn.version, req_id, 200, _NO_SECDEF))
@@ -213,71 +220,71 @@ class RequestHandlers:
         conn.send(m.contract_details_end(req_id))
         self._save()
 
-    def _h_auto_open_orders(self, conn: Conn, fields: list[str]) -> None:
+    def _h_auto_open_orders(self, conn: Conn, msg: rq.ClientMessage) -> None:
         if conn.client_id != 0:
             conn.send(m.error(conn.version, -1, 321,
                               "Error validating request:-'a9' : cause - Only client id 0 can bind manual orders"))
             return
-        conn.auto_open = fields[2] not in ("0", "")
+        conn.auto_open = _body(msg, rq.Flag).on
 
-    def _h_managed_accounts(self, conn: Conn, fields: list[str]) -> None:
+    def _h_managed_accounts(self, conn: Conn, msg: rq.ClientMessage) -> None:
         conn.send(m.managed_accounts([self.account]))
 
-    def _h_current_time(self, conn: Conn, fields: list[str]) -> None:
+    def _h_current_time(self, conn: Conn, msg: rq.ClientMessage) -> None:
         conn.send(m.current_time(self.clock()))
 
-    def _h_market_data_type(self, conn: Conn, fields: list[str]) -> None:
-        conn.market_data_type = int(fields[2])
+    def _h_market_data_type(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        conn.market_data_type = _body(msg, rq.MarketDataType).kind
 
-    def _h_positions(self, conn: Conn, fields: list[str]) -> None:
+    def _h_positions(self, conn: Conn, msg: rq.ClientMessage) -> None:
         conn.positions = True
         for pos, *_ in self.book.portfolio():
             conn.send(m.position(self.account, pos, self._contract(pos.symbol)))
         conn.send(m.position_end())
 
-    def _h_cancel_positions(self, conn: Conn, fields: list[str]) -> None:
+    def _h_cancel_positions(self, conn: Conn, msg: rq.ClientMessage) -> None:
         conn.positions = False
 
-    def _h_account_summary(self, conn: Conn, fields: list[str]) -> None:
-        req_id = int(fields[2])
-        tags = frozenset(t.strip() for t in fields[4].split(",") if t.strip())
+    def _h_account_summary(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req = _body(msg, rq.AccountSummary)
+        req_id, tags = req.req_id, req.tags
         conn.summaries[req_id] = tags
         for key, val, cur in self.book.account_values():
             if cur == "USD" and (key in tags or "All" in tags):
                 conn.send(m.account_summary(req_id, self.account, key, val, cur))
         conn.send(m.account_summary_end(req_id))
 
-    def _h_cancel_account_summary(self, conn: Conn, fields: list[str]) -> None:
-        conn.summaries.pop(int(fields[2]), None)
+    def _h_cancel_account_summary(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        conn.summaries.pop(_body(msg, rq.ReqId).req_id, None)
 
-    def _h_positions_multi(self, conn: Conn, fields: list[str]) -> None:
-        req_id = int(fields[2])
+    def _h_positions_multi(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req_id = _body(msg, rq.ReqId).req_id
         conn.pos_multi.add(req_id)
         for pos, *_ in self.book.portfolio():
             conn.send(m.position_multi(req_id, self.account, pos, self._contract(pos.symbol)))
         conn.send(m.position_multi_end(req_id))
 
-    def _h_cancel_positions_multi(self, conn: Conn, fields: list[str]) -> None:
-        conn.pos_multi.discard(int(fields[2]))
+    def _h_cancel_positions_multi(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        conn.pos_multi.discard(_body(msg, rq.ReqId).req_id)
 
-    def _h_account_updates_multi(self, conn: Conn, fields: list[str]) -> None:
-        req_id = int(fields[2])
+    def _h_account_updates_multi(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req_id = _body(msg, rq.ReqId).req_id
         conn.acct_multi.add(req_id)
         for key, val, cur in self.book.account_values():
             conn.send(m.account_update_multi(req_id, self.account, key, val, cur))
         conn.send(m.account_update_multi_end(req_id))
 
-    def _h_cancel_account_updates_multi(self, conn: Conn, fields: list[str]) -> None:
-        conn.acct_multi.discard(int(fields[2]))
+    def _h_cancel_account_updates_multi(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        conn.acct_multi.discard(_body(msg, rq.ReqId).req_id)
 
-    def _h_matching_symbols(self, conn: Conn, fields: list[str]) -> None:
-        req_id = int(fields[1])
-        pattern = fields[2].strip().upper()
+    def _h_matching_symbols(self, conn: Conn, msg: rq.ClientMessage) -> None:
+        req = _body(msg, rq.MatchingSymbols)
+        req_id, pattern = req.req_id, req.pattern
         found = [self._contract(pattern)] if valid_symbol(pattern) else []
         conn.send(m.symbol_samples(conn.version, req_id, found))
         self._save()
 
-    _handlers: dict[int, Callable[[Any, Conn, list[str]], None]] = {
+    _handlers: dict[int, Callable[[Any, Conn, rq.ClientMessage], None]] = {
         rq.REQ_MKT_DATA: _h_mkt_data,
         rq.CANCEL_MKT_DATA: _h_cancel_mkt_data,
         rq.REQ_OPEN_ORDERS: _h_open_orders,
@@ -300,8 +307,8 @@ class RequestHandlers:
         rq.CANCEL_ACCOUNT_UPDATES_MULTI: _h_cancel_account_updates_multi,
         rq.REQ_MATCHING_SYMBOLS: _h_matching_symbols,
         rq.REQ_COMPLETED_ORDERS: _h_completed_orders,
-        rq.REQ_PNL: lambda self, conn, fields: None,  # subscriptions the simulator never feeds
-        rq.REQ_PNL_SINGLE: lambda self, conn, fields: None,
+        rq.REQ_PNL: lambda self, conn, msg: None,  # subscriptions the simulator never feeds
+        rq.REQ_PNL_SINGLE: lambda self, conn, msg: None,
     }
 
 

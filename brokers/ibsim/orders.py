@@ -24,6 +24,11 @@ from brokers.ibsim.state import SimOrder, SimState
 log = logging.getLogger("cockpit.ibsim")
 
 
+def _cut(text: str, limit: int = 40) -> str:
+    """A client's own text echoed in an error, cut short: a megabyte of it is not echoed back."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class OrderRequests:
     """Mixin of :class:`~brokers.ibsim.server.IBGatewaySim`: the order messages."""
 
@@ -41,32 +46,26 @@ class OrderRequests:
     _send_order: Callable[[SimOrder], None]
     _send_fill: Callable[[Fill], None]
 
-    def _order_message(self, client_id: int, version: int, fields: list[str]) -> None:
-        msg_id = int(fields[0])
+    def _order_message(self, client_id: int, msg: rq.ClientMessage) -> None:
+        """placeOrder, cancelOrder or reqGlobalCancel, decoded (malformed ones were refused with 320)."""
         try:
-            if msg_id == rq.PLACE_ORDER:
-                self._place_order(client_id, version, fields)
-            elif msg_id == rq.CANCEL_ORDER:
-                if len(fields) < 3 or not fields[2].lstrip("-").isdigit():
-                    raise rq.BadRequest(f"cancelOrder without an order id: {fields[1:]!r}")
-                self._cancel_request(client_id, int(fields[2]))
-            else:
+            if isinstance(msg.body, rq.PlaceOrder):
+                self._place_order(client_id, msg.body)
+            elif isinstance(msg.body, rq.CancelOrder):
+                self._cancel_request(client_id, msg.body.order_id)
+            elif msg.msg_id == rq.REQ_GLOBAL_CANCEL:
                 self._global_cancel()
-        except rq.BadRequest as e:
-            order_id = int(fields[1]) if msg_id == rq.PLACE_ORDER and fields[1:2] and fields[1].isdigit() else -1
-            text = f"Error reading request: {e}"
-            log.warning("client %s sent a malformed order message: %s", client_id, e)
-            self._to_client(client_id, lambda v: m.error(v, order_id, 320, text))
+            else:
+                raise TypeError(f"message {msg.msg_id} is no order message")
         except Exception as e:
             log.exception("order message from client %s failed", client_id)
-            self.handler_errors.append(f"order message {msg_id}: {type(e).__name__}: {e}")
+            self.handler_errors.append(f"order message {msg.msg_id}: {type(e).__name__}: {e}")
         self._save()
 
     def _reject(self, client_id: int, order_id: int, code: int, text: str) -> None:
         self._to_client(client_id, lambda v: m.error(v, order_id, code, text))
 
-    def _place_order(self, client_id: int, version: int, fields: list[str]) -> None:
-        req = rq.parse_place_order(fields, version)
+    def _place_order(self, client_id: int, req: rq.PlaceOrder) -> None:
         oid = req.order_id
         existing = self.state.find_order(client_id, oid)
         if req.what_if:
@@ -119,18 +118,18 @@ class OrderRequests:
     def _order_problem(self, req: rq.PlaceOrder) -> tuple[int, str] | None:
         """What real IB would refuse about a new order (code, text), or None."""
         if req.account and req.account != self.account:
-            return 201, f"Order rejected - reason:The account code {req.account} is not managed by this login"
+            return 201, f"Order rejected - reason:The account code {_cut(req.account)} is not managed by this login"
         if req.action not in ("BUY", "SELL"):
-            return 201, f"Order rejected - reason:Invalid action {req.action!r}"
+            return 201, f"Order rejected - reason:Invalid action {_cut(req.action)!r}"
         if req.total_qty <= 0:
             return 201, "Order rejected - reason:The order size must be positive"
         if req.order_type not in ("MKT", "LMT"):
-            return 387, (f"Unsupported order type for this exchange and security type: {req.order_type} "
+            return 387, (f"Unsupported order type for this exchange and security type: {_cut(req.order_type)} "
                          "(the simulator has MKT and LMT)")
         if req.order_type == "LMT" and (req.lmt_price is None or req.lmt_price <= 0):
             return 201, "Order rejected - reason:A limit order needs a positive limit price"
         if req.tif not in ("DAY", "GTC", "IOC"):
-            return 201, f"Order rejected - reason:Time in force {req.tif} is not simulated (DAY, GTC, IOC)"
+            return 201, f"Order rejected - reason:Time in force {_cut(req.tif)} is not simulated (DAY, GTC, IOC)"
         if not req.transmit or req.parent_id or req.conditions:
             return 201, "Order rejected - reason:untransmitted, child and conditional orders are not simulated"
         return None
@@ -150,7 +149,7 @@ class OrderRequests:
         if contract is None or contract.symbol != order.symbol or req.action != order.action:
             bad = "the contract or side differs"
         elif req.order_type != order.order_type:
-            bad = f"the order type cannot change from {order.order_type} to {req.order_type}"
+            bad = f"the order type cannot change from {order.order_type} to {_cut(req.order_type)}"
         elif req.total_qty < order.filled or req.total_qty <= 0:
             bad = f"the quantity {req.total_qty} is below the filled {order.filled}"
         elif req.order_type == "LMT" and (req.lmt_price is None or req.lmt_price <= 0):

@@ -7,7 +7,9 @@ updates to their subscribers, and ticks to market-data subscribers while IB's li
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 
 from brokers.ibsim import messages as m
 from brokers.ibsim.book import Book, Fill
@@ -82,10 +84,16 @@ class Pushes:
                     conn.send(m.account_update_multi(req_id, self.account, key, val, cur))
 
     # ================================================================== market data
+    quote_fault: str | None
 
     def _send_quote(self, conn: Conn, req_id: int, q: Quote, first: bool) -> None:
-        conn.send(m.tick_price(req_id, m.BID, q.bid, q.bid_size))
-        conn.send(m.tick_price(req_id, m.ASK, q.ask, q.ask_size))
+        # Bid and ask are two messages: a client may act between them. Moving up, the ask goes
+        # first (and moving down the bid), so the book in between is wider, never crossed.
+        bid, ask = m.tick_price(req_id, m.BID, q.bid, q.bid_size), m.tick_price(req_id, m.ASK, q.ask, q.ask_size)
+        rising = q.bid > conn.last_bid.get(req_id, q.bid)
+        conn.last_bid[req_id] = q.bid
+        for tick in ((ask, bid) if rising else (bid, ask)):
+            conn.send(tick)
         conn.send(m.tick_price(req_id, m.LAST, q.last, q.last_size))
         conn.send(m.tick_size(req_id, m.VOLUME, q.volume))
         if first:
@@ -94,7 +102,20 @@ class Pushes:
     def _broadcast_quote(self, symbol: str, q: Quote) -> None:
         if not self._link_up:
             return
+        if self.quote_fault is not None:
+            q = corrupt(q, self.quote_fault)
         for conn in self._ready_conns():
             for req_id, sym in list(conn.mkt.items()):
                 if sym == symbol:
                     self._send_quote(conn, req_id, q, first=False)
+
+
+QUOTE_FAULTS = ("crossed", "spike")
+
+
+def corrupt(q: Quote, fault: str) -> Quote:
+    """What a broken data line sends: a crossed book (bid above ask) or every price x10."""
+    if fault == "crossed":
+        return dataclasses.replace(q, bid=q.ask + Decimal("0.05"), ask=q.bid)
+    ten = Decimal(10)
+    return dataclasses.replace(q, bid=q.bid * ten, ask=q.ask * ten, last=q.last * ten)

@@ -3,20 +3,37 @@
 placeOrder has no version field and a layout that depends on the server version and on
 the order itself (delta-neutral, scale, hedge, algo, PEG BENCH and condition blocks), so
 it is read with a cursor that mirrors the client's writer field by field; a message that
-runs short raises :class:`BadRequest` instead of being half-understood.
+runs short raises :class:`BadRequest` instead of being half-understood. Every other request
+the simulator acts on is decoded here too (``decode_fields``), into a small typed body, so
+that the handlers never read a raw field and a malformed request is refused in one place.
+Numbers go through ``fields`` (Java-sized ints, bounded decimals).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from brokers.ibsim.fields import BadRequest, parse_int, parse_number
 
 __all__ = [
+    "AccountSummary",
+    "AccountUpdates",
     "BadRequest",
+    "CancelOrder",
+    "ClientMessage",
+    "ContractDetailsRequest",
     "ContractSpec",
     "ExecFilter",
+    "Flag",
+    "MarketDataType",
+    "MatchingSymbols",
     "MktDataRequest",
     "PlaceOrder",
+    "ReqId",
+    "StartApi",
+    "decode_fields",
     "parse_contract_details_request",
     "parse_exec_filter",
     "parse_mkt_data",
@@ -59,59 +76,38 @@ REQ_HISTORICAL_TICKS = 96
 REQ_TICK_BY_TICK_DATA = 97
 REQ_COMPLETED_ORDERS = 99
 
-_UNSET_DOUBLE = 1.7976931348623157e308
-
-
-class BadRequest(Exception):
-    """A request whose fields do not parse."""
-
-
 class _Cursor:
+    """Reads a request field by field; running short or a malformed number is a BadRequest."""
+
     def __init__(self, fields: list[str], start: int) -> None:
         self.fields = fields
         self.i = start
 
-    def str(self) -> str:
+    def text(self) -> str:
         if self.i >= len(self.fields):
             raise BadRequest(f"message ended after {len(self.fields)} fields")
         v = self.fields[self.i]
         self.i += 1
         return v
 
-    def int(self, default: int = 0) -> int:
-        v = self.str()
-        try:
-            return int(v) if v else default
-        except ValueError as e:
-            raise BadRequest(f"field {self.i - 1} is not an integer: {v!r}") from e
+    def opt_text(self) -> str:
+        """A trailing field older clients leave out."""
+        return self.text() if self.i < len(self.fields) else ""
 
-    def float(self) -> float | None:
-        v = self.str()
-        if not v:
-            return None
-        try:
-            return float(v)
-        except ValueError as e:
-            raise BadRequest(f"field {self.i - 1} is not a number: {v!r}") from e
+    def integer(self, default: int = 0) -> int:
+        v = self.text()
+        return parse_int(v, f"field {self.i - 1}") if v else default
 
-    def decimal(self) -> Decimal | None:
-        v = self.str()
-        if not v:
-            return None
-        try:
-            d = Decimal(v)
-        except InvalidOperation as e:
-            raise BadRequest(f"field {self.i - 1} is not a number: {v!r}") from e
-        if not d.is_finite() or d >= Decimal("1.7976931348623157E308"):
-            return None
-        return d
+    def number(self) -> Decimal | None:
+        v = self.text()
+        return parse_number(v, f"field {self.i - 1}") if v else None
 
-    def bool(self) -> bool:
-        return self.int() != 0
+    def flag(self) -> bool:
+        return self.integer() != 0
 
     def skip(self, n: int) -> None:
         for _ in range(n):
-            self.str()
+            self.text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +124,14 @@ class ContractSpec:
 
     @classmethod
     def read(cls, cur: _Cursor) -> ContractSpec:
-        con_id = cur.int()
-        symbol = cur.str()
-        sec_type = cur.str()
+        con_id = cur.integer()
+        symbol = cur.text()
+        sec_type = cur.text()
         cur.skip(4)  # lastTradeDateOrContractMonth, strike, right, multiplier
-        exchange = cur.str()
-        primary = cur.str()
-        currency = cur.str()
-        local_symbol = cur.str()
+        exchange = cur.text()
+        primary = cur.text()
+        currency = cur.text()
+        local_symbol = cur.text()
         cur.skip(1)  # tradingClass
         return cls(con_id, symbol.strip().upper(), sec_type.upper(), exchange.upper(), primary.upper(),
                    currency.upper(), local_symbol.strip().upper())
@@ -166,59 +162,59 @@ class PlaceOrder:
 def parse_place_order(fields: list[str], version: int) -> PlaceOrder:
     """Decode placeOrder as the client writes it at ``version`` (see ib_async ``Client.placeOrder``)."""
     cur = _Cursor(fields, 1)
-    order_id = cur.int()
+    order_id = cur.integer()
     contract = ContractSpec.read(cur)
     cur.skip(2)  # secIdType, secId
-    action = cur.str().upper()
-    qty = cur.decimal()
-    order_type = cur.str().upper()
-    lmt = cur.decimal()
-    aux = cur.decimal()
-    tif = cur.str().upper()
+    action = cur.text().upper()
+    qty = cur.number()
+    order_type = cur.text().upper()
+    lmt = cur.number()
+    aux = cur.number()
+    tif = cur.text().upper()
     cur.skip(1)  # ocaGroup
-    account = cur.str()
+    account = cur.text()
     cur.skip(2)  # openClose, origin
-    order_ref = cur.str()
-    transmit_field = cur.str()
+    order_ref = cur.text()
+    transmit_field = cur.text()
     transmit = transmit_field != "0"  # empty means the default, which is to transmit
-    parent_id = cur.int()
+    parent_id = cur.integer()
     cur.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
-    outside_rth = cur.bool()
+    outside_rth = cur.flag()
     cur.skip(1)  # hidden
     if contract.sec_type == "BAG":
-        legs = cur.int()
+        legs = cur.integer()
         cur.skip(8 * legs)
-        cur.skip(cur.int())  # order combo leg prices
-        cur.skip(2 * cur.int())  # smart combo routing params
+        cur.skip(cur.integer())  # order combo leg prices
+        cur.skip(2 * cur.integer())  # smart combo routing params
     cur.skip(3)  # deprecated sharesAllocation, discretionaryAmt, goodAfterTime
-    good_till_date = cur.str()
+    good_till_date = cur.text()
     cur.skip(3)  # faGroup, faMethod, faPercentage
     if version < 177:
         cur.skip(1)  # faProfile
     cur.skip(20)  # modelCode .. overridePercentageConstraints
     cur.skip(2)  # volatility, volatilityType
-    dn_type = cur.str()
+    dn_type = cur.text()
     cur.skip(1)  # deltaNeutralAuxPrice
     if dn_type:
         cur.skip(8)
     cur.skip(6)  # continuousUpdate .. scaleSubsLevelSize
-    increment = cur.float()
-    if increment is not None and 0 < increment < _UNSET_DOUBLE:
+    increment = cur.number()
+    if increment is not None and increment > 0:
         cur.skip(7)
     cur.skip(3)  # scaleTable, activeStartTime, activeStopTime
-    if cur.str():  # hedgeType
+    if cur.text():  # hedgeType
         cur.skip(1)
     cur.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
-    if cur.bool():  # delta-neutral contract
+    if cur.flag():  # delta-neutral contract
         cur.skip(3)
-    if cur.str():  # algoStrategy
-        cur.skip(2 * cur.int())
+    if cur.text():  # algoStrategy
+        cur.skip(2 * cur.integer())
     cur.skip(1)  # algoId
-    what_if = cur.bool()
+    what_if = cur.flag()
     cur.skip(4)  # orderMiscOptions, solicited, randomizeSize, randomizePrice
     if order_type in ("PEG BENCH", "PEGBENCH"):
         cur.skip(5)
-    conditions = cur.int()
+    conditions = cur.integer()
     if qty is None:
         raise BadRequest("order without a quantity")
     return PlaceOrder(
@@ -252,22 +248,28 @@ class MktDataRequest:
 def parse_mkt_data(fields: list[str]) -> MktDataRequest:
     """reqMktData: ``1,11,reqId,<12 contract>,[BAG legs],dnc,...,genericTicks,snapshot,...``."""
     cur = _Cursor(fields, 2)
-    req_id = cur.int()
+    req_id = cur.integer()
     contract = ContractSpec.read(cur)
     if contract.sec_type == "BAG":
-        cur.skip(4 * cur.int())
-    if cur.bool():
+        cur.skip(4 * cur.integer())
+    if cur.flag():
         cur.skip(3)
-    generic = cur.str()
-    snapshot = cur.bool()
+    generic = cur.text()
+    snapshot = cur.flag()
     return MktDataRequest(req_id, contract, generic, snapshot)
 
 
-def parse_contract_details_request(fields: list[str]) -> tuple[int, ContractSpec]:
+@dataclass(frozen=True, slots=True)
+class ContractDetailsRequest:
+    req_id: int
+    contract: ContractSpec
+
+
+def parse_contract_details_request(fields: list[str]) -> ContractDetailsRequest:
     """reqContractDetails: ``9,8,reqId,<12 contract>,includeExpired,secIdType,secId[,issuerId]``."""
     cur = _Cursor(fields, 2)
-    req_id = cur.int()
-    return req_id, ContractSpec.read(cur)
+    req_id = cur.integer()
+    return ContractDetailsRequest(req_id, ContractSpec.read(cur))
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +288,176 @@ def parse_exec_filter(fields: list[str]) -> ExecFilter:
     """reqExecutions: ``7,3,reqId,clientId,acctCode,time,symbol,secType,exchange,side``."""
     cur = _Cursor(fields, 2)
     return ExecFilter(
-        req_id=cur.int(),
-        client_id=cur.int(),
-        account=cur.str(),
-        time=cur.str(),
-        symbol=cur.str().upper(),
-        sec_type=cur.str().upper(),
-        exchange=cur.str().upper(),
-        side=cur.str().upper(),
+        req_id=cur.integer(),
+        client_id=cur.integer(),
+        account=cur.text(),
+        time=cur.text(),
+        symbol=cur.text().upper(),
+        sec_type=cur.text().upper(),
+        exchange=cur.text().upper(),
+        side=cur.text().upper(),
     )
+
+
+# --------------------------------------------------------------------------- the other bodies
+
+
+@dataclass(frozen=True, slots=True)
+class StartApi:
+    """``71,2,clientId,optionalCapabilities``."""
+
+    client_id: int
+    capabilities: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReqId:
+    """A request that carries only its request id (cancels, multi subscriptions, no-data requests)."""
+
+    req_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """``4,1,orderId[,manualOrderCancelTime]``."""
+
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdates:
+    """``6,2,subscribe,acctCode``."""
+
+    subscribe: bool
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """``15,1,bAutoBind``."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataType:
+    """``59,1,marketDataType``."""
+
+    kind: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """``62,1,reqId,group,tags``."""
+
+    req_id: int
+    group: str
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingSymbols:
+    """``81,reqId,pattern`` (no version field)."""
+
+    req_id: int
+    pattern: str
+
+
+Body = (StartApi | ReqId | CancelOrder | AccountUpdates | Flag | MarketDataType | AccountSummary | MatchingSymbols
+        | PlaceOrder | MktDataRequest | ContractDetailsRequest | ExecFilter)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """One decoded client message: its id, its raw fields, and the typed body of the requests
+    the simulator acts on (``None`` for requests without fields it reads, and unknown ids)."""
+
+    msg_id: int
+    fields: list[str]
+    body: Body | None
+
+
+def _start_api(fields: list[str], version: int) -> StartApi:
+    cur = _Cursor(fields, 2)
+    client_id = cur.text()
+    if not client_id:
+        raise BadRequest("startApi without a client id")
+    return StartApi(parse_int(client_id, "the client id"), cur.opt_text())
+
+
+def _req_id_at(pos: int) -> Callable[[list[str], int], ReqId]:
+    def read(fields: list[str], version: int) -> ReqId:
+        return ReqId(_Cursor(fields, pos).integer())
+
+    return read
+
+
+def _cancel_order(fields: list[str], version: int) -> CancelOrder:
+    v = _Cursor(fields, 2).text()
+    if not v:
+        raise BadRequest("cancelOrder without an order id")
+    return CancelOrder(parse_int(v, "the order id"))
+
+
+def _account_updates(fields: list[str], version: int) -> AccountUpdates:
+    cur = _Cursor(fields, 2)
+    return AccountUpdates(cur.flag(), cur.opt_text())
+
+
+def _flag(fields: list[str], version: int) -> Flag:
+    return Flag(_Cursor(fields, 2).flag())
+
+
+def _market_data_type(fields: list[str], version: int) -> MarketDataType:
+    return MarketDataType(_Cursor(fields, 2).integer())
+
+
+def _account_summary(fields: list[str], version: int) -> AccountSummary:
+    cur = _Cursor(fields, 2)
+    req_id = cur.integer()
+    group = cur.text()
+    tags = frozenset(t.strip() for t in cur.text().split(",") if t.strip())
+    return AccountSummary(req_id, group, tags)
+
+
+def _matching_symbols(fields: list[str], version: int) -> MatchingSymbols:
+    cur = _Cursor(fields, 1)
+    req_id = cur.integer()
+    return MatchingSymbols(req_id, cur.text().strip().upper())
+
+
+# Where the request id sits in the requests the simulator answers with a no-data error.
+NO_DATA_REQ_ID_AT = {
+    REQ_HISTORICAL_DATA: 1, REQ_HEAD_TIMESTAMP: 1, REQ_HISTORICAL_TICKS: 1,
+    REQ_REAL_TIME_BARS: 2, REQ_TICK_BY_TICK_DATA: 1, REQ_MKT_DEPTH: 2,
+}
+
+_BODIES: dict[int, Callable[[list[str], int], Body]] = {
+    START_API: _start_api,
+    REQ_MKT_DATA: lambda f, v: parse_mkt_data(f),
+    CANCEL_MKT_DATA: _req_id_at(2),
+    PLACE_ORDER: parse_place_order,
+    CANCEL_ORDER: _cancel_order,
+    REQ_ACCT_DATA: _account_updates,
+    REQ_EXECUTIONS: lambda f, v: parse_exec_filter(f),
+    REQ_CONTRACT_DATA: lambda f, v: parse_contract_details_request(f),
+    REQ_AUTO_OPEN_ORDERS: _flag,
+    REQ_MARKET_DATA_TYPE: _market_data_type,
+    REQ_ACCOUNT_SUMMARY: _account_summary,
+    CANCEL_ACCOUNT_SUMMARY: _req_id_at(2),
+    REQ_POSITIONS_MULTI: _req_id_at(2),
+    CANCEL_POSITIONS_MULTI: _req_id_at(2),
+    REQ_ACCOUNT_UPDATES_MULTI: _req_id_at(2),
+    CANCEL_ACCOUNT_UPDATES_MULTI: _req_id_at(2),
+    REQ_MATCHING_SYMBOLS: _matching_symbols,
+    **{msg_id: _req_id_at(pos) for msg_id, pos in NO_DATA_REQ_ID_AT.items()},
+}
+
+
+def decode_fields(fields: list[str], version: int) -> ClientMessage:
+    """Decode one client message's fields at server ``version``; raises only :class:`BadRequest`."""
+    if not fields:
+        raise BadRequest("an empty message")
+    msg_id = parse_int(fields[0], "the message id")
+    decode = _BODIES.get(msg_id)
+    return ClientMessage(msg_id, fields, decode(fields, version) if decode is not None else None)

@@ -27,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from brokers.ibsim import messages as m
+from brokers.ibsim import requests as rq
 from brokers.ibsim.book import Book
 from brokers.ibsim.faults import STATUS_TEXT, FaultControls
 from brokers.ibsim.handlers import RequestHandlers
@@ -43,11 +44,23 @@ from brokers.ibsim.state import (
 )
 from brokers.ibsim.transport import MIN_CLIENT_VERSION, Conn, Received, Transport
 
-__all__ = ["MIN_CLIENT_VERSION", "SERVER_VERSION", "STATUS_TEXT", "IBGatewaySim", "Received"]
+__all__ = [
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "MIN_CLIENT_VERSION",
+    "SERVER_VERSION",
+    "STATUS_TEXT",
+    "IBGatewaySim",
+    "Received",
+]
 
 log = logging.getLogger("cockpit.ibsim")
 
 SERVER_VERSION = m.MAX_VERSION
+# ib_async completes the handshake in milliseconds; 10 s leaves a loaded machine ample room.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+# TWS and IB Gateway take up to 32 API clients; sockets still in their handshake count here too.
+DEFAULT_MAX_CONNECTIONS = 64
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -61,6 +74,10 @@ class IBGatewaySim(FaultControls, OrderRequests, RequestHandlers, Pushes, Transp
     ``pacing_disconnect_after``: dropped messages after which the connection is closed
     (``None``: never). ``tick_interval``: seconds between automatic price steps (``None``:
     prices move only through :meth:`step_prices`/:meth:`set_price`, as tests want).
+    ``handshake_timeout``: seconds a new socket has to complete the API handshake (magic,
+    version, startApi) before it is closed (``None``: no limit); a started session may stay
+    idle. ``max_connections``: sockets open at once, handshaking or not; more are closed on
+    arrival (``None``: no limit).
     """
 
     def __init__(
@@ -78,10 +95,16 @@ class IBGatewaySim(FaultControls, OrderRequests, RequestHandlers, Pushes, Transp
         tick_interval: float | None = None,
         master_client_id: int | None = None,
         executions_today_only: bool = True,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not MIN_CLIENT_VERSION <= max_version <= SERVER_VERSION:
             raise ValueError(f"max_version must be in {MIN_CLIENT_VERSION}..{SERVER_VERSION}")
+        if handshake_timeout is not None and not 0 < handshake_timeout <= 86400:  # also refuses nan
+            raise ValueError(f"handshake_timeout must be None or 0 < seconds <= 86400, not {handshake_timeout}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be None or at least 1, not {max_connections}")
         self.state_path = Path(state_path) if state_path is not None else None
         self.seed = seed
         self.account = account
@@ -94,6 +117,10 @@ class IBGatewaySim(FaultControls, OrderRequests, RequestHandlers, Pushes, Transp
         self.tick_interval = tick_interval
         self.master_client_id = master_client_id
         self.executions_today_only = executions_today_only
+        self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.refused_connections = 0  # sockets closed on arrival because max_connections were open
+        self._refused_at_limit = 0
         self.clock = clock
 
         self.received: deque[Received] = deque(maxlen=50_000)  # the latest inbound messages
@@ -107,9 +134,10 @@ class IBGatewaySim(FaultControls, OrderRequests, RequestHandlers, Pushes, Transp
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._hold_acks = False
-        self._held: deque[tuple[int, int, list[str]]] = deque()  # (clientId, version, fields)
+        self._held: deque[tuple[int, rq.ClientMessage]] = deque()  # (clientId, the order message)
         self._refusals: deque[str] = deque()
         self._link_up = True
+        self.quote_fault: str | None = None  # "crossed" or "spike": market data goes bad (orders fill as before)
         self._changed = asyncio.Event()
         self._load()
 

@@ -3,7 +3,15 @@
 The asyncio listener's per-socket loop (handshake, framing, one message at a time), the
 session lifecycle (startApi, one live session per client id, aborts), TWS's per-client pacing,
 and the log of what clients sent with the waits tests build on. What a message means is the
-handlers' business (``_dispatch``).
+handlers' business (``_dispatch``); what its bytes say is ``decode``'s.
+
+Hostile or broken clients cost one connection at most, never the simulator: a frame that
+is not the API's framing (oversize length prefix, garbage instead of the handshake) closes
+that connection; a request that does not decode is answered with error 320 and the session
+goes on; either is one log line. A socket that has not finished the API handshake (magic,
+version, startApi) within ``handshake_timeout`` seconds is closed, and at most
+``max_connections`` sockets are open at once (the rest are closed on arrival), so a flood of
+idle connections cannot pile up. A started session may stay idle for ever, as ib_async's do.
 """
 
 from __future__ import annotations
@@ -13,17 +21,23 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from brokers.ibsim import messages as m
 from brokers.ibsim import requests as rq
+from brokers.ibsim.fields import BadRequest, parse_int
 from brokers.ibsim.state import SimState
 from brokers.ibsim.wire import (
     MAGIC,
+    MAX_HANDSHAKE_FRAME,
+    MAX_REQUEST_FRAME,
+    TruncatedFrame,
     WireError,
     encode_fields,
     frame,
     parse_version_range,
     read_frame,
+    show,
     split_payload,
 )
 
@@ -59,6 +73,7 @@ class Conn:
     ready: bool = False
     closed: bool = False
     mkt: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
+    last_bid: dict[int, Decimal] = field(default_factory=dict)  # reqId -> the bid last sent (tick order)
     acct_updates: bool = False
     positions: bool = False
     acct_multi: set[int] = field(default_factory=set)
@@ -94,6 +109,10 @@ class Transport:
     max_version: int
     pacing_limit: int | None
     pacing_disconnect_after: int | None
+    handshake_timeout: float | None
+    max_connections: int | None
+    refused_connections: int
+    _refused_at_limit: int
     clock: Callable[[], float]
     received: deque[Received]
     handler_errors: list[str]
@@ -104,7 +123,7 @@ class Transport:
     _changed: asyncio.Event
 
     # provided by the request handlers
-    _dispatch: Callable[[Conn, int, list[str]], None]
+    _dispatch: Callable[[Conn, rq.ClientMessage], None]
 
     @property
     def clients(self) -> list[int]:
@@ -137,21 +156,31 @@ class Transport:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        peer = writer.get_extra_info("peername")
+        if self.max_connections is not None and len(self._conns) >= self.max_connections:
+            self._refuse(writer, str(peer))
+            return
         if task is not None:
             self._conn_tasks.add(task)
-        peer = writer.get_extra_info("peername")
         conn = Conn(writer=writer, peer=str(peer))
         self._conns.add(conn)
         try:
-            if await self._handshake(reader, conn):
+            if await self._open_session(reader, conn):
                 while not conn.closed:
-                    payload = await read_frame(reader)
+                    payload = await read_frame(reader, MAX_REQUEST_FRAME)
                     if payload is None:
                         break
-                    fields = split_payload(payload)
-                    if fields:
-                        self._on_message(conn, fields)
-        except (WireError, ConnectionError, OSError, asyncio.IncompleteReadError) as e:
+                    self._on_payload(conn, payload)
+        except TruncatedFrame as e:
+            if not conn.closed:
+                log.info("connection %s (client %s) ended: %s", conn.peer, conn.client_id, e)
+        except WireError as e:
+            if not conn.closed:
+                log.warning("connection %s (client %s) sent what is not the API's framing: %s; closing",
+                            conn.peer, conn.client_id, e)
+                if conn.version:
+                    conn.send(m.error(conn.version, -1, 320, f"Error reading request: {e}"))
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
             if not conn.closed:
                 log.info("connection %s (client %s) ended: %s", conn.peer, conn.client_id, e)
         except asyncio.CancelledError:
@@ -167,10 +196,23 @@ class Transport:
                 self._conn_tasks.discard(task)
             self._notify()
 
+    def _refuse(self, writer: asyncio.StreamWriter, peer: str) -> None:
+        """Over ``max_connections``: close at once. One log line when the limit is reached, one when it is left."""
+        self.refused_connections += 1
+        self._refused_at_limit += 1
+        if self._refused_at_limit == 1:
+            log.warning("%d connections are open, the limit (max_connections): refusing new connections "
+                        "(the first from %s) until one closes", len(self._conns), peer)
+        writer.transport.abort()
+
     def _forget(self, conn: Conn) -> None:
         self._conns.discard(conn)
         if conn.client_id is not None and self._by_client.get(conn.client_id) is conn:
             del self._by_client[conn.client_id]
+        if self._refused_at_limit and (self.max_connections is None or len(self._conns) < self.max_connections):
+            log.warning("below the connection limit again: %d connection(s) were refused meanwhile",
+                        self._refused_at_limit)
+            self._refused_at_limit = 0
 
     def _abort_all(self) -> None:
         for conn in list(self._conns):
@@ -178,11 +220,29 @@ class Transport:
             self._forget(conn)
         self._notify()
 
+    async def _open_session(self, reader: asyncio.StreamReader, conn: Conn) -> bool:
+        """The API handshake up to startApi, within ``handshake_timeout``; False if the connection is done."""
+        try:
+            async with asyncio.timeout(self.handshake_timeout):
+                if not await self._handshake(reader, conn):
+                    return False
+                while not conn.ready and not conn.closed:
+                    payload = await read_frame(reader, MAX_REQUEST_FRAME)
+                    if payload is None:
+                        return False
+                    self._on_payload(conn, payload)
+        except TimeoutError:
+            log.warning("connection %s did not complete the API handshake within %gs: closing",
+                        conn.peer, self.handshake_timeout)
+            conn.close()
+            return False
+        return not conn.closed
+
     async def _handshake(self, reader: asyncio.StreamReader, conn: Conn) -> bool:
         magic = await reader.readexactly(len(MAGIC))
         if magic != MAGIC:
-            raise WireError(f"expected the API magic, got {magic!r}")
-        payload = await read_frame(reader)
+            raise WireError(f"expected the API magic, got {show(magic)}")
+        payload = await read_frame(reader, MAX_HANDSHAKE_FRAME)
         if payload is None:
             return False
         announced = split_payload(payload)
@@ -203,24 +263,41 @@ class Transport:
         c = self._by_client.get(client_id)
         return c if c is not None and not c.closed else None
 
-    def _on_message(self, conn: Conn, fields: list[str]) -> None:
+    def _on_payload(self, conn: Conn, payload: bytes) -> None:
+        """One frame of a handshaken connection: paced, decoded, then startApi or a request."""
+        fields = split_payload(payload)
         self.received.append(Received(conn.client_id, fields, self.clock()))
-        try:
-            msg_id = int(fields[0])
-        except ValueError:
-            log.warning("client %s sent a message without an id: %r", conn.client_id, fields[:3])
-            return
         try:
             if not self._pace(conn):
                 return
-            if msg_id == rq.START_API:
-                self._start_api(conn, fields)
+            try:
+                msg = rq.decode_fields(fields, conn.version)
+            except BadRequest as e:
+                self._bad_request(conn, fields, e)
+                return
+            if msg.msg_id == rq.START_API:
+                self._start_api(conn, msg)
             elif not conn.ready:
-                log.warning("client %s sent message %d before startApi: ignored", conn.peer, msg_id)
+                log.warning("client %s sent message %d before startApi: ignored", conn.peer, msg.msg_id)
             else:
-                self._dispatch(conn, msg_id, fields)
+                self._dispatch(conn, msg)
         finally:
             self._notify()
+
+    def _bad_request(self, conn: Conn, fields: list[str], e: BadRequest) -> None:
+        """Error 320, as TWS answers a request it cannot read; an unreadable startApi also closes."""
+        head = fields[0] if fields else ""
+        what = head if head.isascii() and head.isdigit() and len(head) <= 10 else show(head, 16)
+        req_id = -1
+        if head == str(rq.PLACE_ORDER) and len(fields) > 1:  # the order's own id, so its client's trade sees it
+            try:
+                req_id = parse_int(fields[1], "the order id")
+            except BadRequest:
+                pass
+        log.warning("client %s sent a malformed request %s: %s", conn.client_id if conn.ready else conn.peer, what, e)
+        conn.send(m.error(conn.version, req_id, 320, f"Error reading request: message {what}: {e}"))
+        if head == str(rq.START_API) and not conn.ready:
+            conn.close()
 
     def _pace(self, conn: Conn) -> bool:
         """Enforce TWS's 50 messages/second: an excess message is answered with error 100 and dropped."""
@@ -244,15 +321,11 @@ class Transport:
             self._forget(conn)
         return False
 
-    def _start_api(self, conn: Conn, fields: list[str]) -> None:
+    def _start_api(self, conn: Conn, msg: rq.ClientMessage) -> None:
         if conn.ready:
             return
-        try:
-            client_id = int(fields[2])
-        except (IndexError, ValueError):
-            conn.send(m.error(conn.version, -1, 320, f"Error reading request: startApi {fields[1:]!r}"))
-            conn.close()
-            return
+        assert isinstance(msg.body, rq.StartApi)
+        client_id = msg.body.client_id
         if self._client_conn(client_id) is not None:
             conn.send(m.error(
                 conn.version, -1, 326,

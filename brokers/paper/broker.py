@@ -165,7 +165,9 @@ class PaperBroker(Broker):
         if not self._loaded:
             await self.store.migrate("paper", PAPER_MIGRATIONS)
             await self._load()
-            self.bus.subscribe(Quote, self.on_quote)
+            # Quotes only while an order of their symbol is open here (wants_quotes): a replay
+            # leaves the others out.
+            self.bus.subscribe(Quote, self.on_quote, every=False)
             self.bus.subscribe(Bar, self.on_bar)
             self._loaded = True
         self._connected = True
@@ -280,8 +282,16 @@ class PaperBroker(Broker):
                     continue
             self._try_fill(po, quote)
 
+    def wants_quotes(self, symbol: str) -> bool:
+        """Only an open order of ``symbol`` (pending or working) needs its quotes: without one a
+        quote changes nothing here but the last price, which the bar's close also sets."""
+        return bool(self._by_symbol.get(symbol))
+
     def on_bar(self, bar: Bar) -> None:
-        """A bar spanning a session (daily bars, half days included) ends it: its DAY orders expire."""
+        """A bar spanning a session (daily bars, half days included) ends it: its DAY orders expire.
+
+        Its close is the venue's last price too (a replay may have left the quotes before it out)."""
+        self._last[bar.symbol] = bar.close
         if bar.ts - bar.start < _SESSION_BAR:
             return
         orders = self._by_symbol.get(bar.symbol)
@@ -381,11 +391,13 @@ class PaperBroker(Broker):
         self.store.put(("paper_account", key), _PUT_ACCOUNT, (key, value))
 
     def _persist(self, po: PaperOrder) -> None:
-        self.store.put(
-            ("paper_order", po.order_id),
-            _PUT_ORDER,
-            (po.order_id, po.client_order_id, po.symbol, po.side.value, dec(po.qty), po.order_type.value,
-             opt_dec(po.limit_price), po.tif.value, po.status, dec(po.filled_qty), dec(po.traded_value),
-             dec(po.commission), dt(po.active_at), po.session.isoformat() if po.session else None,
-             dt(po.created_at), po.reason),
-        )
+        # The row is made at the store's next flush, from the order as it is then (core/persistence/store.py).
+        self.store.put(("paper_order", po.order_id), _PUT_ORDER, lambda: _order_row(po))
+
+
+def _order_row(po: PaperOrder) -> tuple[str | None, ...]:
+    """The ``paper_orders`` row of ``po`` (_PUT_ORDER's parameters)."""
+    return (po.order_id, po.client_order_id, po.symbol, po.side.value, dec(po.qty), po.order_type.value,
+            opt_dec(po.limit_price), po.tif.value, po.status, dec(po.filled_qty), dec(po.traded_value),
+            dec(po.commission), dt(po.active_at), po.session.isoformat() if po.session else None,
+            dt(po.created_at), po.reason)

@@ -3,7 +3,13 @@ dir, and optionally TCP on 127.0.0.1 with a bearer token from the environment.
 
 The sockets are bound here, not by uvicorn: the Unix socket gets its mode before it
 listens, so no other user can connect in between. uvicorn's own signal handling is
-switched off; the engine's runner owns SIGINT/SIGTERM.
+switched off; the engine's runner owns SIGINT/SIGTERM. The Unix listener runs uvicorn's h11
+protocol with the peer's credentials added (``PeerCredProtocol``): the audit trail records
+the uid the kernel reports, never the client's claim.
+
+A bad TCP setting refuses before anything starts: the token is checked when the server is
+made (``ControlServer(...)`` raises ConfigError), the port is bound by ``prepare()`` before the
+engine opens its store. ``stop()`` always gets through all its steps and raises nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 import uvicorn
 
 from cockpit.control.api import make_app
+from cockpit.control.peer import PeerCredProtocol
 from core.config import ConfigError, Settings
 from core.kernel.engine import Engine
 
@@ -82,24 +89,50 @@ def _bind_tcp(port: int) -> socket.socket:
     return sock
 
 
+MIN_TOKEN = 16
+
+
+def read_token(settings: Settings) -> str | None:
+    """The TCP listener's bearer token (None: no TCP listener); ConfigError when it is unusable."""
+    api = settings.api
+    if not api.tcp_port:
+        return None
+    token = os.environ.get(api.token_env, "")
+    if len(token) < MIN_TOKEN:
+        raise ConfigError(f"api.tcp_port is set, so the environment must hold a bearer token of at least "
+                          f"{MIN_TOKEN} characters in {api.token_env}")
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise ConfigError(f"{api.token_env}: the bearer token must be printable ASCII without spaces "
+                          f"(HTTP trims or mangles anything else, so no client could match it)")
+    return token
+
+
 class ControlServer:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
         self.path = socket_path(settings)
+        self.token = read_token(settings)  # before anything starts: a bad TCP setting refuses here
+        self._tcp: socket.socket | None = None
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
 
+    def prepare(self) -> None:
+        """Bind the TCP port, if any, before the engine starts: a port in use refuses first."""
+        if self.token is not None and self._tcp is None:
+            self._tcp = _bind_tcp(self.settings.api.tcp_port)
+
     async def start(self) -> None:
+        self.prepare()
         listeners: list[tuple[socket.socket, str | None]] = [(_bind_unix(self.path), None)]
-        if self.settings.api.tcp_port:
-            token = os.environ.get(self.settings.api.token_env, "")
-            if len(token) < 16:
-                raise ConfigError(f"api.tcp_port is set, so the environment must hold a bearer token of at least "
-                                  f"16 characters in {self.settings.api.token_env}")
-            listeners.append((_bind_tcp(self.settings.api.tcp_port), token))
+        if self._tcp is not None:
+            listeners.append((self._tcp, self.token))
+            self._tcp = None  # the server owns it now
         for sock, token in listeners:
-            config = uvicorn.Config(make_app(self.engine, token), lifespan="off", log_config=None,
-                                    access_log=False, log_level="warning")
+            app = make_app(self.engine, token, self.settings.api.token_name)
+            config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
+                                    http=PeerCredProtocol if token is None else "h11",
+                                    # TCP serves the web pages' event streams: a stop never waits on an open browser
+                                    timeout_graceful_shutdown=None if token is None else 3)
             server = _EmbeddedServer(config)
             task = asyncio.ensure_future(server.serve(sockets=[sock]))
             self._servers.append((server, task))
@@ -107,12 +140,20 @@ class ControlServer:
                  f" and 127.0.0.1:{self.settings.api.tcp_port}" if self.settings.api.tcp_port else "")
 
     async def stop(self) -> None:
+        """Close every listener and remove our socket; each step runs even if one before failed."""
         for server, _ in self._servers:
             server.should_exit = True
         for _, task in self._servers:
             with contextlib.suppress(Exception):
                 await task
         self._servers.clear()
-        with contextlib.suppress(FileNotFoundError):
+        if self._tcp is not None:  # prepared, never served (the engine failed to start)
+            self._tcp.close()
+            self._tcp = None
+        try:
             if _is_socket(self.path):  # ours: never a file someone put there meanwhile
                 self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("could not remove the control socket %s: %s", self.path, exc.strerror or exc)

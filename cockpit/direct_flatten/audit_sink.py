@@ -53,6 +53,7 @@ class AuditSink:
 
     async def open(self) -> None:
         from cockpit.state_lock import StateDirBusy, StateLock
+        from core.audit.verify import copy_problems
         from core.audit.writer import AuditLog
         from core.common.clock import LiveClock
         from core.persistence.store import DB_FILENAME, Store
@@ -72,7 +73,7 @@ class AuditSink:
             self._say(f"audit: NOT written: cannot take the state lock in {self.state_dir}: {exc}")
             return
         self._lock = lock
-        store = Store(db)
+        store = Store(db, copy_checks=(copy_problems,))  # a pre-migration backup checks the chain too
         try:
             await store.open()
             audit_log = AuditLog(store, LiveClock())

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Callable
 
+from cockpit.direct_flatten.alert import Trigger, announce
+from cockpit.direct_flatten.audit_sink import default_actor
+from cockpit.direct_flatten.outcome import EXIT_FAIL, DirectFlattenResult
 from cockpit.direct_flatten.plan import NotConfirmed, Plan
 from cockpit.direct_flatten.run import flatten_direct
 from core.config import Settings
+
+log = logging.getLogger("cockpit.direct_flatten")
 
 
 def run_from_cli(args: argparse.Namespace, load_settings: Callable[[], Settings]) -> int:
@@ -36,15 +43,37 @@ def run_from_cli(args: argparse.Namespace, load_settings: Callable[[], Settings]
     def out(text: str) -> None:
         print(text, flush=True)
 
+    declined = False  # the operator answered no at the prompt: nothing happened, nobody to alert
+
     def confirm(plan: Plan) -> bool:
+        nonlocal declined
         if args.yes:
             return True
         if not sys.stdin.isatty():
             raise NotConfirmed("refusing without confirmation: no terminal to ask on; pass --yes")
-        return input("Go ahead? [y/N] ").strip().lower() in ("y", "yes")
+        declined = input("Go ahead? [y/N] ").strip().lower() not in ("y", "yes")
+        return not declined
 
-    result = asyncio.run(flatten_direct(settings, client_id=args.client_id, confirm=confirm, out=out,
-                                        wait_seconds=args.wait, reason=args.reason))
+    trigger = Trigger.from_env(os.environ)  # run by systemd's OnFailure=: which unit failed, and how
+    reason = args.reason or (trigger.line() if trigger is not None else None)
+    actor = default_actor()
+
+    async def flatten_then_alert() -> DirectFlattenResult:
+        try:
+            result = await flatten_direct(settings, client_id=args.client_id, confirm=confirm, out=out,
+                                          wait_seconds=args.wait, reason=reason, actor=actor)
+        except Exception as exc:  # an emergency command that breaks must still say so, in one line and an alert
+            log.exception("the direct flatten failed")
+            result = DirectFlattenResult(EXIT_FAIL, error=(
+                f"the direct flatten failed: {type(exc).__name__}: {exc} (traceback in the log file under "
+                f"{settings.state_dir}); check IB Gateway in TWS or run the command again"))
+        # The alert comes after the flatten, never in its way. The paper broker has nothing outside
+        # the engine to flatten: its refusal is only a usage error.
+        if settings.broker.kind == "ibkr" and not declined:
+            await announce(result, settings, out, actor=actor, trigger=trigger)
+        return result
+
+    result = asyncio.run(flatten_then_alert())
     if result.error:
         raise ControlCliError(result.error, result.exit_code)
     return result.exit_code
@@ -52,10 +81,10 @@ def run_from_cli(args: argparse.Namespace, load_settings: Callable[[], Settings]
 
 def _log_to_file(settings: Settings) -> None:
     """ib_async's and the adapter's log lines go to the engine's log file, not over the summary."""
-    from cockpit.logs import setup_logging
+    from cockpit.logs import setup_from_settings, setup_logging
 
     lcfg = settings.logging
     try:
-        setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups, stderr=False)
+        setup_from_settings(lcfg, settings.state_dir, stderr=False)
     except OSError:
         setup_logging("ERROR", None)  # no writable log file: only errors, on stderr

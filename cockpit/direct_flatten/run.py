@@ -209,7 +209,9 @@ class _Run:
         out = self.out
         self.account = (await self.broker.account()).extra.get("account", "")
         if self.account:
-            where += f", account {self.account}"
+            from brokers.ibkr.redact import mask_account
+
+            where += f", account {mask_account(self.account)}"  # printed and audited: never the raw id
         out(f"connected to {where}")
         cancels = await self._open_orders()
         await self._fresh_positions()

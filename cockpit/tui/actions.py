@@ -44,6 +44,9 @@ ACTIONS: tuple[CockpitAction, ...] = (
                   "Reset the dead-man switch"),
     CockpitAction("ops.breaks", "b", "breaks", "Breaks", "Reconciliation breaks",
                   "Where the book differs from the broker; settle one"),
+    # A view, not an override: in the key help and the palette, not in the (full) footer.
+    CockpitAction("view.metrics", "m", "metrics", "Metrics", "Performance metrics",
+                  "Sharpe, drawdown, win rate per strategy; the daily P&L reports", show=False),
 )
 
 #: Textual's own palette entries that one of ours replaces: its "Quit" (ours asks first and

@@ -23,7 +23,7 @@ from cockpit.control.server import ControlServer
 from cockpit.engine_host import EngineHost
 from cockpit.identity import operator_id
 from cockpit.tui.actions import ACTIONS, REPLACED_SYSTEM_COMMANDS, bindings
-from cockpit.tui.alerts import AlertBuffer
+from cockpit.tui.alerts import AlertBuffer, TuiSink
 from cockpit.tui.operator import OperatorCommands
 from cockpit.tui.screens import (
     ConfirmScreen,
@@ -32,6 +32,8 @@ from cockpit.tui.screens import (
     TextPromptScreen,
 )
 from cockpit.tui.screens.main_screen import MainScreen
+from cockpit.tui.screens.metrics import MetricsScreen, load_view
+from core.alerts.model import Severity
 from core.config import ConfigError
 from core.control.deadman import DeadmanPhase
 from core.control.read_model import EngineSnapshot
@@ -46,7 +48,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # systemd or kill; the ssh sessi
 def binding_ids() -> set[str]:
     """Every binding id a keymap may name."""
     ids = set()
-    for owner in (CockpitApp, ConfirmScreen, HelpScreen, TextPromptScreen, DeadmanScreen):
+    for owner in (CockpitApp, ConfirmScreen, HelpScreen, TextPromptScreen, DeadmanScreen, MetricsScreen):
         ids.update(b.id for b in owner.BINDINGS if isinstance(b, Binding) and b.id)
     return ids
 
@@ -61,7 +63,8 @@ class CockpitApp(App[int]):
         self.host = EngineHost(engine)
         self.engine = engine
         self.alerts = alerts
-        alerts.follow(engine.bus)
+        engine.alerts.add_sink(TuiSink(alerts))  # the pane is one of the router's sinks
+        alerts.counter = engine.alerts.undelivered_total  # its subtitle: how many never went out
         if keymap:
             unknown = sorted(set(keymap) - binding_ids())
             if unknown:
@@ -115,6 +118,8 @@ class CockpitApp(App[int]):
             finished = await self.host.run()
         except Exception as exc:
             log.exception("engine failed: %s", exc)
+            self.alerts.note(Severity.ERROR, "engine.failed", f"engine failed: {type(exc).__name__}: {exc} "
+                                                              "(traceback in the log file)")
             return
         if finished:
             log.info("replay finished: the engine is idle; press q to quit")
@@ -224,6 +229,17 @@ class CockpitApp(App[int]):
 
     def action_confirm_presence(self) -> None:
         self.operator.confirm_presence()
+
+    def action_metrics(self) -> None:
+        from cockpit.wiring import db_path
+
+        settings = self.engine.settings
+        section = settings.engine  # [engine]: the market's zone says which session a fill is in
+        db, market_tz = db_path(settings), section.market_tz
+        from cockpit.capital_reader import allocation_args
+
+        self.push_screen(MetricsScreen(lambda: load_view(db, settings.metrics.risk_free_rate,
+                                                         market_tz, allocation_args(settings))))
 
     def action_help(self) -> None:
         rows = []

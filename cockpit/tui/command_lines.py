@@ -13,6 +13,7 @@ from core.control.handler import Controls
 ORDER_USAGE = "buy|sell SYMBOL QTY [LIMIT]   e.g.  buy AAPL 100   or   sell SPY 20 450.50"
 POSITION_USAGE = "SYMBOL QTY AVG_COST REASON...   e.g.  AAPL 100 187.25 broker statement shows 100"
 LIMIT_USAGE = "KEY VALUE   e.g.  max_order_qty 500"
+ALLOCATION_USAGE = "allocation STRATEGY VALUE   e.g.  allocation sma_cross 50000   or   ... 25%   or   ... none"
 RESOLVE_USAGE = "SYMBOL accept|adopt|flatten   e.g.  AAPL accept"
 RESOLUTIONS = Controls.RESOLUTIONS
 
@@ -52,6 +53,17 @@ def parse_limit(line: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ValueError(f"usage: {LIMIT_USAGE}")
     return parts[0], parts[1]
+
+
+def parse_allocation(line: str) -> tuple[str, str] | None:
+    """``allocation STRATEGY VALUE`` as (strategy, value); None when the line is not about an
+    allocation (a risk limit's ``KEY VALUE``)."""
+    parts = line.split()
+    if not parts or parts[0].lower() != "allocation":
+        return None
+    if len(parts) != 3:
+        raise ValueError(f"usage: {ALLOCATION_USAGE}")
+    return parts[1], parts[2]
 
 
 def parse_resolve(line: str) -> tuple[str, str]:

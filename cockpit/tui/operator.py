@@ -14,7 +14,7 @@ from typing import Any
 
 from textual.app import App
 
-from cockpit.tui import command_lines
+from cockpit.tui import command_lines, rows
 from cockpit.tui.screens import ConfirmScreen, TextPromptScreen
 from core.domain.commands import (
     CancelAll,
@@ -29,6 +29,7 @@ from core.domain.commands import (
     PlanChanged,
     ResolveBreak,
     Resume,
+    SetAllocation,
     SetLimit,
     SetStrategy,
 )
@@ -130,27 +131,37 @@ class OperatorCommands:
     def strategies(self) -> None:
         if not self._engine_ready():
             return
-        rows = self.engine.read_model.strategies()
-        listing = "\n".join(f"  {r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED'}" for r in rows)
+        known = self.engine.read_model.strategies()
+        used = {c.strategy: rows.capital_text(c) for c in self.engine.read_model.capital()}
+        listing = "\n".join(f"  {r['name']:<20} {'enabled' if r['enabled'] else 'DISABLED':<9} "
+                            f"allocation {used.get(r['name'], '?')}" for r in known)
 
         def make(name: str) -> Command:
-            current = next((r for r in rows if r["name"] == name.strip()), None)
+            current = next((r for r in known if r["name"] == name.strip()), None)
             if current is None:
-                raise ValueError(f"no strategy named {name.strip()!r} (known: {', '.join(r['name'] for r in rows)})")
+                raise ValueError(f"no strategy named {name.strip()!r} (known: {', '.join(r['name'] for r in known)})")
             return SetStrategy(self.actor, strategy=current["name"], enabled=not current["enabled"])
 
-        self._prompt("Strategies", f"{listing}\n\nType a name to switch it on or off.", make)
+        self._prompt("Strategies", f"{listing}\n\nType a name to switch it on or off (allocations: key r).", make)
 
     def risk_limits(self) -> None:
         if not self._engine_ready():
             return
-        listing = "\n".join(f"  {k:<36} {v}" for k, v in self.engine.read_model.limits().items())
+        model = self.engine.read_model
+        listing = "\n".join(f"  {k:<36} {v}" for k, v in model.limits().items())
+        capital = "\n".join(f"  allocation {c.strategy:<25} {rows.capital_text(c)}" for c in model.capital())
+        base = model.snapshot(max_orders=0).equity_at_start
+        head = f"Capital per strategy (% of the equity at start {base:,.2f}):" if base is not None else "Capital:"
 
         def make(line: str) -> Command:
+            allocation = command_lines.parse_allocation(line)
+            if allocation is not None:
+                return SetAllocation(self.actor, strategy=allocation[0], value=allocation[1])
             key, value = command_lines.parse_limit(line)
             return SetLimit(self.actor, key=key, value=value)
 
-        self._prompt("Risk limits", f"{listing}\n\n{command_lines.LIMIT_USAGE}", make)
+        self._prompt("Risk limits", f"{listing}\n\n{head}\n{capital}\n\n{command_lines.LIMIT_USAGE}\n"
+                     f"{command_lines.ALLOCATION_USAGE}", make)
 
     def manual_order(self) -> None:
         if not self._engine_ready():

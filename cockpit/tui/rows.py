@@ -10,7 +10,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from cockpit.tui.widgets.fixed_table import Cell, Column
-from core.control.read_model import EngineSnapshot, PositionView
+from core.control.read_model import CapitalView, EngineSnapshot, PositionView
 
 _CENT = Decimal("0.01")
 
@@ -76,6 +76,45 @@ def order_rows(snap: EngineSnapshot) -> list[tuple[Cell, ...]]:
                      o.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), age(snap.taken_at - o.created_at),
                      o.reason or ""))
     return rows
+
+
+def short_money(value: Decimal) -> str:
+    """A figure for a narrow pane: 950, 50.0k, 1.25M."""
+    for size, unit, places in ((Decimal("1e9"), "B", 2), (Decimal("1e6"), "M", 2), (Decimal("1e3"), "k", 1)):
+        if abs(value) >= size:
+            return f"{value / size:.{places}f}{unit}"
+    return f"{value:.0f}"
+
+
+def capital_text(c: CapitalView) -> str:
+    """One strategy's allocation for a prompt: "50,000.00 (25%), uses 12,000.00 (24.0%)"."""
+    used = "?" if c.used is None else f"{c.used:,.2f}"
+    if c.allocation is None:
+        return f"none (not limited by an allocation), uses {used}"
+    given = f" ({c.given})" if c.given and c.given.endswith("%") else ""
+    pct = "" if c.used_pct is None else f" ({c.used_pct:.1f}%)"
+    return f"{c.allocation:,.2f}{given}, uses {used}{pct}"
+
+
+def capital_lines(snap: EngineSnapshot) -> list[tuple[str, Cell]]:
+    """The P&L pane's allocation block: per strategy the share of its allocation its gross
+    exposure uses ("24% of 50.0k"; red beyond it), or that it has none. Empty while no
+    strategy has an allocation (the default config), so the pane is as it was."""
+    if not any(c.allocation is not None for c in snap.capital):
+        return []
+    lines: list[tuple[str, Cell]] = [("allocation", "used of")]
+    for c in snap.capital:
+        if c.allocation is None:
+            lines.append((c.strategy, ("no allocation", "yellow") if c.enabled else ("no allocation", "dim")))
+            continue
+        if c.used_pct is not None:
+            used = f"{c.used_pct.quantize(Decimal(1), ROUND_HALF_UP)}%"
+        else:  # an allocation of 0 (only reducing orders pass), or a symbol without a mark
+            used = "?" if c.used is None else short_money(c.used)
+        figure = f"{used} of {short_money(c.allocation)}"
+        over = c.used is not None and c.used > c.allocation
+        lines.append((c.strategy, (figure, "bold red") if over else (figure, "") if c.enabled else (figure, "dim")))
+    return lines
 
 
 def pnl_figures(snap: EngineSnapshot) -> list[tuple[str, Cell]]:

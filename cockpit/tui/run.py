@@ -1,11 +1,11 @@
-"""Runs the cockpit app: file logging plus the alerts pane (stderr would tear the screen)."""
+"""Runs the cockpit app: logs to the file only (stderr would tear the screen); the alerts pane
+is a sink of the engine's alert router, so log lines (ib_async's retries) never reach it."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from cockpit.logs import setup_logging
+from cockpit.logs import setup_from_settings
 from cockpit.state_lock import StateLock
 from cockpit.tui.alerts import AlertBuffer
 from cockpit.tui.app import CockpitApp
@@ -13,14 +13,14 @@ from cockpit.wiring import build_engine
 from core.config import Settings
 
 
-def run_tui(settings: Settings) -> int:
+def run_tui(settings: Settings, override_preflight: str | None = None) -> int:
     lcfg = settings.logging
-    setup_logging(lcfg.level, settings.state_dir / lcfg.file, lcfg.max_bytes, lcfg.backups, stderr=False)
-    alerts = AlertBuffer(level=logging.ERROR)  # events arrive from the bus; logs only for errors
-    logging.getLogger("cockpit").addHandler(alerts)
+    setup_from_settings(lcfg, settings.state_dir, stderr=False)
+    alerts = AlertBuffer()
     engine = build_engine(settings)
     with StateLock(settings.state_dir):
         app = CockpitApp(engine, alerts, settings.keys)
+        app.host.override_preflight = override_preflight
         code = app.run()
     if app.crash is not None:
         log_file = settings.state_dir / lcfg.file

@@ -28,11 +28,17 @@ def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
     if engine_state != "running":
         parts.append((f"engine {engine_state}", "bold yellow" if engine_state != "failed" else "bold red"))
     # A finished or stopped feed has no freshness to show (and snapshots stay stable).
-    if snap.feed_age is not None and engine_state == "running":
+    feed = snap.feed
+    active = next((f for f in snap.feeds if f["active"]), None)
+    if len(snap.feeds) > 1 and active is not None:
+        feed = f"feed {active['name']}" + ("" if active["name"] == snap.feeds[0]["name"] else " (FAILOVER)")
+    if active is not None and not active["healthy"] and engine_state == "running":
+        parts.append((f"{feed} {active['reason']}"[:60], "bold reverse red"))
+    elif snap.feed_age is not None and engine_state == "running":
         stale = snap.feed_age > 5
-        parts.append((f"{snap.feed} {'STALE' if stale else 'ok'} {snap.feed_age:.1f}s", "bold red" if stale else ""))
+        parts.append((f"{feed} {'STALE' if stale else 'ok'} {snap.feed_age:.1f}s", "bold red" if stale else ""))
     else:
-        parts.append((f"{snap.feed} {snap.events_processed:,} ev", ""))
+        parts.append((f"{feed} {snap.events_processed:,} ev", ""))
     parts.append((f"broker {snap.broker_kind} {'up' if snap.broker_connected else 'DOWN'}",
                   "" if snap.broker_connected else "bold reverse red"))
     if snap.breaks:

@@ -10,17 +10,26 @@ from core.audit import journal as kinds
 from core.audit.journal import AuditLog
 from core.common.bus import Bus
 from core.domain.events import (
+    AllocationChanged,
+    AllocationsStarted,
+    BackupFailed,
+    BackupRestored,
+    BackupWritten,
     BreakFound,
     BrokerConnectionChanged,
+    BrokerPacingViolation,
     CommandHandled,
+    DataQualityIssue,
     DeadmanChanged,
     EngineError,
     FeedHealthChanged,
+    FeedSwitched,
     FillApplied,
     IntentRejected,
     LiquidationFinished,
     MissedFillFound,
     OrderChanged,
+    PreflightDecided,
     ReconcilePassed,
     SignalRaised,
     StrategyQuarantined,
@@ -28,9 +37,14 @@ from core.domain.events import (
 )
 from core.domain.model import OrderStatus
 
+ALLOCATION_CHANGE = "config.allocation"
+ALLOCATION_START = "allocation.start"
 RECONCILE_RUN = "reconcile.run"
 RECONCILE_BREAK = "reconcile.break"
 RECONCILE_MISSED_FILL = "reconcile.missed_fill"
+BACKUP_WRITTEN = "backup.written"
+BACKUP_FAILED = "backup.failed"
+BACKUP_RESTORED = "backup.restored"
 
 _STATUS_KIND = {
     OrderStatus.SUBMITTED: kinds.ORDER_SENT,
@@ -54,7 +68,12 @@ class AuditRecorder:
             BrokerConnectionChanged: self.on_broker, ReconcilePassed: self.on_reconcile,
             MissedFillFound: self.on_missed_fill, BreakFound: self.on_break, LiquidationFinished: self.on_liquidation,
             CommandHandled: self.on_command, EngineError: self.on_error, StrategyQuarantined: self.on_quarantine,
+            BrokerPacingViolation: self.on_pacing, PreflightDecided: self.on_preflight,
             FeedHealthChanged: self.on_feed,
+            FeedSwitched: self.on_feed_switch,
+            DataQualityIssue: self.on_quality, AllocationChanged: self.on_allocation,
+            AllocationsStarted: self.on_allocations_started,
+            BackupWritten: self.on_backup, BackupFailed: self.on_backup_failed, BackupRestored: self.on_restored,
         }
         for event_type, handler in handlers.items():
             bus.subscribe(event_type, self._guarded(handler))
@@ -135,8 +154,41 @@ class AuditRecorder:
         self.audit.record("feed.healthy" if e.healthy else "feed.stale", actor="engine", subject=e.feed,
                           reason=e.reason)
 
+    def on_preflight(self, e: PreflightDecided) -> None:
+        self.audit.record(f"preflight.{e.outcome}", actor=e.actor, subject="go-live", reason=e.reason,
+                          failing=list(e.failing))
+
+    def on_pacing(self, e: BrokerPacingViolation) -> None:
+        self.audit.record("broker.pacing", actor="engine", subject=e.broker, message=e.message)
+
+    def on_feed_switch(self, e: FeedSwitched) -> None:
+        self.audit.record("feed.failback" if e.failback else "feed.failover", actor="engine", subject=e.to_feed,
+                          reason=e.reason, previous=e.from_feed)
+
+    def on_quality(self, e: DataQualityIssue) -> None:
+        self.audit.record("data.quarantine" if e.opened else "data.clean", actor="engine", subject=e.symbol,
+                          feed=e.feed, check=e.reason, detail=e.detail, count=e.count, quarantined=e.quarantined)
+    def on_allocation(self, e: AllocationChanged) -> None:
+        self.audit.record(ALLOCATION_CHANGE, actor=e.actor, subject=e.strategy, before=e.before, after=e.after,
+                          amount=e.amount, reason=e.reason)
+
+    def on_allocations_started(self, e: AllocationsStarted) -> None:
+        self.audit.record(ALLOCATION_START, actor="engine", subject="allocation", equity_at_start=e.equity_at_start,
+                          source=e.source, allocations={n: g for n, g, _ in e.allocations},
+                          uncovered=list(e.uncovered))
+
     def on_error(self, e: EngineError) -> None:
         self.audit.record("engine.error", actor="engine", subject=e.where, message=e.message)
 
     def on_quarantine(self, e: StrategyQuarantined) -> None:
         self.audit.record("strategy.quarantined", actor="engine", subject=e.strategy, symbol=e.symbol, error=e.error)
+
+    def on_backup(self, e: BackupWritten) -> None:
+        self.audit.record(BACKUP_WRITTEN, actor=e.actor, subject=e.name, reason=e.reason, size=e.size,
+                          pruned=list(e.pruned))
+
+    def on_backup_failed(self, e: BackupFailed) -> None:
+        self.audit.record(BACKUP_FAILED, actor=e.actor, subject=e.reason, error=e.error)
+
+    def on_restored(self, e: BackupRestored) -> None:
+        self.audit.record(BACKUP_RESTORED, actor=e.actor, subject=e.name, taken_at=e.taken_at, archived=e.archived)

@@ -5,6 +5,10 @@ row (the next row still links to its old hash, or the head records another hash)
 (a gap in ``seq``, or a head ahead of the table), reordered rows (a row whose contents hash
 correctly only under another seq), rows appended outside the engine (past the head), and
 dropped triggers or tables. Works on files of every schema version (see core.audit.row).
+
+A trail that was never started (no audit table, and the store never recorded creating one:
+the engine was killed, or the disk was full, before it got that far) is not tampering: its
+report says so in ``absent``. An audit table that was dropped after it was created is.
 """
 
 from __future__ import annotations
@@ -39,11 +43,23 @@ class Report:
     last_seq: int
     last_hash: str
     problems: list[Problem]
+    # Why there is no trail to check at all (never created), or None. Its "missing" problem
+    # stays in ``problems`` so that ``verify() == []`` still means a trail that was checked.
+    absent: str | None = None
 
 
 def verify(conn: sqlite3.Connection) -> list[Problem]:
     """Every problem found in the audit log, in row order; empty when the chain is intact."""
     return check(conn).problems
+
+
+def copy_problems(conn: sqlite3.Connection) -> list[str]:
+    """The audit chain's problems in a copy of the store (a backup): one line each, none when
+    intact, empty or never started (a store from before the audit trail is a good copy)."""
+    report = check(conn)
+    if report.absent is not None:
+        return []
+    return [f"audit chain: {p.message}" for p in report.problems]
 
 
 def check(conn: sqlite3.Connection) -> Report:
@@ -67,9 +83,10 @@ def _check(conn: sqlite3.Connection) -> Report:
     if not table_exists(conn, "audit"):
         recorded = table_exists(conn, "schema_migrations") and conn.execute(
             "SELECT 1 FROM schema_migrations WHERE component = ?", (COMPONENT,)).fetchone()
-        why = ("the audit table was dropped" if recorded
-               else "there is no audit table: no engine with the audit log has run on this state yet")
-        return Report(0, 0, GENESIS_HASH, [Problem(None, "missing", why)])
+        if recorded:
+            return Report(0, 0, GENESIS_HASH, [Problem(None, "missing", "the audit table was dropped")])
+        why = "there is no audit table: no engine with the audit log has run on this state yet"
+        return Report(0, 0, GENESIS_HASH, [Problem(None, "missing", why)], absent=why)
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     dropped = [t for t in TRIGGERS if t not in present]
     if dropped:

@@ -9,7 +9,13 @@ time too (``engine_ts``). Protection, in layers:
   existing row), so tampering needs the triggers dropped first.
 * The chain (core.audit.row): each row carries the hash of the row before it.
 * The head: ``audit_head`` holds the last seq and hash, updated in the same transaction as
-  the rows (one upsert per flush, coalesced by ``Store.put``), so cut-off last rows show.
+  the rows (one upsert per flush), so cut-off last rows show.
+
+The chain is built at flush: ``record`` fixes a row's seq, times and canonical detail at
+once and keeps it; the store's flush (a ``before_flush`` hook that runs after every other)
+hashes the rows in seq order and hands them to the transaction. The rows and their hashes
+are exactly what hashing each at ``record`` gave, for a few microseconds less per order on
+the engine's path. ``head_hash`` hashes what is pending first.
 
 Limits: someone who can write the file can also rewrite the chain from any row onward,
 re-hash everything and set ``audit_head`` to match; nothing inside one file can detect
@@ -27,6 +33,7 @@ from core.audit.canonical import canonical_json
 from core.audit.kinds import OPERATOR
 from core.audit.row import GENESIS_HASH, format_ts, row_hash
 from core.audit.schema import AUDIT_MIGRATIONS, COMPONENT, INSERT_ROW, UPSERT_HEAD
+from core.audit.verify import copy_problems
 from core.common.clock import LiveClock
 
 if TYPE_CHECKING:
@@ -61,6 +68,10 @@ class AuditLog:
         self._seq = 0
         self._hash = GENESIS_HASH
         self._loaded = False
+        # Recorded, not yet hashed: (seq, ts, actor, kind, subject, detail, engine_ts).
+        self._pending: list[tuple[int, str, str, str, str, str, str | None]] = []
+        store.check_copies_with(copy_problems)  # a backup of this store is good only with its chain intact
+        store.before_flush(self._chain, last=True)
 
     @property
     def seq(self) -> int:
@@ -69,6 +80,7 @@ class AuditLog:
 
     @property
     def head_hash(self) -> str:
+        self._chain()
         return self._hash
 
     async def load(self) -> None:
@@ -111,13 +123,24 @@ class AuditLog:
         seq = self._seq + 1
         ts = format_ts(self.wall_clock.now())
         engine_ts = self._engine_ts(ts)
-        text = canonical_json(detail)
-        prev = self._hash
-        hsh = row_hash(prev, seq, ts, actor, kind, subject, text, engine_ts)
-        self.store.append(INSERT_ROW, (seq, ts, actor, kind, subject, text, prev, hsh, engine_ts))
-        self.store.put(_HEAD_KEY, UPSERT_HEAD, (seq, hsh))
-        self._seq, self._hash = seq, hsh
+        self._pending.append((seq, ts, actor, kind, subject, canonical_json(detail), engine_ts))
+        self._seq = seq
         return seq
+
+    def _chain(self) -> None:
+        """Hash the pending rows onto the chain and hand them to the store (at its flush)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        append = self.store.append
+        prev = self._hash
+        for seq, ts, actor, kind, subject, text, engine_ts in pending:
+            hsh = row_hash(prev, seq, ts, actor, kind, subject, text, engine_ts)
+            append(INSERT_ROW, (seq, ts, actor, kind, subject, text, prev, hsh, engine_ts))
+            prev = hsh
+        self._hash = prev
+        self.store.put(_HEAD_KEY, UPSERT_HEAD, (pending[-1][0], prev))
 
     def operator(
         self, action: str, /, *, actor: str, reason: str | None, before: Any, after: Any, subject: str = "",

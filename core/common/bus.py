@@ -19,12 +19,22 @@ E = TypeVar("E")
 class Bus:
     def __init__(self) -> None:
         self._handlers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
+        self._every: dict[type, int] = defaultdict(int)  # subscribers that need every event of a type
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], None], *, critical: bool = True) -> None:
+    def subscribe(self, event_type: type[E], handler: Callable[[E], None], *, critical: bool = True,
+                  every: bool = True) -> None:
         """``critical`` subscribers (the store, the audit trail, the engine's own) raise into the
         publisher: their failure must stop the engine rather than let state drift. A subscriber
         that only shows or sends (a pane, a sink) subscribes with ``critical=False``: what it
-        raises is logged, and neither the engine nor the other subscribers notice."""
+        raises is logged, and neither the engine nor the other subscribers notice.
+
+        ``every=False``: the subscriber can do without the events nobody else observes, such as
+        the synthetic quotes of a replay with no order working and no strategy listening (the
+        paper venue says itself when it needs them; a tick-time metric only times ticks that
+        lead to an order). While every subscriber of a type says so, the engine may leave
+        those out (core/kernel/driver.py)."""
+        if every:
+            self._every[event_type] += 1
         if not critical:
             inner = handler
 
@@ -38,9 +48,15 @@ class Bus:
         self._handlers[event_type].append(handler)
 
     def unsubscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+        """Remove ``handler`` (a subscriber made with ``every=True`` keeps counting as one that
+        needs every event: the engine stays on the safe side)."""
         handlers = self._handlers.get(event_type)
         if handlers and handler in handlers:
             handlers.remove(handler)
+
+    def needs_every(self, event_type: type) -> bool:
+        """Whether some subscriber of ``event_type`` needs every event (see ``subscribe``)."""
+        return self._every.get(event_type, 0) > 0
 
     def handlers(self, event_type: type) -> list[Callable[[Any], None]]:
         """The live handler list for ``event_type`` (hot paths may hold on to it)."""

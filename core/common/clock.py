@@ -97,6 +97,21 @@ class SimClock(Clock):
         if when > self._now:
             self._now = when
 
+    def due_by(self, when: datetime) -> bool:
+        """Whether a timer still to fire is due at or before ``when``."""
+        timers = self._timers
+        if not timers or timers[0][0] > when:
+            return False
+        due = self.next_due()
+        return due is not None and due <= when
+
+    def next_due(self) -> datetime | None:
+        """When the earliest timer still to fire is due (None: no timer)."""
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
     def advance(self, delta: timedelta) -> None:
         self.advance_to(self._now + delta)
 

@@ -1,24 +1,60 @@
 """The configuration: config.toml read into pydantic-settings models.
 
 Precedence: explicit overrides (CLI) > environment (``COCKPIT_<SECTION>__<KEY>``) >
-the TOML file. Unknown keys and bad values refuse to start with one clear line.
+the TOML file. Unknown keys and bad values refuse to start with one clear line: hostile ones
+too (a NUL byte, a huge or deeply nested value, a time zone that is a path; see
+``core.config.checks``), never a traceback.
+
+``validate_config(mapping, env)`` is the same validation without a file or the process
+environment: side-effect free, for a fuzzing campaign (``bench/chaos_inputs.py``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
+from core.common.input_checks import RESERVED_STATE_NAMES as RESERVED_STATE_NAMES
+from core.common.input_checks import state_relative as state_relative
+from core.config.alerts import AlertRoute as AlertRoute  # re-exported: the alert router's section
+from core.config.alerts import AlertsConfig as AlertsConfig
+from core.config.capital import Allocation, parse_allocation, total_problem, unknown_names
+from core.config.checks import check_environment, check_path, first_problem, zone
+from core.config.feeds import FallbackFeedConfig as FallbackFeedConfig
+from core.config.feeds import FeedQualityConfig as FeedQualityConfig
 from core.config.ibkr import IbkrConfig
+from core.config.preflight import PreflightConfig as PreflightConfig
 
 ENV_PREFIX = "COCKPIT_"
+_SYMBOL_MAX = 16  # characters in a symbol (the longest real ones have 6 or so)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class ConfigError(Exception):
@@ -31,20 +67,27 @@ class _Section(BaseModel):
 
 class EngineConfig(_Section):
     state_dir: Path = Path("state")
-    instance_name: str = "cockpit"
+    instance_name: str = Field("cockpit", min_length=1, max_length=64)
     market_tz: str = "America/New_York"  # the exchange's time: clock display, trading days
     flush_interval_ms: int = Field(50, ge=1, le=5000)
-
+    # What a committed order or fill survives (core/persistence/store.py, SYNCHRONOUS): "process"
+    # a crash of the process (SIGKILL, OOM, a bug), with no fsync per commit, so an order's
+    # write-ahead commit costs tens of microseconds; "power" also a power cut or a kernel panic,
+    # with an fsync per commit (milliseconds on most disks). After a power cut "process" may lose
+    # the last second or so of commits: the broker still has those orders, and the reconciliation
+    # at start shows each as a break (README, "Interactive Brokers").
+    order_durability: Literal["process", "power"] = "process"
 
     @field_validator("market_tz")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        zone(value)  # a long name is OSError inside ZoneInfo: here it is one line
+        return value
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, value: Path) -> Path:
+        check_path("engine.state_dir", value)
         return value
 
 
@@ -75,12 +118,20 @@ class PaperConfig(_Section):
 
 
 class ReplayFile(_Section):
-    symbol: str = Field(min_length=1, max_length=16)
-    path: str
+    symbol: str = Field(min_length=1, max_length=_SYMBOL_MAX)
+    path: str = Field(min_length=1)
     tz: str = "America/New_York"
     bar_time: Literal["start", "end"] = "end"
     bar_seconds: int | None = Field(None, gt=0, le=31 * 86400)
-    calendar: str | None = "XNYS"
+    calendar: str | None = Field("XNYS", min_length=1, max_length=32)  # an exchange-calendars name
+
+    # ``tz`` is checked where the file is read (core.data.bar_files), named by its symbol.
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        check_path("path", value.removeprefix("bundled:"))
+        return value
 
 
 class SyntheticConfig(_Section):
@@ -103,11 +154,30 @@ class FeedConfig(_Section):
     # No data for this many wall seconds while trading (a live feed: while the exchange is
     # open) is a stale feed: one FeedHealthChanged event and alert, and one when data is back.
     stale_seconds: float = Field(30.0, gt=0, le=86400, allow_inf_nan=False)
+    # The live feed's name in status and alerts (default: its kind), its quality gate, the
+    # fallbacks tried in order, and how long the primary must be healthy to take over again.
+    name: str = ""
+    quality: FeedQualityConfig = Field(default_factory=FeedQualityConfig)
+    fallbacks: list[FallbackFeedConfig] = Field(default_factory=list, max_length=8)
+    failback_seconds: float = Field(60.0, ge=0, le=86400, allow_inf_nan=False)
+    # A replay parses each data file once and keeps the bars (core/data/bar_cache.py), keyed by
+    # the hash of the file and of how it is read: in bar_cache_dir, relative to the state dir,
+    # or an absolute folder the config names (shared by several state dirs). false: parse each run.
+    bar_cache: bool = True
+    bar_cache_dir: str = "cache/bars"
 
     @field_validator("speed", mode="before")
     @classmethod
     def _speed(cls, value: Any) -> Any:
         return parse_speed(value)
+
+    @field_validator("bar_cache_dir")
+    @classmethod
+    def _cache_dir(cls, value: str) -> str:
+        if value.startswith("~") or Path(value).is_absolute():
+            check_path("feed.bar_cache_dir", value)
+            return value
+        return state_relative("feed.bar_cache_dir", value)
 
     @field_validator("quotes_per_bar")
     @classmethod
@@ -125,12 +195,40 @@ class FeedConfig(_Section):
         if dupes:
             raise ValueError(f"symbol(s) listed twice in feed.files: {', '.join(dupes)}")
         self.symbols = [s.strip().upper() for s in self.symbols]
+        long = [s for s in self.symbols if len(s) > _SYMBOL_MAX]
+        if long:
+            raise ValueError(f"feed.symbols: {long[0][:40]!r} is {len(long[0])} characters long: a symbol has at "
+                             f"most {_SYMBOL_MAX}")
         dupes = sorted({s for s in self.symbols if self.symbols.count(s) > 1 or not s})
         if dupes:
             raise ValueError(f"symbol(s) empty or listed twice in feed.symbols: {', '.join(dupes)}")
         if self.kind == "ibkr" and not self.symbols:
             raise ValueError("the ibkr feed needs symbols: set feed.symbols = [\"AAPL\", ...]")
+        self._check_fallbacks()
         return self
+
+    def _check_fallbacks(self) -> None:
+        if self.name and not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.name):
+            raise ValueError(f"feed.name: 1-32 lowercase letters, digits, '-' or '_' starting with a letter, "
+                             f"not {self.name[:40]!r}")
+        if not self.fallbacks:
+            return
+        if self.kind == "replay":
+            raise ValueError("feed.fallbacks: a replay has no fallback (its files are the data); fallbacks "
+                             "apply to a live feed (kind = 'ibkr' or 'synthetic')")
+        names = [self.name or self.kind]
+        for i, fb in enumerate(self.fallbacks, start=1):
+            fb.name = fb.name or f"{fb.kind}-{i}"
+            if fb.name in names:
+                raise ValueError(f"feed.fallbacks[{i}].name: {fb.name!r} is taken by another feed: give each a name")
+            names.append(fb.name)
+            if fb.kind == "ibkr" and self.kind != "ibkr":
+                raise ValueError(f"feed.fallbacks[{i}]: an ibkr fallback serves IB symbols; the primary is "
+                                 f"{self.kind}: use kind = 'synthetic' to rehearse")
+            missing = sorted(set(self.symbols) - set(fb.symbols)) if fb.symbols else []
+            if missing:
+                raise ValueError(f"feed.fallbacks[{i}].symbols lacks {', '.join(missing[:5])} of feed.symbols: a "
+                                 f"fallback must carry every symbol the strategies trade (or leave symbols out)")
 
 
 class RiskConfig(_Section):
@@ -185,6 +283,10 @@ class RiskConfig(_Section):
         cleaned = [s.strip().upper() for s in symbols]
         if any(not s or s == "*" for s in cleaned):
             raise ValueError("allowed_symbols: a symbol is empty (an empty list allows every symbol)")
+        long = [s for s in cleaned if len(s) > _SYMBOL_MAX]
+        if long:
+            raise ValueError(f"allowed_symbols: {long[0][:40]!r} is {len(long[0])} characters long: a symbol has "
+                             f"at most {_SYMBOL_MAX}")
         dupes = sorted({s for s in cleaned if cleaned.count(s) > 1})
         if dupes:
             raise ValueError(f"symbol(s) listed twice in allowed_symbols: {', '.join(dupes)}")
@@ -192,45 +294,24 @@ class RiskConfig(_Section):
 
 
 class StrategyConfig(_Section):
-    kind: str
+    kind: str = Field(min_length=1, max_length=64)
     enabled: bool = True
     symbols: list[str] = Field(default_factory=list)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # checked by the strategy's own Params
 
     @field_validator("symbols")
     @classmethod
     def _unique(cls, symbols: list[str]) -> list[str]:
+        long = [s for s in symbols if len(s) > _SYMBOL_MAX]
+        if long:
+            raise ValueError(f"{long[0][:40]!r} is {len(long[0])} characters long: a symbol has at most {_SYMBOL_MAX}")
         dupes = sorted({s for s in symbols if symbols.count(s) > 1})
         if dupes:
             raise ValueError(f"symbol(s) listed twice: {', '.join(dupes)}")
         return symbols
 
 
-# Names inside the state dir that belong to the engine itself: no other path may take them.
-RESERVED_STATE_NAMES = frozenset({"cockpit.sqlite", "cockpit.sqlite-wal", "cockpit.sqlite-shm", "engine.lock",
-                                  "ibkr_order_ids.json"})
-
-
-def state_relative(key: str, value: str) -> str:
-    """A path that must stay inside the state dir: relative, no ``..``, not empty, no NUL, not
-    one of the engine's own files, not too long. Returned normalised; ValueError names the fix."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{key} must name a file inside the state dir, got an empty value")
-    if "\x00" in value:
-        raise ValueError(f"{key} contains a NUL byte: name a plain file inside the state dir")
-    if len(value.encode()) > 200:
-        raise ValueError(f"{key} is {len(value.encode())} bytes long: keep it under 200")
-    path = Path(value)
-    if path.is_absolute() or value.startswith("~"):
-        raise ValueError(f"{key} = {value!r} is outside the state dir: give a path relative to it")
-    if ".." in path.parts:
-        raise ValueError(f"{key} = {value!r} climbs out of the state dir with '..': give a path inside it")
-    parts = [p for p in path.parts if p not in ("", ".")]
-    if not parts:
-        raise ValueError(f"{key} = {value!r} is the state dir itself: name a file inside it")
-    if parts[0] in RESERVED_STATE_NAMES or parts[-1] in RESERVED_STATE_NAMES:
-        raise ValueError(f"{key} = {value!r} is one of the engine's own files: pick another name")
-    return str(Path(*parts))
+# state_relative and RESERVED_STATE_NAMES live in core.common.input_checks (a reader runs them without pydantic).
 
 
 class LoggingConfig(_Section):
@@ -238,6 +319,9 @@ class LoggingConfig(_Section):
     file: str = "logs/cockpit.log"  # inside the state dir
     max_bytes: int = Field(10_000_000, ge=10_000, le=10_000_000_000)
     backups: int = Field(5, ge=0, le=100)
+    # False: logrotate rotates the file (deploy/logrotate/cockpit) and the engine reopens it after
+    # each move; max_bytes and backups are then unused. Never both: two rotations lose lines.
+    rotate: bool = True
 
     @field_validator("file")
     @classmethod
@@ -271,6 +355,16 @@ class ApiConfig(_Section):
     socket: str = "control.sock"  # inside state_dir
     tcp_port: int = Field(0, ge=0, le=65535)  # 0 = no TCP listener; else 127.0.0.1 only
     token_env: str = "COCKPIT_API_TOKEN"  # the bearer token TCP clients must send
+    # Who a TCP request is in the audit trail ("token api-token via tcp: <client label>").
+    token_name: str = Field("api-token", pattern=r"^[A-Za-z0-9._-]{1,40}$")
+
+    @field_validator("token_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(f"api.token_env must name an environment variable (letters, digits, _; at most 128), "
+                             f"not {value[:40]!r}")
+        return value
 
     @field_validator("socket")
     @classmethod
@@ -279,6 +373,41 @@ class ApiConfig(_Section):
         if name == LoggingConfig().file:
             raise ValueError(f"api.socket = {value!r} is the log file: pick another name")
         return name
+
+
+class MetricsConfig(_Section):
+    """Performance metrics (``cockpit metrics``): the annual risk-free rate Sharpe and Sortino
+    subtract, as a fraction (0.04 = 4 %); compounded to a daily rate over 252 sessions."""
+
+    risk_free_rate: float = Field(0.0, ge=-0.05, le=0.5, allow_inf_nan=False)
+
+
+class BackupConfig(_Section):
+    """Online backups of the store into ``STATE/backups/`` (core/persistence/backup.py).
+
+    The engine takes one every ``every_hours`` of wall-clock time (0: none on a timer) and at
+    each exchange session close (``at_session_close``); either is skipped within
+    ``min_gap_minutes`` of the last backup (a replay closes a session every wall second). After
+    each backup the folder keeps the ``keep_recent`` newest and the newest of each of the last
+    ``keep_daily`` days (UTC) that have one; pre-migration backups are kept.
+    """
+
+    every_hours: float = Field(6.0, ge=0, le=24 * 31, allow_inf_nan=False)
+    at_session_close: bool = True
+    min_gap_minutes: float = Field(30.0, ge=0, le=24 * 60, allow_inf_nan=False)
+    keep_recent: int = Field(10, ge=1, le=1000)
+    keep_daily: int = Field(14, ge=0, le=3650)
+
+    @field_validator("every_hours")
+    @classmethod
+    def _not_a_busy_loop(cls, value: float) -> float:
+        if 0 < value < 0.25:
+            raise ValueError(f"every_hours must be 0 (no timed backups) or at least 0.25 (15 min), not {value:g}")
+        return value
+
+
+#: One ``[allocation]`` value: money (50000) or a percentage of the equity at start ("25%").
+AllocationValue = Annotated[Allocation, BeforeValidator(parse_allocation), PlainSerializer(lambda a: a.given)]
 
 
 class Settings(BaseSettings):
@@ -299,14 +428,33 @@ class Settings(BaseSettings):
     feed: FeedConfig = Field(default_factory=FeedConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
+    # Capital per strategy name (core/config/capital.py); a strategy without one is not limited by it.
+    allocation: dict[str, AllocationValue] = Field(default_factory=dict)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     deadman: DeadmanConfig = Field(default_factory=DeadmanConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     # Cockpit key remapping: binding id -> key(s), e.g. "app.quit" = "ctrl+q" (ids: press ? in the app).
     keys: dict[str, str] = Field(default_factory=dict)
 
     # Where the TOML came from: relative paths in it resolve against its folder.
     config_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, data: Any) -> Any:
+        """Before any field sees it: every text plain and bounded, every list and table bounded
+        and shallow (the TOML and the environment merged)."""
+        found = first_problem(data)
+        if found is not None:
+            where, problem = found
+            env_name = _env_name_of(where)
+            shown = f"{where} (env {env_name})" if env_name in _env_in_use() else where
+            raise ValueError(f"{shown}: {problem}")
+        return data
 
     @model_validator(mode="after")
     def _strategy_names_are_not_book_owners(self) -> Settings:
@@ -316,6 +464,20 @@ class Settings(BaseSettings):
         if taken:
             raise ValueError(f"strategies.{taken[0]}: the name is reserved for the book's non-strategy owners "
                              f"({', '.join(sorted(NON_STRATEGY_OWNERS))}); rename the strategy")
+        return self
+
+    @model_validator(mode="after")
+    def _allocation_fits(self) -> Settings:
+        """Every key names a strategy; percentages sum to at most 100 %; with the paper broker the
+        money fits in ``paper.starting_cash`` (a fresh account's equity). The engine checks the
+        whole against the real equity again when it starts."""
+        unknown = unknown_names(self.allocation, self.strategies)
+        if unknown is not None:
+            raise ValueError(unknown)
+        equity = self.paper.starting_cash if self.broker.kind == "paper" else None
+        problem = total_problem(self.allocation, equity, "the equity at start (paper.starting_cash)")
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -337,12 +499,21 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The TOML arrives through init kwargs (see load_config) so that env wins over it.
-        return (env_settings, init_settings)
+        # The TOML arrives through init kwargs (see load_config) so that env wins over it; the
+        # environment is the process's, or the mapping validate_config was given.
+        return (_MappingEnvSource(settings_cls), init_settings)
 
     @property
     def state_dir(self) -> Path:
         return self.resolve(self.engine.state_dir)
+
+    @property
+    def bar_cache_dir(self) -> Path | None:
+        """Where a replay keeps its parsed files (None: ``feed.bar_cache`` is off)."""
+        if not self.feed.bar_cache:
+            return None
+        named = Path(self.feed.bar_cache_dir).expanduser()
+        return named if named.is_absolute() else self.state_dir / named
 
     def resolve(self, path: Path | str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -361,10 +532,85 @@ def parse_speed(value: Any) -> float | str:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"speed must be a positive number or 'max', not {value!r}") from None
+            raise ValueError(f"speed must be a positive number or 'max', not {_shown_input(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1e9:
-        raise ValueError(f"speed must be a positive number up to 1e9 or 'max', not {value!r}")
+        raise ValueError(f"speed must be a positive number up to 1e9 or 'max', not {_shown_input(value)}")
     return float(value)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading the mapping in ``_ENV`` (validate_config's) or ``os.environ``."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(_env_in_use(), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("cockpit_config_env", default=None)
+_TOP_LEVEL = frozenset(name for name in Settings.model_fields if name != "config_path")
+
+
+def _env_in_use() -> Mapping[str, str]:
+    env = _ENV.get()
+    return os.environ if env is None else env
+
+
+@contextmanager
+def _environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENV.set(env)
+    try:
+        yield
+    finally:
+        _ENV.reset(token)
+
+
+def _env_name_of(where: str) -> str:
+    return ENV_PREFIX + where.split("[", 1)[0].replace(".", "__").upper()
+
+
+def _build(data: Mapping[str, Any], path: Path | None, overrides: dict[str, dict[str, Any]] | None) -> Settings:
+    """Settings from the TOML's ``data``, the environment in use and ``overrides``; ConfigError (one line)."""
+    where = str(path) if path is not None else "config"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: the config must be a table of sections, not {type(data).__name__}")
+    for key in data:
+        # Only sections go through as keyword arguments: "_cli_parse_args" or "_env_file" would
+        # otherwise be taken as pydantic-settings' own options, "config_path" collide.
+        if key not in _TOP_LEVEL:
+            shown = key if isinstance(key, str) and first_problem(key) is None and len(key) <= 80 else repr(str(key)[:40])
+            raise ConfigError(f"{where}: unknown key '{shown}': remove it or check its spelling")
+    env_problem = check_environment(_env_in_use(), ENV_PREFIX, _TOP_LEVEL)
+    if env_problem is not None:
+        raise ConfigError(_one_line(f"{env_problem} (check the COCKPIT_* variables)"))
+    try:
+        settings = Settings(**data, config_path=path.resolve() if path is not None else None)
+        for section, values in (overrides or {}).items():
+            found = first_problem(values, section)
+            if found is not None:
+                raise ConfigError(_one_line(f"{found[0]}: {found[1]}"))
+            # Re-validate just that section: the command line beats the environment.
+            current = getattr(settings, section)
+            setattr(settings, section, type(current).model_validate({**current.model_dump(), **values}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where)) from None
+    except SettingsError as exc:
+        # e.g. COCKPIT_FEED__FILES='[1' : an environment value that is not even parseable
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(_one_line(f"environment: {exc}{cause} (check the COCKPIT_* variables)")) from None
+    except RecursionError:  # the checks above bound the depth; this is the last line of defence
+        raise ConfigError(f"{where}: a value nests too deeply to read (check the file and the COCKPIT_* "
+                          "variables)") from None
+    return settings
+
+
+def validate_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> None:
+    """Validate one config mapping (a parsed config.toml) with ``env`` as the environment
+    (``COCKPIT_*`` names; None: none at all), without reading a file or ``os.environ``.
+
+    Returns None or raises ConfigError with one line, never anything else: the entry point
+    for fuzzing campaigns (``bench/chaos_inputs.py``). Relative paths are not resolved.
+    """
+    with _environment(env or {}):
+        _build(data, None, None)
 
 
 def load_config(
@@ -381,40 +627,58 @@ def load_config(
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass --config PATH to an existing config.toml)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save the config as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: a value nests too deeply to read: keep arrays and tables shallow") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        settings = Settings(**data, config_path=path.resolve())
-        for section, values in (overrides or {}).items():
-            # Re-validate just that section: the command line beats the environment.
-            current = getattr(settings, section)
-            setattr(settings, section, type(current).model_validate({**current.model_dump(), **values}))
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
-    except SettingsError as exc:
-        # e.g. COCKPIT_FEED__FILES='[1' : an environment value that is not even parseable
-        cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise ConfigError(f"environment: {exc}{cause} (check the COCKPIT_* variables)") from None
+    settings = _build(data, path, overrides)
     if state_dir is not None:
-        settings.engine.state_dir = state_dir.expanduser().resolve()
+        try:
+            check_path("--state-dir", state_dir)
+            settings.engine.state_dir = state_dir.expanduser().resolve()
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ConfigError(_one_line(f"--state-dir: {exc}")) from None
     return settings
 
 
-def _describe(exc: ValidationError, path: Path) -> str:
-    """One line per problem: where, what, and what was given."""
+_MAX_PROBLEMS = 5  # shown in the one line; the count of the rest follows
+_MAX_LINE = 2000
+
+
+def _one_line(text: str) -> str:
+    """``text`` with no line breaks or control characters, and not too long to read."""
+    flat = "".join(ch if ch >= " " or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+    return flat if len(flat) <= _MAX_LINE else flat[:_MAX_LINE] + f"... ({len(flat)} characters)"
+
+
+def _shown_input(given: Any) -> str:
+    text = repr(given)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    """One line for the first problems: where, what, and what was given."""
+    env = _env_in_use()
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    errors = exc.errors()
+    for err in errors[:_MAX_PROBLEMS]:
+        loc = ".".join(str(p) for p in err["loc"])
         env_name = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
-        where = f"{loc} (env {env_name})" if env_name in os.environ else loc
+        at = f"{loc} (env {env_name})" if loc and env_name in env else loc
         if err["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key '{loc}': remove it or check its spelling")
+            lines.append(f"{where}: unknown key '{loc}': remove it or check its spelling")
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        if len(msg) > 400:  # a validator that quoted a huge value: the key and the start say enough
+            msg = f"{msg[:400]}... ({len(msg)} characters)"
         given = err.get("input")
-        shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
-        lines.append(f"{path}: {where}: {msg}{shown}")
-    return "; ".join(lines)
+        shown = "" if isinstance(given, (dict, list)) or not loc else f" (got {_shown_input(given)})"
+        lines.append(f"{where}: {at}: {msg}{shown}" if at else f"{where}: {msg}")
+    if len(errors) > _MAX_PROBLEMS:
+        lines.append(f"and {len(errors) - _MAX_PROBLEMS} more problem(s)")
+    return _one_line("; ".join(lines))

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.config.checks import check_path, zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +52,7 @@ class RestartWindow:
 
 
 def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+    return zone(name)  # one line for a long, odd or unknown name, never OSError
 
 
 class IbkrConfig(BaseModel):
@@ -68,16 +67,19 @@ class IbkrConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)  # a DNS name has at most 253 characters
     port: int = Field(4002, ge=1, le=65535)
     client_id: int = Field(1, ge=0, le=2**31 - 1)
-    account: str = ""
+    account: str = Field("", max_length=64)
     connect_timeout: float = Field(10.0, gt=0, le=600)
     reconnect_min_seconds: float = Field(1.0, gt=0, le=3600)
     # Backoff cap: with 5 s, a reconnect follows the gateway's return within 5 s (plus the connect).
     reconnect_max_seconds: float = Field(5.0, gt=0, le=3600)
     max_messages_per_second: int = Field(45, ge=1, le=49)
-    restart_window: str = "23:45-00:15"
+    # A gateway not there at start is an error at once (0), or is waited for this long, retrying
+    # with the reconnect backoff: a service that boots with its gateway (docker, systemd) sets it.
+    start_wait_seconds: float = Field(0.0, ge=0, le=3600, allow_inf_nan=False)
+    restart_window: str = Field("23:45-00:15", max_length=64)
     restart_tz: str = "America/New_York"
     id_state_file: Path | None = None
     # How long an execution may wait for its commission report before it is booked with 0.
@@ -87,6 +89,13 @@ class IbkrConfig(BaseModel):
     @classmethod
     def _tz(cls, value: str) -> str:
         _zone(value)
+        return value
+
+    @field_validator("id_state_file")
+    @classmethod
+    def _path(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_path("ibkr.id_state_file", value)
         return value
 
     @model_validator(mode="after")

@@ -22,6 +22,20 @@ def describe(event: object) -> tuple[int, str, str] | None:
     return describer(event) if describer is not None else None
 
 
+def level(event: object) -> int | None:
+    """``describe(event)[0]`` (None when it is not an alert) without wording the line, for the
+    events that come by the thousand (fills, order changes); the others are worded."""
+    if type(event) is ev.FillApplied:
+        return WARNING if event.kind == "adjustment" else INFO
+    if type(event) is ev.OrderChanged:
+        o = event.order
+        if o.status is OrderStatus.REJECTED and event.previous is not None:
+            return WARNING
+        return ERROR if o.status is OrderStatus.UNKNOWN else None
+    described = describe(event)
+    return described[0] if described is not None else None
+
+
 def _fill(e: ev.FillApplied) -> tuple[int, str, str]:
     f = e.fill
     owners = ", ".join(f"{o} {text.qty(q)}" for o, q in e.allocation)
@@ -106,7 +120,29 @@ def _liquidation(e: ev.LiquidationFinished) -> tuple[int, str, str]:
 def _feed(e: ev.FeedHealthChanged) -> tuple[int, str, str]:
     if e.healthy:
         return (WARNING, "feed", f"feed {e.feed} back: {e.reason}")
-    return (ERROR, "feed", f"FEED {e.feed} STALE: {e.reason}")
+    return (ERROR, "feed", f"FEED {e.feed} {feed_trouble(e.reason)}: {e.reason}")
+
+
+def feed_trouble(reason: str) -> str:
+    """STALE when nothing arrives (or the connection is down), UNHEALTHY when what arrives is bad."""
+    return "STALE" if reason.startswith(("no data", "its connection")) else "UNHEALTHY"
+
+
+def _pacing(e: ev.BrokerPacingViolation) -> tuple[int, str, str]:
+    return (ERROR, "broker", f"{e.broker} pacing violation: {e.message}")
+
+
+def _switched(e: ev.FeedSwitched) -> tuple[int, str, str]:
+    if e.failback:
+        return (WARNING, "feed", f"feed back on {e.to_feed} (from {e.from_feed}): {e.reason}")
+    return (ERROR, "feed", f"FEED FAILOVER {e.from_feed} -> {e.to_feed}: {e.reason}")
+
+
+def _quality(e: ev.DataQualityIssue) -> tuple[int, str, str]:
+    if not e.opened:
+        return (WARNING, "data", f"{e.feed} {e.symbol}: {e.reason} over ({e.count} item(s) in the episode)")
+    what = "quarantined" if e.quarantined else "flagged (kept)"
+    return (WARNING, "data", f"{e.feed} {e.symbol}: {e.reason} {what}: {e.detail}")
 
 
 def _error(e: ev.EngineError) -> tuple[int, str, str]:
@@ -114,8 +150,18 @@ def _error(e: ev.EngineError) -> tuple[int, str, str]:
 
 
 def _quarantined(e: ev.StrategyQuarantined) -> tuple[int, str, str]:
-    where = f" on {e.symbol}" if e.symbol else ""
-    return (ERROR, "strategy", f"strategy {e.strategy} raised{where} and was disabled: {e.error}")
+    if e.symbol is None:
+        return (ERROR, "strategy", f"strategy {e.strategy} raised and was disabled: {e.error}")
+    return (ERROR, "strategy", f"strategy {e.strategy} raised on {e.symbol}: quarantined for {e.symbol} until a "
+                               f"restart (its working {e.symbol} orders cancelled; it still trades its other "
+                               f"symbols): {e.error}")
+
+
+def _allocation(e: ev.AllocationChanged) -> tuple[int, str, str]:
+    amount = f" = {text.money(e.amount)}" if e.amount is not None and e.after and e.after.endswith("%") else ""
+    line = (f"allocation of {e.strategy}: {e.before or 'none'} -> {e.after or 'none'}{amount} by {e.actor}"
+            + (f" ({e.reason})" if e.reason else ""))
+    return (WARNING if e.actor == "engine" else INFO, "allocation", line)
 
 
 _DESCRIBERS: dict[type, Callable[[Any], tuple[int, str, str] | None]] = {
@@ -124,6 +170,8 @@ _DESCRIBERS: dict[type, Callable[[Any], tuple[int, str, str] | None]] = {
     ev.BreakFound: _break, ev.BreakResolved: _resolved, ev.ReconcilePassed: _reconcile,
     ev.DeadmanChanged: _deadman, ev.CommandHandled: _command, ev.LiquidationFinished: _liquidation,
     ev.EngineError: _error, ev.StrategyQuarantined: _quarantined, ev.FeedHealthChanged: _feed,
+    ev.FeedSwitched: _switched, ev.DataQualityIssue: _quality, ev.BrokerPacingViolation: _pacing,
+    ev.AllocationChanged: _allocation,
 }
 
 EVENT_TYPES: tuple[type, ...] = tuple(_DESCRIBERS)

@@ -19,8 +19,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError
-from core.domain import text
+from core.domain import serialize, text
 from core.domain.commands import (
+    Backup,
     CancelAll,
     Command,
     CommandRefused,
@@ -35,14 +36,16 @@ from core.domain.commands import (
     Reconcile,
     ResolveBreak,
     Resume,
+    SetAllocation,
     SetLimit,
     SetStrategy,
 )
-from core.domain.events import BreakResolved, CommandHandled, LiquidationFinished
+from core.domain.events import AllocationChanged, BreakResolved, CommandHandled, LiquidationFinished, PreflightDecided
 from core.domain.model import EXTERNAL, LIQUIDATION, OPERATOR, ZERO, Order, OrderStatus, OrderType, Side, TimeInForce
 from core.execution.liquidation import Liquidation, SymbolProgress
 from core.execution.oms import OrderManager
 from core.execution.reconcile import DiffKind
+from core.persistence.backup import MANUAL, BackupError
 from core.portfolio.adjustment import adjustment_fills
 from core.risk.gate import OrderRequest, TradingState
 
@@ -68,9 +71,18 @@ class FlattenPlan:
                 "notional": text.money(self.notional)}
 
 
+# What an operator may type. A share count beyond a billion or a price beyond ten million is a
+# slip of the finger, and keeping every product (qty x price <= 1e16) far inside Decimal's
+# 28 digits means the book, cash and P&L always round to the cent without an error.
+MAX_QTY = Decimal("1e9")
+MAX_PRICE = Decimal("1e7")
+PRICE_PLACES = 8  # below any tick size; more digits are a typo or an attack on the arithmetic
+
+
 def parse_decimal(name: str, raw: str | Decimal | int, *, positive: bool = False, whole: bool = False,
-                  limit: Decimal = Decimal("1e12")) -> Decimal:
-    """A number from an operator, checked for what it is: finite, sign, whole, magnitude."""
+                  limit: Decimal = Decimal("1e12"), places: int | None = None) -> Decimal:
+    """A number from an operator, checked for what it is: finite, sign, whole, magnitude, and
+    at most ``places`` decimal places."""
     try:
         value = raw if isinstance(raw, Decimal) else Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
@@ -79,11 +91,21 @@ def parse_decimal(name: str, raw: str | Decimal | int, *, positive: bool = False
         raise CommandRefused(f"{name} must be a finite number, got {raw!r}")
     if positive and value <= 0:
         raise CommandRefused(f"{name} must be positive, got {raw!r}")
+    if value.copy_abs() > limit:  # copy_abs: no context, so 1e9999999999 cannot overflow
+        raise CommandRefused(f"{name} {raw!r} is beyond {text.qty(limit)}: check the number")
     if whole and value != value.to_integral_value():
         raise CommandRefused(f"{name} must be a whole number of shares, got {raw!r}")
-    if abs(value) > limit:
-        raise CommandRefused(f"{name} {raw!r} is beyond {text.qty(limit)}: check the number")
+    if places is not None and value != value.quantize(Decimal(1).scaleb(-places)):
+        raise CommandRefused(f"{name} {raw!r} has more than {places} decimal places: check the number")
     return value
+
+
+def parse_qty(name: str, raw: str | Decimal | int, *, positive: bool = False) -> Decimal:
+    return parse_decimal(name, raw, positive=positive, whole=True, limit=MAX_QTY)
+
+
+def parse_price(name: str, raw: str | Decimal | int, *, positive: bool = False) -> Decimal:
+    return parse_decimal(name, raw, positive=positive, limit=MAX_PRICE, places=PRICE_PLACES)
 
 
 class CommandHandler:
@@ -100,12 +122,13 @@ class CommandHandler:
             Flatten: self._plan_flatten, SetLimit: self._plan_set_limit, SetStrategy: self._plan_set_strategy,
             OverridePosition: self._plan_override, ManualOrder: self._plan_order, ResolveBreak: self._plan_resolve,
             Reconcile: self._plan_simple, ConfirmPresence: self._plan_simple,
+            SetAllocation: self._plan_set_allocation, Backup: self._plan_backup,
         }
         self._runners: dict[type[Command], Callable[[Any, Plan], Awaitable[CommandResult]]] = {
             Halt: self._halt, Resume: self._resume, CancelAll: self._cancel_all, Flatten: self._flatten,
             SetLimit: self._set_limit, SetStrategy: self._set_strategy, OverridePosition: self._override,
             ManualOrder: self._order, ResolveBreak: self._resolve, Reconcile: self._reconcile,
-            ConfirmPresence: self._confirm,
+            ConfirmPresence: self._confirm, SetAllocation: self._set_allocation, Backup: self._backup,
         }
 
     # ---- the one path ------------------------------------------------------------------
@@ -172,6 +195,10 @@ class CommandHandler:
             log.warning("refusal not audited: the audit trail is not open yet")
         log.warning("operator %s by %s refused: %s", command.name, actor, message)
 
+    def preflight_decided(self, outcome: str, failing: list[str], *, actor: str, reason: str | None = None) -> None:
+        """How the start of a live account went against the go-live check: on the bus (audited)."""
+        self.engine.bus.publish(PreflightDecided(outcome, tuple(failing), actor, reason))
+
     def traded_symbols(self) -> list[str]:
         """Every symbol the engine trades or holds: the feed's, the strategies', the book's."""
         known = set(self.engine.feed.symbols)
@@ -182,7 +209,8 @@ class CommandHandler:
 
     def _symbol(self, raw: str, *, allow_new: bool = False) -> str:
         symbol = (raw or "").strip().upper()
-        if not symbol or len(symbol) > 16 or not symbol.replace(".", "").replace("-", "").isalnum():
+        if (not symbol or len(symbol) > 16 or not symbol.isascii()
+                or not symbol.replace(".", "").replace("-", "").isalnum()):
             raise CommandRefused(f"not a symbol: {raw!r}")
         traded = self.traded_symbols()
         if symbol not in traded and not allow_new:
@@ -203,6 +231,14 @@ class CommandHandler:
 
     async def _plan_simple(self, command: Command) -> Plan:
         return Plan(command.name, {}, (f"{command.name.upper()}",))
+
+    async def _plan_backup(self, command: Backup) -> Plan:
+        cfg = self.engine.backups.config
+        daily = f" and the newest of each of the last {cfg.keep_daily} days" if cfg.keep_daily else ""
+        return Plan("backup", {}, (
+            f"BACKUP the store now into {self.engine.backups.directory} (trading goes on; the copy is checked: "
+            "SQLite integrity and the audit chain).",
+            f"Then rotation keeps the {cfg.keep_recent} newest{daily}; pre-migration backups stay."))
 
     async def _plan_halt(self, command: Halt) -> Plan:
         state = self.engine.gate.state
@@ -274,6 +310,32 @@ class CommandHandler:
         return Plan("risk_set", {"key": command.key, "from": shown_old, "to": shown_new},
                     (f"SET risk.{command.key}: {shown_old} -> {shown_new} (persisted, survives a restart).",))
 
+    async def _plan_set_allocation(self, command: SetAllocation) -> Plan:
+        capital = self.engine.gate.capital
+        oms = self._oms
+        if capital.equity_at_start is None:
+            raise CommandRefused("the engine is still starting (the equity at start is not known yet): try again in "
+                                 "a moment")
+        try:
+            old, new = capital.validated(command.strategy, command.value)
+        except ConfigError as exc:
+            raise CommandRefused(str(exc)) from None
+        name = command.strategy.strip()
+        equity = capital.equity_at_start
+        shown_old = old.describe(equity) if old is not None else "none"
+        shown_new = new.describe(equity) if new is not None else "none (not limited by an allocation)"
+        lines = [f"SET allocation.{name}: {shown_old} -> {shown_new} (persisted, survives a restart)."]
+        if new is not None and new.percent is not None:
+            lines.append(f"{new.given} of the equity at start {text.money(equity)} ({capital.equity_source}).")
+        used = capital.exposure(name, oms.view)
+        amount = new.amount(equity) if new is not None else None
+        if amount is not None and used is not None and used > amount:
+            lines.append(f"{name} already uses {text.money(used)}: until its gross exposure is within, only its "
+                         f"orders that do not grow it pass.")
+        return Plan("allocation_set", {"strategy": name, "from": old.given if old else None,
+                                       "to": new.given if new else None},
+                    tuple(lines), {"used": None if used is None else text.money(used)})
+
     async def _plan_set_strategy(self, command: SetStrategy) -> Plan:
         strategy = next((s for s in self.engine.strategies if s.name == command.strategy), None)
         if strategy is None:
@@ -292,8 +354,8 @@ class CommandHandler:
             raise CommandRefused("a position override needs a reason (--reason TEXT): it is for when the book is "
                                  "known to be wrong, and the audit trail must say why")
         sym = self._new_or_known(command.symbol, command.new_symbol)
-        qty = parse_decimal("qty", command.qty, whole=True)
-        cost = parse_decimal("avg-cost", command.avg_cost)
+        qty = parse_qty("qty", command.qty)
+        cost = parse_price("avg-cost", command.avg_cost)
         if cost < 0 or (qty != 0 and cost == 0):
             raise CommandRefused(f"avg-cost must be positive for a nonzero position, got {command.avg_cost!r}")
         pos = self.engine.portfolio.positions.get(sym)
@@ -339,8 +401,8 @@ class CommandHandler:
         except ValueError:
             raise CommandRefused(f"side must be buy or sell, got {command.side!r}") from None
         sym = self._symbol(command.symbol)
-        qty = parse_decimal("qty", command.qty, positive=True, whole=True)
-        limit = None if command.limit in (None, "") else parse_decimal("limit", command.limit, positive=True)
+        qty = parse_qty("qty", command.qty, positive=True)
+        limit = None if command.limit in (None, "") else parse_price("limit", command.limit, positive=True)
         req = self._request(side, sym, qty, limit)
         refusal = self.engine.gate.check(req, self._oms.view, admit=False)
         if refusal is not None:
@@ -511,6 +573,26 @@ class CommandHandler:
         self._audit(command, before=plan.effect["from"], after=shown, message=message, key=command.key)
         return CommandResult(message, {"key": command.key, "old": plan.effect["from"], "new": shown})
 
+    async def _set_allocation(self, command: SetAllocation, plan: Plan) -> CommandResult:
+        capital = self.engine.gate.capital
+        try:
+            _old, new = capital.validated(command.strategy, command.value)
+        except ConfigError as exc:
+            raise CommandRefused(str(exc)) from None
+        name = plan.effect["strategy"]
+        capital.replace(name, new)
+        after = new.given if new is not None else None
+        amount = capital.amount(name)
+        self.engine.persist_setting(f"allocation.{name}", after or "none")
+        self.engine.bus.publish(AllocationChanged(name, plan.effect["from"], after, amount, command.actor,
+                                                  command.reason))
+        shown = new.describe(capital.equity_at_start) if new is not None else "none"
+        message = f"allocation.{name}: {plan.effect['from'] or 'none'} -> {shown} (persisted)"
+        self._audit(command, before=plan.effect["from"], after=after, message=message, subject=name, strategy=name,
+                    amount=amount)
+        return CommandResult(message, {"strategy": name, "old": plan.effect["from"], "new": after,
+                                       "allocation": None if amount is None else serialize.money(amount)})
+
     async def _override(self, command: OverridePosition, plan: Plan) -> CommandResult:
         sym = plan.effect["symbol"]
         book = self.engine.portfolio.position(sym)
@@ -550,6 +632,17 @@ class CommandHandler:
             raise CommandRefused(f"the broker is not connected ({broker.status}): its view cannot be read now")
         oms = self._oms
         broker_orders = [o for o in await broker.open_orders() if o.symbol == sym]
+        # Everything that can refuse is asked before anything changes: a refused resolve leaves
+        # no adopted order, cancelled order or adjustment fill behind.
+        theirs = None
+        if act in ("accept", "flatten"):
+            theirs = {p.symbol: p for p in await broker.positions()}.get(sym)
+            if sym in broker.in_flight_symbols():
+                raise CommandRefused(f"{sym}: a fill or an order is on its way at the broker; accept again in a "
+                                     f"moment, once it has arrived")
+            target = theirs.qty if theirs is not None else ZERO
+            if text.qty(target) != plan.effect.get("broker_qty", text.qty(target)):
+                raise PlanChanged(await self._plan(command))
         adopted = []
         for order in broker_orders:
             if order.client_order_id not in oms.open_orders:
@@ -564,15 +657,9 @@ class CommandHandler:
             settled = [coid for coid, o in list(oms.open_orders.items())
                        if o.symbol == sym and coid not in at_broker and o.status is not OrderStatus.NEW
                        and oms.settle_missing(coid, f"not at the broker: {command.actor} accepted the broker's view")]
-            theirs = {p.symbol: p for p in await broker.positions()}.get(sym)
             pos = self.engine.portfolio.position(sym)
             before = {"qty": text.qty(pos.qty), "avg_cost": text.price(pos.avg_cost)}
             target = theirs.qty if theirs is not None else ZERO
-            if sym in broker.in_flight_symbols():
-                raise CommandRefused(f"{sym}: a fill or an order is on its way at the broker; accept again in a "
-                                     f"moment, once it has arrived")
-            if text.qty(target) != plan.effect.get("broker_qty", text.qty(target)):
-                raise PlanChanged(await self._plan(command))
             cost = theirs.avg_cost if theirs is not None and theirs.qty and theirs.avg_cost > 0 else pos.avg_cost
             exec_id = None
             try:
@@ -606,6 +693,16 @@ class CommandHandler:
             done["flatten"] = flat.data
             message += f"; {flat.message}"
         return CommandResult(message, {"symbol": sym, "resolved": True, **done})
+
+    async def _backup(self, command: Backup, plan: Plan) -> CommandResult:
+        try:
+            made = await self.engine.backups.take(MANUAL, command.actor)
+        except BackupError as exc:
+            raise CommandRefused(str(exc)) from None
+        message = f"backup written: {made.path} ({made.size / 1e6:.1f} MB; integrity and audit chain checked)"
+        self._audit(command, before=None, after=made.name, message=message, subject=made.name, size=made.size)
+        return CommandResult(message, {"backup": {**made.as_dict(), "path": str(made.path), "verified": True},
+                                       "pruned": list(self.engine.backups.last_pruned)})
 
     async def _confirm(self, command: ConfirmPresence, plan: Plan) -> CommandResult:
         view = self.engine.deadman.confirm(command.actor)
@@ -644,6 +741,10 @@ class CommandHandler:
                         plan: Plan | str | None = None) -> CommandResult:
         return await self.execute(SetLimit(actor, reason, key=key, value=value), plan)
 
+    async def set_allocation(self, strategy: str, value: str, *, actor: str, reason: str | None = None,
+                             plan: Plan | str | None = None) -> CommandResult:
+        return await self.execute(SetAllocation(actor, reason, strategy=strategy, value=value), plan)
+
     async def set_position(self, symbol: str, qty: str | Decimal, avg_cost: str | Decimal, *, actor: str,
                            reason: str | None, new_symbol: bool = False,
                            plan: Plan | str | None = None) -> CommandResult:
@@ -659,6 +760,9 @@ class CommandHandler:
 
     async def confirm(self, *, actor: str) -> CommandResult:
         return await self.execute(ConfirmPresence(actor))
+
+    async def backup(self, *, actor: str, reason: str | None = None) -> CommandResult:
+        return await self.execute(Backup(actor, reason))
 
 
 def _order_brief(o: Order) -> dict[str, str]:
@@ -682,5 +786,5 @@ def _owners_line(owners: dict[str, str]) -> str:
 
 Controls = CommandHandler  # the name the cockpit and the tests know
 
-__all__ = ["LIQUIDATION", "CommandHandler", "CommandRefused", "CommandResult", "Controls", "FlattenPlan", "Plan",
-           "PlanChanged", "parse_decimal"]
+__all__ = ["LIQUIDATION", "MAX_PRICE", "MAX_QTY", "PRICE_PLACES", "CommandHandler", "CommandRefused", "CommandResult",
+           "Controls", "FlattenPlan", "Plan", "PlanChanged", "parse_decimal", "parse_price", "parse_qty"]

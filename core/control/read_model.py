@@ -17,9 +17,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.control.deadman import DeadmanView
+from core.data.feeds.failover import FailoverFeed
 from core.domain import events as ev
 from core.domain.events import IntentRejected
 from core.domain.model import Order, OrderStatus
+from core.domain.serialize import money
 from core.persistence.rows import order_from_row
 from core.portfolio.book import Portfolio
 
@@ -58,6 +60,20 @@ class OrderView:
 
 
 @dataclass(frozen=True, slots=True)
+class CapitalView:
+    """One strategy's capital allocation: ``given`` as written ("50000", "25%"; None: none),
+    ``allocation`` in money, ``used`` its gross exposure now (None: a symbol without a mark)."""
+
+    strategy: str
+    enabled: bool
+    given: str | None
+    allocation: Decimal | None
+    used: Decimal | None
+    remaining: Decimal | None
+    used_pct: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     taken_at: datetime  # engine clock (data time in a replay)
     mode: str  # PAPER or LIVE
@@ -89,6 +105,12 @@ class EngineSnapshot:
     breaks: tuple[str, ...] = ()  # symbols with an unresolved reconciliation break
     hold: str | None = None  # why no new order passes right now (broker down, reconciling)
     feed_healthy: bool = True  # False while the feed is stale
+    # (strategy, symbol) pairs quarantined this run: that strategy no longer trades that symbol
+    quarantined: tuple[tuple[str, str], ...] = ()
+    # every feed source (a live feed's primary and fallbacks): name, kind, active, healthy, reason ...
+    feeds: tuple[dict[str, Any], ...] = ()
+    capital: tuple[CapitalView, ...] = ()  # every strategy's allocation and how much of it is used
+    equity_at_start: Decimal | None = None  # what percentage allocations are a share of
 
     @property
     def net(self) -> Decimal:
@@ -130,11 +152,15 @@ class ReadModel:
         self.version = 0
         self.recent: OrderedDict[str, Order] = OrderedDict()  # newest last
         self.rejections: deque[IntentRejected] = deque(maxlen=50)
+        # strategy -> {symbol: error} it was quarantined for, from the bus (this run only: the
+        # engine keeps a quarantine in memory, and a restart lifts it)
+        self.quarantined: dict[str, dict[str, str]] = {}
         bus = engine.bus
         for event_type in _CHANGES:
             bus.subscribe(event_type, self._changed)
         bus.subscribe(ev.OrderChanged, self._on_order)
         bus.subscribe(IntentRejected, self._on_rejected)
+        bus.subscribe(ev.StrategyQuarantined, self._on_quarantined)
 
     def _changed(self, _event: object) -> None:
         self.version += 1
@@ -150,6 +176,11 @@ class ReadModel:
     def _on_rejected(self, event: IntentRejected) -> None:
         self.version += 1
         self.rejections.append(event)
+
+    def _on_quarantined(self, event: ev.StrategyQuarantined) -> None:
+        self.version += 1
+        if event.symbol is not None:  # without a symbol the strategy is disabled: ``enabled`` says so
+            self.quarantined.setdefault(event.strategy, {})[event.symbol] = event.error
 
     async def load(self) -> None:
         """The last orders of earlier runs, so the orders pane does not start empty."""
@@ -203,8 +234,52 @@ class ReadModel:
             broker_status=e.broker.status,
             breaks=tuple(e.reconciler.breaks),
             hold=e.gate.hold,
-            feed_healthy=e.feed_healthy,
+            feed_healthy=self.feed_healthy(),
+            feeds=self.feeds(),
+            quarantined=tuple(sorted((name, sym) for name, syms in self.quarantined.items() for sym in syms)),
+            capital=self.capital(),
+            equity_at_start=e.gate.capital.equity_at_start,
         )
+
+    def live_account(self) -> bool:
+        """The broker's account is real money (the go-live check must pass before it trades)."""
+        return self._engine.broker.live_account
+
+    def feed_healthy(self) -> bool:
+        feed = self._engine.feed
+        return bool(feed.healthy) if isinstance(feed, FailoverFeed) else self._engine.feed_healthy
+
+    def feeds(self) -> tuple[dict[str, Any], ...]:
+        """Each feed source, the active one marked; a replay is one source."""
+        e = self._engine
+        feed = e.feed
+        if not isinstance(feed, FailoverFeed):
+            return ({"name": feed.name, "kind": e.settings.feed.kind, "active": True, "healthy": e.feed_healthy,
+                     "reason": "" if e.feed_healthy else "stale", "quarantined": 0, "passed": e.events_processed,
+                     "last_good_at": None, "by_reason": {}},)
+        return tuple({"name": v.name, "kind": v.kind, "active": v.active, "healthy": v.healthy, "reason": v.reason,
+                      "quarantined": v.quarantined, "passed": v.passed,
+                      "last_good_at": v.last_good.isoformat() if v.last_good else None, "by_reason": v.by_reason}
+                     for v in feed.views())
+
+    def capital(self) -> tuple[CapitalView, ...]:
+        """Each strategy's allocation and the gross exposure it uses now (the gate's figure)."""
+        e = self._engine
+        if e.oms is None:
+            return ()
+        enabled = {s.name: s.enabled for s in e.strategies}
+        return tuple(CapitalView(r.strategy, enabled.get(r.strategy, False), r.given, r.allocation, r.used,
+                                 r.remaining, r.used_pct) for r in e.gate.capital.rows(e.oms.view))
+
+    def allocation(self) -> dict[str, Any]:
+        """What `cockpit allocation --json` and the status's ``allocation`` show: the equity at
+        start, each strategy (allocation in money, as given, used, remaining, used %) and the
+        enabled strategies no allocation covers."""
+        e = self._engine
+        capital = e.gate.capital
+        rows = self.capital()
+        return allocation_json(rows, capital.equity_at_start, capital.equity_source,
+                               capital.uncovered(s.name for s in e.strategies if s.enabled))
 
     def breaks(self) -> list[dict[str, Any]]:
         return self._engine.reconciler.views()
@@ -217,7 +292,13 @@ class ReadModel:
         return self._engine.gate.limits_dict()
 
     def strategies(self) -> list[dict[str, Any]]:
-        return self._engine.controls.strategies()
+        """Each strategy; one quarantined for some symbols this run also has ``quarantined``
+        (symbol -> the error), so that `cockpit strategy list --json` and the API show it."""
+        rows = self._engine.controls.strategies()
+        for row in rows:
+            if row["name"] in self.quarantined:
+                row["quarantined"] = dict(sorted(self.quarantined[row["name"]].items()))
+        return rows
 
     def symbols(self) -> list[str]:
         return self._engine.controls.traded_symbols()
@@ -240,10 +321,28 @@ class ReadModel:
         return job.summary() if job is not None else None
 
 
+def allocation_json(rows: tuple[CapitalView, ...], equity_at_start: Decimal | None, source: str,
+                    uncovered: list[str]) -> dict[str, Any]:
+    """The allocation report as JSON: money as exact decimal strings, None where unknown."""
+    def m(value: Decimal | None) -> str | None:
+        return None if value is None else money(value)
+
+    return {
+        "equity_at_start": m(equity_at_start),
+        "equity_source": source or None,
+        "strategies": {r.strategy: {"enabled": r.enabled, "allocation": m(r.allocation), "given": r.given,
+                                    "used": m(r.used), "remaining": m(r.remaining),
+                                    "used_pct": None if r.used_pct is None else float(round(r.used_pct, 2))}
+                       for r in rows},
+        "uncovered": uncovered,
+    }
+
+
 _CHANGES: tuple[type, ...] = (
+    ev.AllocationChanged, ev.AllocationsStarted,
     ev.FillApplied, ev.TradingStateChanged, ev.SettingChanged, ev.BrokerConnectionChanged, ev.HoldChanged,
     ev.ReconcilePassed, ev.BreakFound, ev.BreakResolved, ev.DeadmanChanged, ev.LiquidationFinished,
-    ev.CommandHandled, ev.EngineError, ev.StrategyQuarantined, ev.FeedHealthChanged,
+    ev.CommandHandled, ev.EngineError, ev.FeedHealthChanged, ev.FeedSwitched, ev.DataQualityIssue,
 )
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import Settings
+from core.control.backups import BackupService
 from core.control.deadman import DeadMan
 from core.data.feeds.base import Feed
 from core.data.feeds.replay import Cursor
@@ -40,6 +41,7 @@ class EngineServices(Protocol):
     portfolio: Portfolio
     gate: RiskGate
     deadman: DeadMan
+    backups: BackupService
     reconciler: Reconciler
     equity: EquityTracker
     market_tz: ZoneInfo

@@ -29,6 +29,7 @@ class BarFile:
     path: Path
     bars: list[Bar]
     dropped: list[DroppedRow]
+    header_note: str | None = None  # the header repair the reader made and logged, if any
 
 
 class BarFileError(Exception):

@@ -130,9 +130,10 @@ def intraday_bars(
     bar_time: str,
     bar_seconds: int | None,
     drop: Callable[[int, str], None],
-    path: Path,
+    path: Path | str,
 ) -> list[Bar]:
-    """Convert local stamps to UTC, enforce increasing time, and span each bar."""
+    """Convert local stamps to UTC, enforce increasing time, and span each bar (``path`` names
+    the file in messages)."""
     conv = LocalToUtc(zone, tz)
     kept: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal, Decimal]] = []
     prev: datetime | None = None

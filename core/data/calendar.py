@@ -10,8 +10,12 @@ rebuilt, wider, for a question outside it.
 
 from __future__ import annotations
 
+import marshal
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 __all__ = ["CalendarSpanError", "ExchangeSession", "SessionTimes"]
@@ -81,6 +85,57 @@ def _covering(name: str, first: date, last: date) -> _Built:
     raise AssertionError("unreachable: the narrow span either builds or raises")  # pragma: no cover
 
 
+# name -> (first, last, table) read from a cache folder this process (the calendar never built).
+_KEPT: dict[str, tuple[date, date, SessionTimes]] = {}
+_TABLE_FORMAT = 1
+_WRITTEN: set[tuple[str, Path, date]] = set()  # (name, folder, span end) kept by this process
+
+
+def _table_key() -> str:
+    """What a kept table was made with: exchange-calendars' version (read without importing it)."""
+    try:
+        from importlib.metadata import version
+
+        lib = version("exchange-calendars")
+    except Exception:  # not installed: building will say so
+        lib = "none"
+    return f"{_TABLE_FORMAT}:{lib}:{marshal.version}"
+
+
+def _table_path(name: str, cache_dir: Path) -> Path:
+    return cache_dir / f"calendar-{name}.sessions"
+
+
+def _kept_table(name: str, cache_dir: Path | None, first: date, last: date
+                ) -> tuple[SessionTimes, date, date] | None:
+    """A table kept earlier that covers [first, last] (memory first, then the folder), or None."""
+    held = _KEPT.get(name)
+    if held is None and cache_dir is not None:
+        try:
+            key, lo, hi, table = marshal.loads(_table_path(name, cache_dir).read_bytes())
+            if key == _table_key() and isinstance(table, dict):
+                held = _KEPT[name] = (date.fromordinal(lo), date.fromordinal(hi), table)
+        except (OSError, ValueError, EOFError, TypeError):  # none kept, or unreadable: build it
+            return None
+    if held is not None and held[0] <= first and last <= held[1]:
+        return held[2], held[0], held[1]
+    return None
+
+
+def _keep_table(name: str, cache_dir: Path | None, built: _Built) -> None:
+    """Write ``built``'s table for the next runs (a table that cannot be written is only slower)."""
+    if cache_dir is None or built.sessions is None:
+        return
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=cache_dir)
+        with os.fdopen(fd, "wb") as out:
+            out.write(marshal.dumps((_table_key(), built.first.toordinal(), built.last.toordinal(), built.sessions)))
+        os.replace(tmp, _table_path(name, cache_dir))
+    except OSError:
+        pass
+
+
 def _session_table(cal: Any) -> SessionTimes:
     """Every session of ``cal`` as plain ints: numpy arrays, no pandas Timestamp per session."""
     if cal is None:
@@ -96,17 +151,35 @@ class ExchangeSession:
     the open and close of every session in a date range, whether it is open at a moment,
     and when that next changes."""
 
-    def __init__(self, calendar: str = "XNYS") -> None:
+    def __init__(self, calendar: str = "XNYS", cache_dir: Path | None = None) -> None:
         self.name = calendar
+        self.cache_dir = cache_dir  # where the session table is kept between runs (None: not kept)
 
     def sessions(self, first: date, last: date) -> SessionTimes:
         """Open and close (UTC epoch seconds) by date ordinal, for every session in [first, last]
         at least. Raises ValueError for an unknown calendar, CalendarSpanError for dates outside
         its bounds."""
-        built = _covering(self.name, first, last)
+        return self.sessions_through(first, last)[0]
+
+    def sessions_through(self, first: date, last: date) -> tuple[SessionTimes, date, date]:
+        """``sessions(first, last)`` and the dates the table is complete from and to (a span
+        holding [first, last]).
+
+        With a ``cache_dir``, a table kept by an earlier run that covers the dates is read
+        instead of building the calendar (which imports pandas and exchange-calendars: most
+        of a short replay's start)."""
+        built = _BUILT.get(self.name)
+        if built is None or not (built.first <= first and last <= built.last):
+            kept = _kept_table(self.name, self.cache_dir, first, last)
+            if kept is not None:
+                return kept
+            built = _covering(self.name, first, last)
         if built.sessions is None:
             built.sessions = _session_table(built.calendar)
-        return built.sessions
+        if self.cache_dir is not None and (self.name, self.cache_dir, built.last) not in _WRITTEN:
+            _keep_table(self.name, self.cache_dir, built)
+            _WRITTEN.add((self.name, self.cache_dir, built.last))
+        return built.sessions, built.first, built.last
 
     def _live(self, when: datetime) -> tuple[Any, Any]:
         import pandas as pd

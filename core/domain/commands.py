@@ -55,6 +55,15 @@ class SetLimit(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class SetAllocation(Command):
+    """A strategy's capital allocation: ``value`` money ("50000"), a percentage of the equity at
+    start ("25%"), or "none" (no allocation: not limited by one)."""
+
+    strategy: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SetStrategy(Command):
     strategy: str = ""
     enabled: bool = True
@@ -92,10 +101,15 @@ class ConfirmPresence(Command):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Backup(Command):
+    """Back the store up now (into STATE/backups, checked, then rotated)."""
+
+
 _NAMES: dict[type[Command], str] = {
     Halt: "halt", Resume: "resume", CancelAll: "cancel_all", Flatten: "flatten", SetLimit: "risk_set",
     SetStrategy: "strategy", OverridePosition: "position_set", ManualOrder: "order", ResolveBreak: "resolve",
-    Reconcile: "reconcile", ConfirmPresence: "confirm",
+    Reconcile: "reconcile", ConfirmPresence: "confirm", SetAllocation: "allocation_set", Backup: "backup",
 }
 
 

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from core.domain import daily_summary_text as words
+from core.domain.alert import Alert, Severity
+from core.domain.daily_summary import DailySummary
 from core.domain.model import Execution, Order, OrderStatus, OrderType, Side
+from core.domain.text import money
 
 
 @dataclass(slots=True, frozen=True)
@@ -86,6 +90,32 @@ class SettingChanged:
 
     key: str
     value: str
+
+
+@dataclass(slots=True, frozen=True)
+class AllocationChanged:
+    """A strategy's capital allocation changed at run time: ``before`` / ``after`` as given
+    ("50000", "25%"; None: no allocation), ``amount`` the new one in money. ``actor`` is who
+    (the operator's command, or "engine" when a stored change could not be taken at start)."""
+
+    strategy: str
+    before: str | None
+    after: str | None
+    amount: Decimal | None
+    actor: str
+    reason: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class AllocationsStarted:
+    """The engine measured the allocations against the equity at start (``source`` says whose);
+    ``allocations`` are (strategy, given, amount) in force, ``uncovered`` the enabled strategies
+    without one."""
+
+    equity_at_start: Decimal
+    source: str
+    allocations: tuple[tuple[str, str, Decimal | None], ...]
+    uncovered: tuple[str, ...]
 
 
 @dataclass(slots=True, frozen=True)
@@ -173,6 +203,33 @@ class FeedHealthChanged:
 
 
 @dataclass(slots=True, frozen=True)
+class FeedSwitched:
+    """The engine takes its prices from another feed now (a failover, or a failback)."""
+
+    from_feed: str
+    to_feed: str
+    reason: str
+    failback: bool  # back to a feed earlier in the order (the primary, usually)
+
+
+@dataclass(slots=True, frozen=True)
+class DataQualityIssue:
+    """A feed's items of ``symbol`` fail the quality gate (``opened``) or pass again.
+
+    One per episode, not per item: ``count`` is how many failed (so far, or in all when it
+    closes); ``quarantined`` False means flagged only (a gap: the bars are kept).
+    """
+
+    feed: str
+    symbol: str
+    reason: str
+    detail: str
+    opened: bool
+    count: int
+    quarantined: bool = True
+
+
+@dataclass(slots=True, frozen=True)
 class EngineError:
     """Something failed inside the engine that the operator must hear about."""
 
@@ -182,6 +239,8 @@ class EngineError:
 
 @dataclass(slots=True, frozen=True)
 class StrategyQuarantined:
+    """A strategy hook raised: the strategy stops trading ``symbol`` for this run (None: it is disabled)."""
+
     strategy: str
     symbol: str | None
     error: str
@@ -201,3 +260,104 @@ class EquityRecorded:
     peak: Decimal
     max_drawdown: Decimal
     day_open: Decimal
+
+
+@dataclass(slots=True, frozen=True)
+class EngineStarted:
+    """The engine finished starting (store open, broker connected, strategies warmed up)."""
+
+    broker: str
+    feed: str
+    strategies: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class EngineStopped:
+    """The engine is shutting down; ``reason`` says why (the feed ended, a stop was asked, it failed)."""
+
+    reason: str
+    failed: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class PreflightDecided:
+    """A real-money account's start against the go-live check: "pass", "refused" or "override"
+    (started although ``failing`` checks fail, by ``actor`` for ``reason``)."""
+
+    outcome: str
+    failing: tuple[str, ...]
+    actor: str
+    reason: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class BrokerPacingViolation:
+    """The broker refused messages for their rate (IB error 100): the go-live check looks for these."""
+
+    broker: str
+    message: str
+
+
+@dataclass(slots=True, frozen=True)
+class BrokerReconnectFailed:
+    """One more reconnect attempt failed while the broker is down (``attempt`` counts since it
+    went): the alerts count these into the disconnect's digest instead of one line each."""
+
+    broker: str
+    attempt: int
+    reason: str
+    next_delay_seconds: float
+
+
+@dataclass(slots=True, frozen=True)
+class BackupWritten:
+    """A backup of the store was written and checked (``STATE/backups/<name>``); ``reason`` is
+    why it was taken (manual, scheduled, session-close), ``actor`` who asked (the engine for its
+    own schedule); ``pruned`` names the older backups rotation deleted after it."""
+
+    name: str
+    reason: str
+    size: int
+    actor: str
+    pruned: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class BackupFailed:
+    """A backup could not be made (nothing was kept; the store and older backups are untouched)."""
+
+    reason: str
+    error: str
+    actor: str
+
+
+@dataclass(slots=True, frozen=True)
+class BackupRestored:
+    """A backup replaced the store (``cockpit restore``, no engine running); published into the
+    restored store's audit trail. ``archived`` is where the replaced store was kept."""
+
+    name: str
+    taken_at: datetime
+    archived: str | None
+    actor: str
+
+
+@dataclass(slots=True, frozen=True)
+class DailySummaryReady:
+    """The exchange session closed: the day's summary (core/analytics/daily.py builds it, the
+    reports recorder stores it, the alert router delivers ``alert()``)."""
+
+    summary: DailySummary
+
+    def alert(self, *, html: bool = True) -> Alert:
+        """The summary as an alert; ``html=False`` leaves the HTML body out (no sink shows it)."""
+        s = self.summary
+        return Alert(
+            kind="daily.summary", severity=Severity.INFO, title=words.title(s), text=words.plain(s),
+            key=f"daily.summary:{s.date.isoformat()}", at=s.session_close,
+            fields=(("net", words.signed(s.net)), ("net %", words.pct(s.net_pct)),
+                    ("realized", words.signed(s.realized)), ("unrealized", words.signed(s.unrealized)),
+                    ("commissions", money(s.commissions)), ("fills", str(s.fills)),
+                    ("equity", money(s.equity_close))),
+            html=words.html(s) if html else None,
+        )

@@ -17,7 +17,8 @@ LEGAL: dict[S, frozenset[S]] = {
     ),
     S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.PENDING_CANCEL}),
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.PENDING_CANCEL}),
-    S.PENDING_CANCEL: frozenset({S.CANCELLED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED}),
+    # REJECTED: the broker refused the order itself while its cancel was in flight (IB's Inactive)
+    S.PENDING_CANCEL: frozenset({S.CANCELLED, S.REJECTED, S.PARTIALLY_FILLED, S.FILLED, S.ACCEPTED}),
     S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED}),
     S.FILLED: frozenset(),
     S.CANCELLED: frozenset(),

@@ -41,9 +41,20 @@ class Broker(ABC):
     def connected(self) -> bool: ...
 
     @property
+    def live_account(self) -> bool:
+        """Real money: the go-live check must pass before such an account trades (paper: never)."""
+        return False
+
+    @property
     def status(self) -> str:
         """One line for the operator about the connection."""
         return "connected" if self.connected else "disconnected"
+
+    def wants_quotes(self, symbol: str) -> bool:
+        """Whether the venue needs the next quote of ``symbol`` on the bus (a simulated venue
+        fills its orders against them). Yes unless a broker says otherwise: a replay leaves
+        out the synthetic quotes no one needs (core/kernel/driver.py)."""
+        return True
 
     def adopt(self, orders: Iterable[Order]) -> None:
         """Orders the engine's store says are open, from an earlier run, told to the broker
@@ -56,6 +67,14 @@ class Broker(ABC):
     def in_flight_symbols(self) -> set[str]:
         """Symbols with something on its way (an execution waiting for its commission report,
         an order queued to send): reconciliation does not judge them in this pass."""
+        return set()
+
+    def client_order_ids(self) -> set[str]:
+        """The client order ids the broker reports since it connected (open and finished orders,
+        executions). The OMS keeps new ids above its own among them, so that an id is never used
+        twice even when the store lost its last commits (a power cut with ``[engine]
+        order_durability = "process"``) or was restored from an older backup. A broker whose
+        records live in the engine's store (paper) rolls back with it: it has none to add."""
         return set()
 
     def adopt_unknown(self, order: Order) -> bool:

@@ -12,16 +12,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from core.common.bus import Bus
 from core.common.clock import Clock
+from core.common.step_log import StepLog
 from core.domain import text
-from core.domain.events import FillApplied, IntentRejected, OrderChanged
+from core.domain.events import EngineError, FillApplied, IntentRejected, OrderChanged
 from core.domain.model import EXTERNAL, ZERO, Execution, Order, OrderStatus, OrderType, OrderUpdate, Side, TimeInForce
 from core.domain.order_states import IllegalTransition, check_transition
 from core.execution.broker import Broker, Report
@@ -59,6 +61,9 @@ class OrderManager:
         self.instance_id = instance_id
         self.view = view_factory(self)  # what the gate checks orders against
         self.last_refusal: str | None = None
+        # INFO lines (each order, each fill) are written after the loop step: an order does not wait
+        # for the log file (core/common/step_log.py); warnings and errors go at once, in order.
+        self.log = StepLog(log)
         # Open orders and the most recent finished ones (late reports still find them); older
         # finished orders and exec ids leave memory: the store keeps them.
         self.orders: dict[str, Order] = {}
@@ -70,6 +75,8 @@ class OrderManager:
         self._next_seq = 1
         self._to_send: list[Order] = []
         self._adjustments = 0
+        self._lost_reported: set[str] = set()  # our orders with fills but no row in memory (see _check_lost)
+        self._checks: set[asyncio.Task[None]] = set()
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -99,15 +106,36 @@ class OrderManager:
             del owners[key]
 
     async def recover(self) -> None:
-        """After a (re)start: settle orders that never left, apply fills we missed."""
+        """After a (re)start: ids above the broker's, settle orders that never left, apply fills we missed."""
+        self._keep_ids_above(self.broker.client_order_ids())
         broker_open = {o.client_order_id for o in await self.broker.open_orders()}
         for order in list(self.open_orders.values()):
             if order.status is OrderStatus.NEW and order.client_order_id not in broker_open:
                 self._set_status(order, OrderStatus.REJECTED, "never sent: engine stopped before sending")
         missed = await self.unseen(await self.broker.executions_since(None))
         for execution in missed:
-            log.warning("applying fill %s missed while stopped", execution.exec_id)
+            self.log.warning("applying fill %s missed while stopped", execution.exec_id)
             self.on_report(execution)
+
+    def _own_seq(self, client_order_id: str) -> int | None:
+        """The sequence number of one of this engine's client order ids (``<instance>-<seq>``), else None."""
+        head, _, seq = client_order_id.rpartition("-")
+        return int(seq) if head == self.instance_id and seq.isdigit() else None
+
+    def _keep_ids_above(self, known: Iterable[str]) -> None:
+        """Continue above the highest of our ids the broker knows. The store's counter is behind it
+        only when the store lost commits the broker saw (a power cut with order_durability =
+        "process", or a backup restored): reusing an id would tie IB's old order to a new one."""
+        highest = max((seq for seq in map(self._own_seq, known) if seq is not None), default=0)
+        if highest < self._next_seq:
+            return
+        message = (f"the broker knows order {self.instance_id}-{highest} but the store's id counter was at "
+                   f"{self._next_seq}: the store lost its last commits (a power cut with [engine] order_durability "
+                   f"= \"process\", or a restored backup); new order ids continue at {highest + 1}")
+        self.log.error("%s", message)
+        self.bus.publish(EngineError("oms", message))
+        self._next_seq = highest + 1
+        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
 
     def has_seen(self, exec_id: str) -> bool:
         """Seen recently (in memory); ``unseen`` also asks the store for older ones."""
@@ -141,6 +169,37 @@ class OrderManager:
                 self.orders.setdefault(order.client_order_id, order)
                 if order.status.is_terminal:
                     self._forget_finished(order)
+
+    def _check_lost(self, client_order_id: str) -> None:
+        """A fill for one of this engine's own ids that memory does not hold: if the store has no row
+        of it either, its row was lost (a power cut with order_durability = "process", or a restored
+        backup). Its fills are booked under 'external' (the strategy is unknown), so the strategy that
+        sent it does not count them: an error and an alert, once per order, for the operator to check.
+        The store is asked off the report's path; an order merely gone from memory is not flagged."""
+        if client_order_id in self._lost_reported or self._own_seq(client_order_id) is None:
+            return
+        self._lost_reported.add(client_order_id)
+        try:
+            task = asyncio.get_running_loop().create_task(self._flag_if_lost(client_order_id))
+        except RuntimeError:  # no loop (a synchronous caller): nothing can be asked
+            return
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _flag_if_lost(self, client_order_id: str) -> None:
+        try:
+            row = await self.store.fetchone("SELECT 1 FROM orders WHERE client_order_id = ?", (client_order_id,))
+        except Exception as exc:  # the store closed meanwhile: the warning in the log stays
+            self.log.warning("could not look order %s up in the store: %r", client_order_id, exc)
+            return
+        if row is not None:
+            return
+        message = (f"order {client_order_id} was sent by this engine and filled at the broker, but the store has no "
+                   f"row of it (its last commits were lost: a power cut with [engine] order_durability = \"process\", "
+                   f"or a restored backup): its fills are booked under '{EXTERNAL}', and the strategy that sent it does "
+                   f"not count them; check its position (`cockpit positions`, `cockpit metrics`)")
+        self.log.error("%s", message)
+        self.bus.publish(EngineError("oms", message))
 
     def _remember_exec(self, exec_id: str) -> None:
         if exec_id in self._seen_execs:
@@ -211,7 +270,7 @@ class OrderManager:
         self.orders[order.client_order_id] = order
         self.open_orders[order.client_order_id] = order
         self._to_send.append(order)
-        log.info(
+        self.log.info(
             "order %s %s %s %s %s%s (%s)",
             order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
             f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
@@ -222,7 +281,7 @@ class OrderManager:
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
         now = self.clock.now()
         self.last_refusal = reason
-        log.warning("refused %s %s %s (%s): %s", req.side, text.qty(req.qty), req.symbol, req.strategy, reason)
+        self.log.warning("refused %s %s %s (%s): %s", req.side, text.qty(req.qty), req.symbol, req.strategy, reason)
         self.bus.publish(IntentRejected(now, req.strategy, req.symbol, req.side, req.qty, reason, req.source,
                                         req.order_type, req.limit_price))
 
@@ -272,7 +331,7 @@ class OrderManager:
     def _on_update(self, update: OrderUpdate) -> None:
         order = self.orders.get(update.client_order_id)
         if order is None:
-            log.warning("update for unknown order %s: %s", update.client_order_id, update.status)
+            self.log.warning("update for unknown order %s: %s", update.client_order_id, update.status)
             return
         if update.broker_order_id:
             order.broker_order_id = update.broker_order_id
@@ -282,13 +341,14 @@ class OrderManager:
 
     def _on_execution(self, ex: Execution) -> None:
         if ex.exec_id in self._seen_execs:
-            log.info("fill %s reported again: ignored", ex.exec_id)
+            self.log.info("fill %s reported again: ignored", ex.exec_id)
             return
         order = self.orders.get(ex.client_order_id)
         if order is None:
             # A fill for an order this engine never made (manual at the broker): still book it.
-            log.warning("fill %s for unknown order %s: booked under %r", ex.exec_id, ex.client_order_id, EXTERNAL)
+            self.log.warning("fill %s for unknown order %s: booked under %r", ex.exec_id, ex.client_order_id, EXTERNAL)
             owner = EXTERNAL
+            self._check_lost(ex.client_order_id)
         else:
             owner = order.strategy
         event = self._book(ex, owner, kind="trade", actor="broker", reason=None)
@@ -297,11 +357,11 @@ class OrderManager:
             order.filled_qty += ex.qty
             order.avg_fill_price = (prev_value + ex.price * ex.qty) / order.filled_qty
             if order.filled_qty > order.qty:
-                log.error("order %s overfilled: %s of %s", order.client_order_id, order.filled_qty, order.qty)
+                self.log.error("order %s overfilled: %s of %s", order.client_order_id, order.filled_qty, order.qty)
             target = OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED
             if order.status.is_terminal:
                 # A fill after a cancel/reject: the book takes it; the status stays terminal.
-                log.warning("fill on %s order %s", order.status, order.client_order_id)
+                self.log.warning("fill on %s order %s", order.status, order.client_order_id)
                 self.bus.publish(OrderChanged(order, previous=order.status))
             else:
                 self._set_status(order, target)
@@ -329,7 +389,7 @@ class OrderManager:
         self._remember_exec(ex.exec_id)
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
-        log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
+        self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
                  text.qty(ex.qty), ex.symbol, ex.price, text.money(ex.commission), ex.client_order_id or reason)
         return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 
@@ -341,7 +401,7 @@ class OrderManager:
         try:
             check_transition(order.client_order_id, order.status, status)
         except IllegalTransition as exc:
-            log.error("%s (refused)", exc)
+            self.log.error("%s (refused)", exc)
             return False
         previous = order.status
         order.status = status
@@ -352,7 +412,7 @@ class OrderManager:
             self.open_orders.pop(order.client_order_id, None)
             self._forget_finished(order)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-            log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
+            self.log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
         self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))
         return True
 

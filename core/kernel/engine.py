@@ -11,27 +11,39 @@ import asyncio
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from core.alerts.from_events import PortfolioLookup
+from core.alerts.router import AlertRouter
+from core.alerts.sink import Sink
+from core.analytics.daily import DailyReports
+from core.analytics.recorder import ReportsRecorder
 from core.audit.journal import AuditLog
 from core.audit.subscriber import AuditRecorder
 from core.common.bus import Bus
 from core.common.clock import Clock, LiveClock, SimClock, TimerHandle
 from core.config import ConfigError, Settings
+from core.control.backups import BackupService
 from core.control.deadman import DeadMan
 from core.control.handler import CommandHandler
 from core.control.read_model import EngineSnapshot, ReadModel
 from core.data.calendar import ExchangeSession
 from core.data.feeds.base import Feed
-from core.data.feeds.replay import Cursor
+from core.data.feeds.replay import Cursor, ReplayFeed
 from core.domain.events import (
+    AllocationChanged,
+    AllocationsStarted,
     BrokerConnectionChanged,
+    BrokerPacingViolation,
+    BrokerReconnectFailed,
     DeadmanChanged,
     EngineError,
+    EngineStarted,
+    EngineStopped,
     EquityRecorded,
     FeedHealthChanged,
     FillApplied,
@@ -43,14 +55,17 @@ from core.domain.events import (
 )
 from core.domain.model import ZERO, Bar, OrderType, Quote, Side, TimeInForce
 from core.domain.serialize import dt
+from core.domain.text import money as text_money
 from core.execution.broker import Broker
 from core.execution.oms import OrderManager
 from core.execution.reconcile import Reconciler
+from core.kernel.driver import EventDriver
 from core.kernel.risk_view import BookView
 from core.persistence.recorder import StoreRecorder
 from core.persistence.store import Store
 from core.portfolio.book import Portfolio, Position
 from core.portfolio.equity import EquityPoint, EquityTracker
+from core.risk.capital import CapitalAllocation
 from core.risk.gate import OrderRequest, RiskGate, TradingState
 from core.strategy import Strategy
 
@@ -80,6 +95,8 @@ class Engine:
         strategies: list[Strategy],
         new_id: Callable[[], str] = lambda: secrets.token_hex(3),
         wall_clock: Clock | None = None,
+        alert_sinks: Sequence[Sink] = (),
+        alerting: bool = True,
     ) -> None:
         self.settings = settings
         self._new_id = new_id  # the instance id in order ids; tests fix it for stable screens
@@ -91,14 +108,31 @@ class Engine:
         self.strategies = strategies
         self.portfolio = Portfolio()
         self.audit = AuditLog(store, wall_clock, engine_clock=clock)
-        self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change)
+        self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change,
+                             capital=CapitalAllocation(settings.allocation, (s.name for s in strategies)))
+        self._stored_allocations: dict[str, str] = {}  # run-time changes from the store, taken at start
         # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
         self.wall_clock = wall_clock or LiveClock()
         # The store and the audit trail follow the bus; the engine never calls them by hand.
         self.recorder = StoreRecorder(store, bus, self.portfolio, clock, self.wall_clock)
         self.audit_recorder = AuditRecorder(self.audit, bus, lambda: self.store.is_open)
+        # Alerts follow the bus too, timed in wall-clock time (a replay's day is not a trader's).
+        self.alerts = AlertRouter(settings.alerts, bus, store, self.wall_clock, alert_sinks,
+                                  book=PortfolioLookup(self.portfolio))
+        # False (a backtest: nobody to tell): the router never follows the bus, so no event is
+        # worded or recorded as an alert. Trading is the same either way.
+        self._alerting = alerting
         self.deadman = DeadMan(settings.deadman, self.wall_clock, on_event=self._deadman_event,
                                on_miss=self._deadman_missed)
+        # The daily P&L summary at each session close, and its table (core/analytics).
+        self.reports_recorder = ReportsRecorder(store, bus, self.wall_clock)
+        # Its sessions come from the exchange calendar, kept in the cache folder between runs.
+        self.daily = DailyReports(bus=bus, clock=clock, store=store, portfolio=self.portfolio,
+                                  exchange=ExchangeSession(cache_dir=settings.bar_cache_dir),
+                                  loss_limit=lambda: self.gate.limits.daily_loss_limit,
+                                  trading_state=lambda: str(self.gate.state))
+        # Backups of the store: on a wall-clock timer, at each session close, and on command.
+        self.backups = BackupService(settings.backup, store, bus, self.wall_clock)
         self.controls = CommandHandler(self)
         self.read_model = ReadModel(self)
         self.reconciler = Reconciler(self)
@@ -110,11 +144,16 @@ class Engine:
         self._cash_from_broker = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
         self._tasks: set[asyncio.Task[object]] = set()
+        self._actions: set[asyncio.Task[None]] = set()  # safety actions: awaited, never cancelled
         self.quote_ts = self.portfolio.marks.ts  # engine time of each symbol's mark (the book's marks)
         self.trading = False  # the run loop is live (the dead-man is armed while it is)
         self.oms: OrderManager | None = None
         self.warming_up = False
-        self.events_processed = 0
+        self.events_processed = 0  # every event, the synthetic quotes not made included
+        self.quotes_made = 0  # of a replay's synthetic quotes, those someone needed (the last run)
+        self._watched = False
+        self._next_flush = 0.0
+        self._flushing: asyncio.Future[None] | None = None
         self.last_batch_at: float | None = None  # loop time: how fresh the feed is, in wall terms
         self._last_data_wall: datetime | None = None  # wall time of the last batch (stale check)
         self.feed_healthy = True
@@ -123,8 +162,12 @@ class Engine:
         self._cursor_dirty = False
         self._dirty_marks: set[str] = set()
         self._stop = asyncio.Event()
+        self.stop_reason: tuple[str, bool] | None = None  # why run() ended, and whether it failed
         self._bar_handlers: dict[str, list[Callable[[Bar], None]]] = defaultdict(list)
         self._quote_handlers: dict[str, list[Callable[[Quote], None]]] = defaultdict(list)
+        self._hook_owner: dict[object, str] = {}  # each guarded hook -> its strategy's name
+        # (strategy, symbol) -> the error that quarantined it; this run only (see _guard)
+        self.quarantined: dict[tuple[str, str], str] = {}
         self._strategies_by_name = {s.name: s for s in strategies}
         self.market_tz = ZoneInfo(settings.engine.market_tz)
         self.equity = EquityTracker(self.market_tz)
@@ -136,7 +179,9 @@ class Engine:
     async def start(self) -> None:
         """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
         self.feed.load()  # first: a bad data file refuses to start before anything is opened
+        self.store.durability = self.settings.engine.order_durability  # what a commit must survive
         await self.store.open()
+        await self.reports_recorder.open()
         instance_id = await self._meta("instance_id", self._new_id)
         row = await self.store.fetchone("SELECT ts, n_at_ts FROM feed_cursor WHERE feed = ?", (self.feed.name,))
         self.cursor = Cursor(datetime.fromisoformat(row["ts"]), row["n_at_ts"]) if row else None
@@ -153,6 +198,8 @@ class Engine:
                     "events. Restore the old [feed] settings, use another --state-dir, or `cockpit paper reset`"
                 )
             self.store.put(("meta", "replay_fingerprint"), _PUT_META, ("replay_fingerprint", fingerprint))
+        if self._alerting:
+            await self.alerts.start()
         await self.audit.load()
         await self._load_book()
         await self._load_settings()
@@ -172,6 +219,7 @@ class Engine:
         await self.broker.connect()
         if self._cash_from_broker:
             await self._take_broker_cash()
+        await self._start_capital()
         await self.oms.recover()
         await self.store.flush()
         await self._reconcile_and_release("connect")
@@ -181,12 +229,15 @@ class Engine:
 
         for strategy in self.strategies:
             strategy.ctx = self
-            strategy.on_start()
+            try:
+                strategy.on_start()
+            except Exception as exc:  # no symbol to quarantine: the whole strategy stops
+                self._quarantine(strategy, None, exc)
             for symbol in strategy.symbols:
                 if strategy.overrides("on_bar"):
-                    self._bar_handlers[symbol].append(self._guard(strategy, strategy.on_bar))
+                    self._bar_handlers[symbol].append(self._guard(strategy, strategy.on_bar, symbol))
                 if strategy.overrides("on_quote"):
-                    self._quote_handlers[symbol].append(self._guard(strategy, strategy.on_quote))
+                    self._quote_handlers[symbol].append(self._guard(strategy, strategy.on_quote, symbol))
         history = self.feed.bars_before(self.cursor)
         if history:
             self.warming_up = True
@@ -198,6 +249,8 @@ class Engine:
                      self.cursor.ts if self.cursor else None, len(history))
         if isinstance(self.clock, SimClock) and self.cursor is not None:
             self.clock.advance_to(self.cursor.ts)
+        await self.daily.start(self.cursor.ts if self.cursor else None)
+        self.bus.publish(EngineStarted(self.broker.kind, self.feed.name, tuple(s.name for s in self.strategies)))
 
     async def _meta(self, key: str, make: Callable[[], str]) -> str:
         row = await self.store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
@@ -259,6 +312,9 @@ class Engine:
                     self.gate.set_limit(key.removeprefix("risk."), value)
                 except ConfigError as exc:
                     log.error("stored limit %s=%s no longer valid, config value kept: %s", key, value, exc)
+        # Capital allocations need the equity at start: taken once the broker is connected.
+        self._stored_allocations = {k.removeprefix("allocation."): v for k, v in rows.items()
+                                    if k.startswith("allocation.")}
         by_name = {s.name: s for s in self.strategies}
         for key, value in rows.items():
             if key.startswith("strategy.") and key.endswith(".enabled"):
@@ -274,6 +330,51 @@ class Engine:
             self.gate.set_state(TradingState(state), reason=rows.get("trading_state_reason") or "stored state")
             log.warning("trading is %s since before the restart (%s): resume to trade",
                         state, rows.get("trading_state_reason"))
+
+    async def _equity_at_start(self) -> tuple[Decimal, str]:
+        """What the allocations are measured against: the paper book's equity (its marks are the
+        engine's), a real account's net liquidation; the book's if the broker cannot say."""
+        if not self.broker.records_in_engine_store:
+            try:
+                equity = (await self.broker.account()).equity
+            except ConnectionError as exc:
+                log.warning("account equity unknown (%s): allocations are measured against the book's", exc)
+                equity = None
+            if equity is not None:
+                return equity, f"the {self.broker.kind} account's net liquidation"
+            return self.portfolio.equity(), "the book's equity"
+        return self.portfolio.equity(), f"the {self.broker.kind} account's equity"
+
+    async def _start_capital(self) -> None:
+        """Measure the allocations against the equity at start and take the operator's stored
+        changes; one that cannot be taken is an error and an alert (the config's value is kept
+        and stored again, so the settings say what is in force). Allocations that do not fit
+        in the equity refuse to start (ConfigError: one line naming the keys and the fix)."""
+        capital = self.gate.capital
+        config = dict(capital.entries)
+        equity, source = await self._equity_at_start()
+        dropped = capital.start(equity, source, self._stored_allocations)
+        problem = capital.problem()
+        if problem is not None:  # nothing stored is touched: the fix is in the config file
+            raise ConfigError(f"{problem} (the allocations in force when the engine starts must fit in its "
+                              f"equity: edit [allocation])")
+        for name, text, why in dropped:
+            kept = config.get(name)
+            message = (f"the allocation of {name} changed at run time ({text}) cannot be taken at start: {why}; "
+                       f"in force: {kept.given if kept else 'none'} (the config's)")
+            log.error("%s", message)
+            self.bus.publish(EngineError("allocation", message))
+            if name in capital.strategies:
+                self.persist_setting(f"allocation.{name}", kept.given if kept else "none")
+                self.bus.publish(AllocationChanged(name, text, kept.given if kept else None, capital.amount(name),
+                                                   "engine", why))
+        enabled = [s.name for s in self.strategies if s.enabled]
+        self.bus.publish(AllocationsStarted(
+            equity, source, tuple((n, a.given, capital.amount(n)) for n, a in sorted(capital.entries.items())),
+            tuple(capital.uncovered(enabled))))
+        if capital.entries:
+            log.info("capital allocations against %s %s: %s", source, text_money(equity),
+                     ", ".join(f"{n} {a.describe(equity)}" for n, a in sorted(capital.entries.items())))
 
     def set_reduce_only(self, symbols: set[str]) -> None:
         """The symbols that may only reduce (a per-symbol flatten) until the operator resumes;
@@ -303,7 +404,15 @@ class Engine:
                         detail.get("seconds_left"))
 
     def _deadman_missed(self, action: str) -> None:
-        asyncio.ensure_future(self._run_deadman_action(action))
+        task = asyncio.ensure_future(self._run_deadman_action(action))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def actions_done(self) -> None:
+        """Wait for safety actions in flight (a dead-man's cancel and reduce): the end of a
+        trading loop cancels its own tasks, but never one of these."""
+        while self._actions:
+            await asyncio.gather(*list(self._actions), return_exceptions=True)
 
     async def _run_deadman_action(self, action: str) -> None:
         try:
@@ -323,6 +432,9 @@ class Engine:
         down (and until the reconcile after it returns) no new order passes the gate."""
         self.broker_generation += 1
         self.bus.publish(BrokerConnectionChanged(self.broker.kind, up, reason))
+        check_feeds = getattr(self.feed, "check_now", None)
+        if check_feeds is not None:
+            check_feeds()  # a feed on the broker's session is down with it: fail over now, not at the next check
         if not up and self._shutting_down:
             log.info("broker %s disconnected: %s", self.broker.kind, reason)
             return
@@ -335,6 +447,15 @@ class Engine:
         self._set_hold(f"reconciling with the {self.broker.kind} broker after connecting")
         if self._started:  # before that, start() reconciles and releases the hold itself
             self._spawn(self._reconcile_and_release("reconnect"))
+
+    def broker_pacing_violation(self, message: str) -> None:
+        """The broker refused messages for their rate: an audit row (the go-live check counts them) and an alert."""
+        self.bus.publish(BrokerPacingViolation(self.broker.kind, message))
+
+    def broker_reconnect_failed(self, attempt: int, reason: str, next_delay_seconds: float) -> None:
+        """One more reconnect attempt failed while the broker is down: counted into the
+        disconnect's alert (a digest), never a line of its own per retry."""
+        self.bus.publish(BrokerReconnectFailed(self.broker.kind, attempt, reason, next_delay_seconds))
 
     def _set_hold(self, reason: str | None) -> None:
         """Why no new order may go now (None: they may); the gate owns it, the bus hears of it."""
@@ -419,92 +540,46 @@ class Engine:
     async def run(self) -> bool:
         """Replay until the feed is exhausted (True) or a stop was requested (False)."""
         assert self.oms is not None
-        oms = self.oms
-        clock = self.clock
-        advance = clock.advance_to if isinstance(clock, SimClock) else None
-        quote_bus = self.bus.handlers(Quote)
-        bar_bus = self.bus.handlers(Bar)
-        last_prices = oms.last_prices
-        positions = self.portfolio.positions
-        dirty = self._dirty_marks
-        quote_hooks, bar_hooks = self._quote_handlers, self._bar_handlers
-        flush_every = self.settings.engine.flush_interval_ms / 1000
-        loop = asyncio.get_running_loop()
-        next_flush = loop.time() + flush_every
-        flushing: asyncio.Future[None] | None = None
-        quote_ts = self.quote_ts
-        controls = self.controls
         self.trading = True
         if self.session is not None:
             self._follow_session()
         else:
             self.deadman.arm()  # a replay (or the synthetic feed) trades throughout
         self._spawn(self._reconcile_periodically())
-        wall_now = self.wall_clock.now
-        self._last_data_wall = wall_now()
-        self._watch_feed()
-        cur_ts = self.cursor.ts if self.cursor else None
-        n_at_ts = self.cursor.n_at_ts if self.cursor else 0
+        self._last_data_wall = self.wall_clock.now()
+        self._watched = getattr(self.feed, "watches_health", False)  # a live feed judges its sources itself
+        if not self._watched:
+            self._watch_feed()
+        self.backups.start()
+        loop = asyncio.get_running_loop()
+        self._next_flush = loop.time() + self.settings.engine.flush_interval_ms / 1000
+        self._flushing = None
+        driver = EventDriver(self, self.cursor)
+        self.stop_reason = ("the run loop did not finish", True)
         try:
-            async for batch in self.feed.stream(self.cursor, self.settings.feed.speed, self._stop):
-                for ev in batch:
-                    ts = ev.ts
-                    if advance is not None:
-                        advance(ts)
-                    sym = ev.symbol
-                    venue: list[Callable[[Any], None]]
-                    hooks: dict[str, list[Callable[[Any], None]]]
-                    if type(ev) is Quote:
-                        venue, hooks, price = quote_bus, quote_hooks, ev.last
-                    else:
-                        assert type(ev) is Bar
-                        venue, hooks, price = bar_bus, bar_hooks, ev.close
-                    for h in venue:  # the paper venue fills first, at this price
-                        h(ev)
-                    last_prices[sym] = price
-                    quote_ts[sym] = ts
-                    pos = positions.get(sym)
-                    if pos is not None:
-                        pos.last_price = price
-                        dirty.add(sym)
-                    for h in hooks.get(sym, ()):
-                        h(ev)
-                    if ts == cur_ts:
-                        n_at_ts += 1
-                    else:
-                        cur_ts, n_at_ts = ts, 1
-                    if oms.has_unsent:
-                        self.cursor = Cursor(cur_ts, n_at_ts)
-                        self._cursor_dirty = True
-                        await oms.send_pending()
-                self.events_processed += len(batch)
-                self.last_batch_at = loop.time()
-                self._last_data_wall = wall_now()
-                if not self.feed_healthy:
-                    self._feed_health(True, "data again")
-                if cur_ts is not None:
-                    new_day = self.equity.observe(cur_ts, self.portfolio.equity())
-                    if new_day:
-                        self.realized_at_day_open = {s: p.realized_pnl for s, p in positions.items()}
-                    if (point := self.equity.to_save(cur_ts, new_day)) is not None:
-                        self.bus.publish(EquityRecorded(point.ts, point.equity, point.peak, point.max_drawdown,
-                                                        point.day_open))
-                self.gate.observe_pnl(self.equity.day_pnl, cur_ts)
-                if controls.liquidation is not None and not controls.liquidation.done:
-                    await controls.step_liquidation()
-                self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
-                self._cursor_dirty = True
-                if loop.time() >= next_flush and (flushing is None or flushing.done()):
-                    if flushing is not None:
-                        flushing.result()  # a failed commit stops the engine: state must not drift
-                    # Committed in the background: the engine goes on with the next batch while
-                    # the database thread writes this one (the buffers were swapped already).
-                    flushing = asyncio.ensure_future(self.store.flush())
-                    next_flush = loop.time() + flush_every
-                await asyncio.sleep(0)
-                if self._stop.is_set():
-                    break
+            feed = self.feed
+            units = None
+            if isinstance(feed, ReplayFeed) and self.settings.feed.speed == "max" and isinstance(self.clock, SimClock):
+                units = feed.units(self.cursor)  # one file at full speed: bar by bar
+            if units is not None and isinstance(feed, ReplayFeed):
+                await driver.run_units(*units, feed.maker)
+            else:
+                await driver.run_batches(self.feed.stream(self.cursor, self.settings.feed.speed, self._stop))
+            if not self._stop.is_set():
+                self.daily.feed_exhausted()  # a replay that ends at a close completes that day
+            self.stop_reason = ("a stop was requested", False) if self._stop.is_set() else ("the feed is exhausted",
+                                                                                             False)
+        except asyncio.CancelledError:
+            self.stop_reason = ("the run was cancelled (the cockpit closed)", False)
+            raise
+        except Exception as exc:
+            self.stop_reason = (f"the run failed: {type(exc).__name__}: {exc}"[:300], True)
+            raise
         finally:
+            self.quotes_made = driver.made
+            cur_ts = driver.cur_ts
+            self.daily.stop()
+            self.backups.stop()
             self.trading = False
             if self._feed_timer is not None:
                 self._feed_timer.cancel()
@@ -518,9 +593,46 @@ class Engine:
             for task in list(self._tasks):
                 task.cancel()  # a pass in progress is shielded: shutdown() waits for it
             self.deadman.disarm("the engine stopped trading")
-            if flushing is not None:
-                await flushing
+            if self._flushing is not None:
+                await self._flushing
         return not self._stop.is_set()
+
+    async def batch_done(self, cur_ts: datetime | None, n_at_ts: int, size: int) -> bool:
+        """The bookkeeping after each batch of ``size`` events; True when the run must stop.
+
+        The equity is observed (and a point recorded), the daily loss limit checked, a
+        liquidation stepped, the cursor moved to the batch's last event; the store commits in
+        the background every ``flush_interval_ms`` (the engine goes on with the next batch while
+        the database thread writes this one); then the loop lets other tasks run.
+        """
+        loop = asyncio.get_running_loop()
+        self.events_processed += size
+        self.last_batch_at = loop.time()
+        self._last_data_wall = self.wall_clock.now()
+        if not self.feed_healthy and not self._watched:
+            self._feed_health(True, "data again")
+        if cur_ts is not None:
+            new_day = self.equity.observe(cur_ts, self.portfolio.equity())
+            if new_day:
+                self.realized_at_day_open = {s: p.realized_pnl for s, p in self.portfolio.positions.items()}
+            if (point := self.equity.to_save(cur_ts, new_day)) is not None:
+                self.bus.publish(EquityRecorded(point.ts, point.equity, point.peak, point.max_drawdown,
+                                                point.day_open))
+        self.gate.observe_pnl(self.equity.day_pnl, cur_ts)
+        controls = self.controls
+        if controls.liquidation is not None and not controls.liquidation.done:
+            await controls.step_liquidation()
+        self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
+        self._cursor_dirty = True
+        flushing = self._flushing
+        if loop.time() >= self._next_flush and (flushing is None or flushing.done()):
+            if flushing is not None:
+                flushing.result()  # a failed commit stops the engine: state must not drift
+            # The buffers are swapped at once; the database thread writes them meanwhile.
+            self._flushing = asyncio.ensure_future(self.store.flush())
+            self._next_flush = loop.time() + self.settings.engine.flush_interval_ms / 1000
+        await asyncio.sleep(0)
+        return self._stop.is_set()
 
     async def shutdown(self) -> None:
         """Stop strategies, flush everything, disconnect, close the store."""
@@ -533,9 +645,19 @@ class Engine:
             return  # start() failed before the store opened: nothing to flush
         if self.oms is not None and self.oms.has_unsent:
             await self.oms.send_pending()
+        await self.actions_done()  # a dead-man action in flight reaches the broker and the store
         self._shutting_down = True
         await self.reconciler.idle()  # a pass still comparing finishes before the store closes
+        await self.backups.idle()  # so does a backup being made (its outcome is audited)
+        reason, failed = self.stop_reason or ("stopped before trading", False)
+        self.bus.publish(EngineStopped(reason, failed))
+        await self.alerts.stop()  # before the broker goes: its disconnect is expected, not an alert
+        closing = getattr(self.feed, "aclose", None)
+        if closing is not None:
+            await closing()  # a fallback's own data session
         await self.broker.disconnect()
+        if self.oms is not None:
+            self.oms.log.flush()  # lines noted in the last step, before the process may end
         await self.store.close()
 
     def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
@@ -595,8 +717,19 @@ class Engine:
 
     # ---- internals -----------------------------------------------------------------
 
-    def _guard(self, strategy: Strategy, hook: Callable[[E], None]) -> Callable[[E], None]:
-        """Run a strategy hook only while enabled; an exception disables it instead of the engine."""
+    def _guard(self, strategy: Strategy, hook: Callable[[E], None], symbol: str | None) -> Callable[[E], None]:
+        """Run a strategy hook only while enabled; an exception quarantines, never stops the engine.
+
+        A hook for one ``symbol`` that raises quarantines the strategy for that symbol only: it
+        gets no more bars, quotes or fills of it, its working orders there are cancelled, and
+        it keeps trading its other symbols. One ``StrategyQuarantined`` event per (strategy,
+        symbol) tells the alerts, the audit trail and the read model. A hook without a symbol
+        (``symbol`` None, like ``on_start``) disables the whole strategy instead.
+
+        The quarantine lives in memory for this run: a restart lifts it, and the warm-up
+        replays the same bars, so a strategy that still raises on them is quarantined again
+        there, with a new alert.
+        """
 
         def call(event: E) -> None:
             if not strategy.enabled:
@@ -604,16 +737,43 @@ class Engine:
             try:
                 hook(event)
             except Exception as exc:
-                strategy.enabled = False
-                log.exception("strategy %s raised and was disabled", strategy.name)
-                self.bus.publish(StrategyQuarantined(strategy.name, getattr(event, "symbol", None), repr(exc)))
+                self._quarantine(strategy, symbol, exc)
 
+        self._hook_owner[call] = strategy.name
         return call
+
+    def _quarantine(self, strategy: Strategy, symbol: str | None, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if symbol is None:
+            strategy.enabled = False
+            log.exception("strategy %s raised and was disabled", strategy.name)
+        else:
+            key = (strategy.name, symbol)
+            if key in self.quarantined:
+                return
+            self.quarantined[key] = error
+            # New lists: a loop going over the old one (this very event's) is not disturbed.
+            name, owner = strategy.name, self._hook_owner
+            if symbol in self._bar_handlers:
+                self._bar_handlers[symbol] = [h for h in self._bar_handlers[symbol] if owner.get(h) != name]
+            if symbol in self._quote_handlers:
+                self._quote_handlers[symbol] = [h for h in self._quote_handlers[symbol] if owner.get(h) != name]
+            log.exception("strategy %s raised on %s and is quarantined for %s until a restart; it keeps trading "
+                          "its other symbols", strategy.name, symbol, symbol)
+            try:
+                self.cancel_orders(strategy.name, symbol)
+            except Exception:
+                log.exception("cancelling %s's working %s orders after its quarantine failed", strategy.name, symbol)
+        self.bus.publish(StrategyQuarantined(strategy.name, symbol, error))
 
     def _on_fill(self, event: FillApplied) -> None:
         strategy = self._strategies_by_name.get(event.strategy)
-        if strategy is not None and strategy.enabled and strategy.overrides("on_fill"):
-            self._guard(strategy, strategy.on_fill)(event.fill)
+        if (strategy is not None and strategy.enabled and strategy.overrides("on_fill")
+                and (strategy.name, event.fill.symbol) not in self.quarantined):
+            try:
+                strategy.on_fill(event.fill)
+            except Exception as exc:
+                self._quarantine(strategy, event.fill.symbol, exc)
 
     def _before_flush(self) -> None:
         if self._cursor_dirty and self.cursor is not None:

@@ -60,6 +60,18 @@ class BookView:
         return sum((o.remaining for o in self._oms.open_orders.values()
                     if o.strategy == strategy and o.symbol == symbol and o.side is Side.SELL), ZERO)
 
+    def strategy_holdings(self, strategy: str) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+        """The strategy's own positions and open orders per symbol, in one pass over each."""
+        held: dict[str, list[Decimal]] = {}
+        for (owner, symbol), qty in self._portfolio.owner_positions.items():
+            if owner == strategy and qty != ZERO:
+                held[symbol] = [qty, ZERO, ZERO]
+        for o in self._oms.open_orders.values():
+            if o.strategy == strategy:
+                h = held.setdefault(o.symbol, [ZERO, ZERO, ZERO])
+                h[1 if o.side is Side.BUY else 2] += o.remaining
+        return {s: (h[0], h[1], h[2]) for s, h in held.items()}
+
     def day_pnl(self) -> Decimal:
         opened = self._day_open_equity()
         return ZERO if opened is None else self._portfolio.equity() - opened

@@ -7,11 +7,18 @@ in the buffer the moment it exists, so the OMS's write-ahead flush before sendin
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.events import EquityRecorded, FillApplied, IntentRejected, OrderChanged, SettingChanged
+from core.domain.events import (
+    AllocationsStarted,
+    EquityRecorded,
+    FillApplied,
+    IntentRejected,
+    OrderChanged,
+    SettingChanged,
+)
 from core.domain.model import Order
 from core.domain.serialize import dec, dt, opt_dec
 from core.persistence.store import Store
@@ -42,10 +49,28 @@ PUT_EQUITY = (
     " ON CONFLICT(ts) DO UPDATE SET equity=excluded.equity, peak=excluded.peak,"
     " max_drawdown=excluded.max_drawdown, day_open=excluded.day_open"
 )
+PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+#: meta key: the equity the capital allocations of the last start are measured against
+#: (a percentage allocation is that share of it; `cockpit metrics` reads it).
+CAPITAL_EQUITY_KEY = "capital.equity_at_start"
 PUT_SETTING = (
     "INSERT INTO settings (key, value, updated_at) VALUES (?,?,?)"
     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"
 )
+
+
+def order_row(o: Order) -> tuple[str | None, ...]:
+    """The ``orders`` row of ``o`` (UPSERT_ORDER's parameters)."""
+    return (o.client_order_id, o.strategy, o.symbol, o.side.value, dec(o.qty), o.order_type.value, o.tif.value,
+            opt_dec(o.limit_price), o.status.value, dec(o.filled_qty), opt_dec(o.avg_fill_price), o.broker_order_id,
+            o.reason, dt(o.created_at), dt(o.updated_at or o.created_at))
+
+
+def fill_row(event: FillApplied) -> tuple[str | None, ...]:
+    """The ``fills`` row of ``event`` (INSERT_FILL's parameters)."""
+    ex = event.fill
+    return (ex.exec_id, ex.client_order_id, event.strategy, ex.symbol, ex.side.value, dec(ex.qty), dec(ex.price),
+            dec(ex.commission), dec(event.realized_pnl), dt(ex.ts), event.kind, event.actor, event.reason)
 
 
 class StoreRecorder:
@@ -62,41 +87,36 @@ class StoreRecorder:
         bus.subscribe(IntentRejected, self.on_rejected)
         bus.subscribe(SettingChanged, self.on_setting)
         bus.subscribe(EquityRecorded, self.on_equity)
+        bus.subscribe(AllocationsStarted, self.on_allocations)
 
     def on_order(self, event: OrderChanged) -> None:
         self.persist_order(event.order)
 
     def persist_order(self, o: Order) -> None:
-        self.store.put(
-            ("order", o.client_order_id),
-            UPSERT_ORDER,
-            (o.client_order_id, o.strategy, o.symbol, o.side.value, dec(o.qty), o.order_type.value,
-             o.tif.value, opt_dec(o.limit_price), o.status.value, dec(o.filled_qty),
-             opt_dec(o.avg_fill_price), o.broker_order_id, o.reason, dt(o.created_at),
-             dt(o.updated_at or o.created_at)),
-        )
+        # The row is made at the flush, from the order as it is then (its latest state).
+        self.store.put(("order", o.client_order_id), UPSERT_ORDER, lambda: order_row(o))
 
     def on_fill(self, event: FillApplied) -> None:
+        # FillApplied and its Execution are frozen: their rows are made at the flush, off the tick.
+        self.store.append(INSERT_FILL, lambda: fill_row(event))
         ex = event.fill
-        self.store.append(
-            INSERT_FILL,
-            (ex.exec_id, ex.client_order_id, event.strategy, ex.symbol, ex.side.value, dec(ex.qty),
-             dec(ex.price), dec(ex.commission), dec(event.realized_pnl), dt(ex.ts), event.kind, event.actor,
-             event.reason),
-        )
         for owner, qty in event.allocation:
             self.store.append(INSERT_ALLOCATION, (ex.exec_id, owner, ex.symbol, dec(qty)))
         self.persist_position(ex.symbol)
-        self.store.put(("account", "cash"), PUT_ACCOUNT, ("cash", dec(self.portfolio.cash)))
+        self.store.put(("account", "cash"), PUT_ACCOUNT, self._cash_row)
+
+    def _cash_row(self) -> tuple[str, str]:
+        return ("cash", dec(self.portfolio.cash))
 
     def persist_position(self, symbol: str) -> None:
+        """The position's row as of the flush, stamped with the engine time of this change."""
+        now = self.clock.now()
+        self.store.put(("position", symbol), UPSERT_POSITION, lambda: self._position_row(symbol, now))
+
+    def _position_row(self, symbol: str, updated_at: datetime) -> tuple[str, str, str, str, str, str | None, str]:
         p = self.portfolio.position(symbol)
-        self.store.put(
-            ("position", symbol),
-            UPSERT_POSITION,
-            (symbol, dec(p.qty), dec(p.avg_cost), dec(p.realized_pnl), dec(p.commissions),
-             opt_dec(p.last_price), dt(self.clock.now())),
-        )
+        return (symbol, dec(p.qty), dec(p.avg_cost), dec(p.realized_pnl), dec(p.commissions), opt_dec(p.last_price),
+                dt(updated_at))
 
     def on_rejected(self, event: IntentRejected) -> None:
         self.store.append(INSERT_REJECT, (dt(event.ts), event.strategy, event.symbol, event.side.value,
@@ -104,6 +124,9 @@ class StoreRecorder:
 
     def on_setting(self, event: SettingChanged) -> None:
         self.store.put(("setting", event.key), PUT_SETTING, (event.key, event.value, dt(self.wall_clock.now())))
+
+    def on_allocations(self, event: AllocationsStarted) -> None:
+        self.store.put(("meta", CAPITAL_EQUITY_KEY), PUT_META, (CAPITAL_EQUITY_KEY, dec(event.equity_at_start)))
 
     def on_equity(self, event: EquityRecorded) -> None:
         ts = event.ts.astimezone(UTC)  # UTC text sorts in time order

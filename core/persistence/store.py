@@ -6,7 +6,15 @@ prefix of the engine's history. Callers that must be durable before acting (an o
 before it is sent) await ``flush()``.
 
 Two kinds of write: ``append`` (history rows, kept in order) and ``put`` (current-state
-rows keyed by what they describe; only the latest put per key is written).
+rows keyed by what they describe; only the latest put per key is written). A put may hand a
+function instead of the row: it is called when the flush begins, so a row that changed four
+times since the last flush (an order: new, sent, accepted, filled) is turned into text once,
+off the order path, and says what the object holds at the commit.
+
+Before the first migration it runs on a store that already held an account, the store
+is backed up (reason "pre-migration", core/persistence/backup.py, with the ``copy_checks``
+its components registered): a migration that goes wrong can be undone with `cockpit restore`.
+A backup that cannot be made refuses the migration.
 """
 
 from __future__ import annotations
@@ -21,9 +29,23 @@ from typing import Any
 
 import aiosqlite
 
+from core.common.clock import Clock, LiveClock
+from core.persistence.backup import BACKUPS_DIR, PRE_MIGRATION, BackupDiskFull, BackupError, CopyCheck, write_backup
+from core.persistence.checkpoint import Checkpointer
+from core.persistence.disk_full import DiskFull, is_disk_full
+from core.persistence.files import DB_FILENAME as FILES_DB_FILENAME
+
 log = logging.getLogger("cockpit.store")
 
-DB_FILENAME = "cockpit.sqlite"
+Params = tuple[Any, ...]
+
+#: ``[engine] order_durability`` -> ``PRAGMA synchronous`` (WAL). NORMAL: a commit is in the WAL file
+#: (the OS has it) when COMMIT returns, so it survives the process being killed at any moment;
+#: only checkpoints fsync. FULL: the WAL is also fsynced at every commit, so a commit survives a
+#: power cut or a kernel panic too (sqlite.org/pragma.html#pragma_synchronous).
+SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
+
+DB_FILENAME = FILES_DB_FILENAME  # re-exported: core/persistence/files.py has the name (no imports)
 
 CORE_MIGRATIONS: list[str] = [
     # v1
@@ -116,16 +138,34 @@ class StoreFailed(Exception):
     """A commit failed earlier: the store takes no more writes."""
 
 
+class MigrationRefused(Exception):
+    """The store could not be backed up before a migration, so it was not migrated."""
+
+
 class Store:
     """The engine's one writer to SQLite."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, copy_checks: Sequence[CopyCheck] = (), backups: Path | None = None,
+                 clock: Clock | None = None, durability: str = "power") -> None:
         self.path = Path(path)
+        if durability not in SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {', '.join(SYNCHRONOUS)}, not {durability!r}")
+        # What a commit survives (set before open; the engine sets its config's, [engine] order_durability).
+        self.durability = durability
+        # What a copy of this store must pass besides SQLite's integrity check (the audit chain's
+        # check registers itself: core.audit.writer); used by the pre-migration backup.
+        self.copy_checks: list[CopyCheck] = list(copy_checks)
+        self.backups = backups if backups is not None else self.path.parent / BACKUPS_DIR
+        self._clock: Clock = clock or LiveClock()
+        self._had_data = False  # the file held an account when opened: migrating it backs it up first
+        self._backed_up = False
         self._db: aiosqlite.Connection | None = None
-        self._appends: list[tuple[str, tuple[Any, ...]]] = []
-        self._puts: dict[Any, tuple[str, tuple[Any, ...]]] = {}
+        self.checkpointer = Checkpointer(self.path)  # WAL checkpoints off the commits (core/persistence/checkpoint.py)
+        self._appends: list[tuple[str, Params | Callable[[], Params]]] = []
+        self._puts: dict[Any, tuple[str, Params | Callable[[], Params]]] = {}
         self._lock = asyncio.Lock()
         self._before_flush: list[Callable[[], None]] = []
+        self._last_hooks: list[Callable[[], None]] = []
         self.rows_written = 0
         self.commits = 0
         self.failed: BaseException | None = None
@@ -141,15 +181,28 @@ class Store:
         return self._db
 
     async def open(self) -> None:
+        """Open (creating and migrating as needed); a full disk is ``DiskFull``, not a SQLite error."""
+        try:
+            await self._open()
+        except Exception as exc:
+            if is_disk_full(exc):
+                if self._db is not None:
+                    await self._db.close()
+                    self._db = None
+                raise DiskFull(self.path.parent) from exc
+            raise
+
+    async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.path.parent, 0o700)  # the state dir holds fills and cash: its user's only
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         os.chmod(self.path, 0o600)
         await self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed order or fill survives a power loss, not only a crash.
-        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
+        await self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, not a commit
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.execute("PRAGMA busy_timeout=5000")
+        self._had_data = await self._holds_an_account()
         await self._db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
@@ -167,6 +220,8 @@ class Store:
                 f"{self.path}: schema of '{component}' is version {version}, newer than this "
                 f"cockpit knows ({len(migrations)}): upgrade cockpit or use another state dir"
             )
+        if version < len(migrations):
+            await self._backup_before_migrating(component, version, len(migrations))
         for number, script in enumerate(migrations[version:], start=version + 1):
             await self.db.executescript(
                 "BEGIN;\n" + script + f";\nINSERT INTO schema_migrations VALUES ('{component}', {number})"
@@ -175,37 +230,91 @@ class Store:
             log.info("store %s: migrated %s to schema v%d", self.path.name, component, number)
         return len(migrations)
 
-    def before_flush(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` at the start of every flush (to put coalesced state such as cursors)."""
-        self._before_flush.append(hook)
+    def check_copies_with(self, check: CopyCheck) -> None:
+        """Every backup of this store must also pass ``check`` (registered once)."""
+        if check not in self.copy_checks:
+            self.copy_checks.append(check)
 
-    def append(self, sql: str, params: tuple[Any, ...]) -> None:
+    async def _holds_an_account(self) -> bool:
+        async with self.db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('account', 'orders', 'fills')"
+        ) as cur:
+            found = await cur.fetchone()
+        if not found or found[0] < 3:
+            return False
+        async with self.db.execute("SELECT EXISTS(SELECT 1 FROM account) OR EXISTS(SELECT 1 FROM orders)"
+                                   " OR EXISTS(SELECT 1 FROM fills)") as cur:
+            held = await cur.fetchone()
+        return bool(held and held[0])
+
+    async def _backup_before_migrating(self, component: str, version: int, target: int) -> None:
+        """The first migration of a store that held an account is preceded by a verified backup (a
+        store still being created, even one killed half-way before, has nothing to keep)."""
+        if not self._had_data or self._backed_up:
+            return
+        try:
+            made = await asyncio.to_thread(write_backup, self.path, self.backups, PRE_MIGRATION, self._clock.now(),
+                                           tuple(self.copy_checks))
+        except BackupDiskFull as exc:
+            raise DiskFull(self.path.parent) from exc
+        except BackupError as exc:
+            raise MigrationRefused(
+                f"{self.path}: not migrating {component} from schema v{version} to v{target}: the backup before it "
+                f"failed ({exc})") from None
+        self._backed_up = True
+        log.warning("store %s: backed up to %s before migrating %s from schema v%d to v%d", self.path.name,
+                    made.path, component, version, target)
+
+    def before_flush(self, hook: Callable[[], None], *, last: bool = False) -> None:
+        """Run ``hook`` at the start of every flush (to put coalesced state such as cursors).
+
+        ``last``: after every other hook (the audit trail chains the rows they may add)."""
+        if last:
+            self._last_hooks.append(hook)
+        else:
+            self._before_flush.append(hook)
+
+    def append(self, sql: str, params: Params | Callable[[], Params]) -> None:
+        """A history row, written by the next flush in the order appended. ``params`` as a function
+        is called at the start of that flush: give one only over values that cannot change (a frozen
+        event), since a history row says what was, not what is."""
         self._appends.append((sql, params))
 
-    def put(self, key: Any, sql: str, params: tuple[Any, ...]) -> None:
+    def put(self, key: Any, sql: str, params: Params | Callable[[], Params]) -> None:
+        """The row ``key`` describes, written by the next flush unless put again; ``params`` as a
+        function is called at the start of that flush (on the loop, before the commit)."""
         self._puts[key] = (sql, params)
 
     async def flush(self) -> None:
         """Commit everything buffered so far in one transaction."""
         if self.failed is not None:
+            if is_disk_full(self.failed):
+                raise DiskFull(self.path.parent) from self.failed
             raise StoreFailed(f"{self.path}: an earlier commit failed ({self.failed!r}); refusing to write on")
         async with self._lock:
             for hook in self._before_flush:
                 hook()
+            for hook in self._last_hooks:
+                hook()
             if not self._appends and not self._puts:
                 return
-            appends, self._appends = self._appends, []
-            puts, self._puts = list(self._puts.values()), {}
+            queued, self._appends = self._appends, []
+            pending, self._puts = self._puts, {}
             try:
+                appends = [(sql, params() if callable(params) else params) for sql, params in queued]
+                puts = [(sql, params() if callable(params) else params) for sql, params in pending.values()]
                 await self._in_db_thread(_write_batch, _group(appends) + _group(puts))
             except BaseException as exc:
                 # The batch is lost from memory; committing anything after it would store
                 # later state on top of a hole. The store refuses all further writes: what
                 # is on disk stays a consistent prefix and a restart resumes from it.
                 self.failed = exc
+                if is_disk_full(exc):
+                    raise DiskFull(self.path.parent) from exc
                 raise
-            self.rows_written += len(appends) + len(puts)
+            self.rows_written += len(queued) + len(pending)
             self.commits += 1
+            self.checkpointer.after_commit()
 
     async def _in_db_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's worker thread in one hop.
@@ -235,8 +344,11 @@ class Store:
             if self.failed is None:
                 await self.flush()
         finally:
-            await self._db.close()
-            self._db = None
+            try:
+                await self.checkpointer.close()  # first: the store's connection, closed last, removes the WAL
+            finally:
+                await self._db.close()
+                self._db = None
 
 
 def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
@@ -247,7 +359,10 @@ def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[An
             conn.executemany(sql, rows)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite may already have rolled back (a full disk at COMMIT does): a second
+        # ROLLBACK would raise "no transaction is active" and hide the real cause.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -6,7 +6,7 @@ a key of ``RiskConfig`` (``[risk]`` in config.toml) and can be changed at run ti
 
 Interface
 ---------
-``RiskGate(limits, state=TradingState.ACTIVE, *, on_state_change=None)``
+``RiskGate(limits, state=TradingState.ACTIVE, *, on_state_change=None, capital=None)``
 
 - ``check(req, view) -> str | None``: None when ``req`` may go, else a one-line reason
   naming the one limit key it broke and the values. A pass *admits* the order: it is
@@ -72,6 +72,11 @@ Checks, in order (the first that fails is the reason)
    ``net = max(|sum_s hi_s * m_s|, |sum_s lo_s * m_s|)`` (both exact worst cases over any
    partial fills). Refused if the value with the order is beyond the limit *and* above the
    value without it (as for position: what does not grow exposure passes).
+11a. the strategy's capital allocation (``capital``, core/risk/capital.py): the same gross
+   exposure over the strategy's own positions and open orders
+   (``view.strategy_holdings(req.strategy)``) may not go beyond its allocation, unless the
+   order does not grow it. A strategy without an allocation (and the operator, the
+   liquidation) is not limited here.
 12. ``max_orders_per_minute_per_strategy``: orders admitted for ``req.strategy`` in the
    60 s up to now (``now - t < 60 s``) must be fewer than the limit (12-14 are skipped
    for liquidation orders)
@@ -92,7 +97,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -104,6 +109,7 @@ from pydantic import ValidationError
 from core.config import ConfigError, RiskConfig
 from core.domain import text
 from core.domain.model import ZERO, OrderType, Side
+from core.risk.capital import CapitalAllocation, Holding
 
 log = logging.getLogger("cockpit.risk")
 
@@ -190,6 +196,11 @@ class RiskView(Protocol):
         """The unfilled quantity of the strategy's own open sell orders in ``symbol``."""
         ...
 
+    def strategy_holdings(self, strategy: str) -> Mapping[str, Holding]:
+        """Per symbol the strategy's own (position, open buy qty, open sell qty); asked only for
+        a strategy with a capital allocation."""
+        ...
+
 
 StateListener = Callable[[TradingState, TradingState, str], None]
 
@@ -203,8 +214,11 @@ class RiskGate:
         state: TradingState = TradingState.ACTIVE,
         *,
         on_state_change: StateListener | None = None,
+        capital: CapitalAllocation | None = None,
     ) -> None:
         self.limits = limits
+        # Capital per strategy (check 11a); the engine sets its equity at start.
+        self.capital = capital if capital is not None else CapitalAllocation()
         self._state = TradingState(state)
         self._state_reason = "initial state" if self._state is not TradingState.ACTIVE else ""
         self.on_state_change = on_state_change
@@ -378,6 +392,9 @@ class RiskGate:
         if (bad := _notional_and_position(req, lim, ref, pos, working_buy, working_sell)) is not None:
             return bad
         if (bad := self._exposure(req, view, ref)) is not None:
+            return bad
+        if req.strategy in self.capital.entries and (
+                bad := self.capital.refusal(req.strategy, req.symbol, req.side, req.qty, ref, view)) is not None:
             return bad
         if not liquidating and (bad := self._rate_and_duplicate(req, now)) is not None:
             return bad

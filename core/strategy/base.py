@@ -62,6 +62,13 @@ class Strategy:
         self.ctx: StrategyContext | None = None
         self.enabled = True
 
+    @classmethod
+    def warmup_bars(cls, params: StrategyParams) -> int:
+        """Bars of history per symbol a decision needs with ``params`` (0: none). A backtest or a
+        walk-forward window replays that many bars before its first trading day, with trading
+        off, so the strategy decides from its first day as it would after a restart."""
+        return 0
+
     # ---- hooks ---------------------------------------------------------------------
     def on_start(self) -> None: ...
 

@@ -30,12 +30,13 @@ from core.strategy.exact import limit_below, shares_for
 
 
 class RsiReversionParams(StrategyParams):
-    period: int = Field(3, ge=2)
-    window: int | None = Field(None, ge=3, description="closes the RSI is computed from; default 10 * period")
-    entry: float = Field(15.0, gt=0, lt=100)
-    exit: float = Field(60.0, gt=0, lt=100)
+    # Upper bounds keep the window a deque that fits in memory (and 10 * period a valid maxlen).
+    period: int = Field(3, ge=2, le=10_000)
+    window: int | None = Field(None, ge=3, le=100_000, description="closes the RSI is computed from; default 10 * period")
+    entry: float = Field(15.0, gt=0, lt=100, allow_inf_nan=False)
+    exit: float = Field(60.0, gt=0, lt=100, allow_inf_nan=False)
     notional: Decimal = Field(Decimal(10000), gt=0, le=Decimal("1e10"), allow_inf_nan=False)
-    limit_offset_bps: Decimal = Field(Decimal(50), ge=0, lt=10000)
+    limit_offset_bps: Decimal = Field(Decimal(50), ge=0, lt=10000, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _window_holds_the_seed(self) -> RsiReversionParams:
@@ -84,6 +85,11 @@ class RsiReversion(Strategy):
     Params = RsiReversionParams
     may_short = False
     params: RsiReversionParams
+
+    @classmethod
+    def warmup_bars(cls, params: StrategyParams) -> int:
+        assert isinstance(params, RsiReversionParams) and params.window is not None
+        return params.window
 
     def on_start(self) -> None:
         assert self.params.window is not None  # filled in by the params validator

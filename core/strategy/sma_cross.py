@@ -1,9 +1,12 @@
 """Demo strategy: long while the fast SMA of closes is above the slow one, flat otherwise.
 
-The averages are re-summed from the window on every bar in exact decimal arithmetic and
-compared without dividing (``fast_sum * slow > slow_sum * fast``), so a decision depends
-only on the last ``slow`` closes: the same day gets the same decision whether the replay
-started nine years earlier or a month earlier, and a tie is a tie. A tie is not long.
+The window's two sums are kept in exact decimal arithmetic (a close is added as it comes
+and subtracted as it leaves, in ``EXACT``, which never rounds) and compared without
+dividing (``fast_sum * slow > slow_sum * fast``), so a decision depends only on the last
+``slow`` closes: the same day gets the same decision whether the replay started nine years
+earlier or a month earlier, and a tie is a tie. A tie is not long. Running sums make a bar
+cost the same whatever the window's length; ``fast_above_slow`` re-sums the window from
+scratch and is the reference they are tested against.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from core.domain.model import Bar
 from core.strategy.base import Strategy, StrategyParams
 from core.strategy.exact import EXACT, exact_sum, shares_for
 
+_ZERO = Decimal(0)
+
 
 class SmaCrossParams(StrategyParams):
-    fast: int = Field(10, ge=1)
-    slow: int = Field(30, ge=2)
+    fast: int = Field(10, ge=1, le=100_000)
+    slow: int = Field(30, ge=2, le=100_000)  # bounded: the window is a deque of this many closes
     notional: Decimal = Field(Decimal(10000), gt=0, le=Decimal("1e10"), allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -32,11 +37,27 @@ class SmaCrossParams(StrategyParams):
 
 
 class _Window:
-    __slots__ = ("closes", "long")
+    __slots__ = ("closes", "fast_sum", "long", "slow_sum")
 
     def __init__(self, slow: int) -> None:
         self.closes: deque[Decimal] = deque(maxlen=slow)
+        self.fast_sum = self.slow_sum = _ZERO  # exact sums of the last ``fast`` and of all closes
         self.long: bool | None = None  # the last decision handed to the context
+
+    def push(self, close: Decimal, fast: int) -> None:
+        """Add ``close``; the sums drop the closes that leave their windows (exactly)."""
+        closes = self.closes
+        if len(closes) == closes.maxlen:
+            self.slow_sum = EXACT.subtract(self.slow_sum, closes[0])
+        if len(closes) >= fast:
+            self.fast_sum = EXACT.subtract(self.fast_sum, closes[-fast])
+        closes.append(close)
+        self.fast_sum = EXACT.add(self.fast_sum, close)
+        self.slow_sum = EXACT.add(self.slow_sum, close)
+
+    def fast_above_slow(self, fast: int) -> bool:
+        """``fast_above_slow(self.closes, fast)``, from the running sums."""
+        return EXACT.multiply(self.fast_sum, Decimal(len(self.closes))) > EXACT.multiply(self.slow_sum, Decimal(fast))
 
 
 def fast_above_slow(closes: deque[Decimal], fast: int) -> bool:
@@ -52,6 +73,11 @@ class SmaCross(Strategy):
     may_short = False
     params: SmaCrossParams
 
+    @classmethod
+    def warmup_bars(cls, params: StrategyParams) -> int:
+        assert isinstance(params, SmaCrossParams)
+        return params.slow
+
     def on_start(self) -> None:
         self._state = {s: _Window(self.params.slow) for s in self.symbols}
 
@@ -59,10 +85,11 @@ class SmaCross(Strategy):
         st = self._state.get(bar.symbol)
         if st is None or not bar.close.is_finite():
             return
-        st.closes.append(bar.close)
+        fast = self.params.fast
+        st.push(bar.close, fast)
         if len(st.closes) < self.params.slow:
             return
-        long = fast_above_slow(st.closes, self.params.fast)
+        long = st.fast_above_slow(fast)
         if long == st.long:
             return
         st.long = long

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -30,7 +30,8 @@ class TextPromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-dialog"):
             yield Label(self.title_text, id="prompt-title")
-            yield Static(self.help_text, id="prompt-help")
+            with VerticalScroll(id="prompt-help-box"):  # a long listing scrolls; the input stays in view
+                yield Static(self.help_text, id="prompt-help")
             if self.error:
                 yield Static(self.error, id="prompt-error")
             yield Input(value=self.value, id="prompt-input")

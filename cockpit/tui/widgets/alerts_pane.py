@@ -1,8 +1,8 @@
-"""The alerts pane: newest first, coloured by severity, filtered by level and text."""
+"""The alerts pane: newest first, coloured by severity, filtered by level and text; its
+subtitle says how many alerts could not be delivered (``cockpit alerts`` lists them)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from rich.text import Text
@@ -10,18 +10,19 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from cockpit.tui.alerts import Alert, AlertBuffer
+from cockpit.tui.alerts import AlertBuffer, PaneLine
+from core.alerts.model import Severity
 
-LEVELS = (logging.INFO, logging.WARNING, logging.ERROR)
-_STYLE = {logging.CRITICAL: "bold red", logging.ERROR: "bold red", logging.WARNING: "yellow"}
+LEVELS = (Severity.INFO, Severity.WARNING, Severity.ERROR)
+_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "bold red", Severity.WARNING: "yellow"}
 
 
-def visible(alerts: list[Alert], min_level: int, text: str, limit: int) -> list[Alert]:
+def visible(alerts: list[PaneLine], min_level: Severity, text: str, limit: int) -> list[PaneLine]:
     """The newest ``limit`` alerts at or above ``min_level`` whose message contains ``text``."""
     needle = text.lower()
     out = []
     for alert in reversed(alerts):
-        if alert.level >= min_level and (not needle or needle in alert.message.lower()):
+        if alert.severity >= min_level and (not needle or needle in alert.message.lower()):
             out.append(alert)
             if len(out) >= limit:
                 break
@@ -34,9 +35,10 @@ class AlertsPane(Vertical):
     def __init__(self, buffer: AlertBuffer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.buffer = buffer
-        self.min_level = logging.INFO
+        self.min_level = Severity.INFO
         self.text = ""
-        self._drawn: tuple[int, int, str, int] | None = None
+        self._drawn: tuple[int, Severity, str, int] | None = None
+        self._undelivered = 0
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter alerts (Enter keeps it, Escape clears)", id="alerts-filter")
@@ -72,7 +74,7 @@ class AlertsPane(Vertical):
         self.screen.set_focus(None)
 
     def _title(self) -> None:
-        level = logging.getLevelName(self.min_level)
+        level = self.min_level.name
         shown = f" text '{self.text}'" if self.text else ""
         self.border_title = f"Alerts (newest first, {level}+{shown})"
 
@@ -80,11 +82,22 @@ class AlertsPane(Vertical):
         height = max(1, self.size.height)  # the content area, inside the border
         key = (self.buffer.version, self.min_level, self.text, height)
         if key == self._drawn:
+            self._subtitle()  # the count moves without a new line (a flood's digest comes later)
             return
         self._drawn = key
         lines = Text()
         for alert in visible(list(self.buffer.items), self.min_level, self.text, height):
             if lines:
                 lines.append("\n")
-            lines.append(f"{logging.getLevelName(alert.level):<7} {alert.message}", style=_STYLE.get(alert.level, ""))
+            if alert.resolved:
+                lines.append(f"{'OK':<7} {alert.message}", style="green")
+            else:
+                lines.append(f"{alert.severity.name:<7} {alert.message}", style=_STYLE.get(alert.severity, ""))
         self.query_one("#alerts-lines", Static).update(lines)
+        self._subtitle()
+
+    def _subtitle(self) -> None:
+        if self.buffer.undelivered != self._undelivered:
+            self._undelivered = self.buffer.undelivered
+            self.border_subtitle = (f"{self._undelivered} undelivered: cockpit alerts" if self._undelivered
+                                    else None)

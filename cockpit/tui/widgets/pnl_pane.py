@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from cockpit.tui.rows import pnl_figures
+from cockpit.tui.rows import capital_lines, pnl_figures
 from core.control.read_model import EngineSnapshot
 
 _LABEL = 13
@@ -23,6 +23,7 @@ class PnlPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="pnl-figures")
+        yield Static(id="pnl-capital")  # each strategy's allocation used (only once one has an allocation)
         yield PlotextPlot(id="equity")
 
     def show(self, snap: EngineSnapshot) -> None:
@@ -34,7 +35,23 @@ class PnlPane(Vertical):
             text.append(f"{label:<{_LABEL}}")
             text.append(f"{figure:>{max(1, width - _LABEL)}}\n", style=style)
         figures.update(text)
+        self._show_capital(snap, width)
         self._show_curve(snap)
+
+    def _show_capital(self, snap: EngineSnapshot, width: int) -> None:
+        block = self.query_one("#pnl-capital", Static)
+        lines = capital_lines(snap)
+        block.display = bool(lines)
+        if not lines:
+            return
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for n, (label, cell) in enumerate(lines):
+            figure, style = (cell, "") if isinstance(cell, str) else cell
+            head = "bold" if n == 0 else ""
+            text.append(f"{label[:_LABEL]:<{_LABEL}}", style=head)
+            text.append(f"{figure:>{max(1, width - _LABEL)}}" + ("\n" if n < len(lines) - 1 else ""),
+                        style=style or head)
+        block.update(text)
 
     def _show_curve(self, snap: EngineSnapshot) -> None:
         curve = snap.equity_curve

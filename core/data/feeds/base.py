@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
+from core.data.feeds.replay_quotes import PendingQuote
 from core.domain.model import Bar, Quote
 
 
@@ -35,5 +36,7 @@ class Feed(Protocol):
     def bars_before(self, cursor: Any) -> list[Bar]:
         """History up to ``cursor``, to warm strategies up after a restart."""
 
-    def stream(self, after: Any, speed: float | str, stop: asyncio.Event) -> AsyncIterator[list[Quote | Bar]]:
-        """Batches of events after ``after`` until exhausted or ``stop`` is set."""
+    def stream(self, after: Any, speed: float | str, stop: asyncio.Event
+               ) -> AsyncIterator[Sequence[Quote | Bar | PendingQuote]]:
+        """Batches of events after ``after`` until exhausted or ``stop`` is set (a replay's
+        quotes come as ``PendingQuote``s: made only where someone needs them)."""

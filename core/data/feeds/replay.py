@@ -14,22 +14,30 @@ import hashlib
 import heapq
 import json
 import logging
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from core.config import ConfigError, FeedConfig, ReplayFile
-from core.data.bar_files import BarFile, BarFileError, read_bar_file
+from core.data.bar_cache import BarCache, CachedBars
+from core.data.bar_files import BarFile, BarFileError, DroppedRow, log_read, read_bar_bytes, read_bar_file
 from core.data.feeds.base import stopped_within
+from core.data.feeds.replay_quotes import PendingQuote, QuoteMaker
+from core.data.quality import QualityGate
 from core.domain.model import Bar, Quote
 
 log = logging.getLogger("cockpit.feed")
 
 Event = Quote | Bar
 _BPS = Decimal(10000)
+_LOGGED_FINDINGS = 5  # per reason and file; then one line saying there are more
+#: one gate finding as logged and cached: (reason, bar end ISO, quarantined, detail)
+Finding = tuple[str, str, bool, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +48,26 @@ class Cursor:
     n_at_ts: int
 
 
+class DataFileError(ConfigError):
+    """A configured data file that cannot be replayed: not a bar file at all, or not one usable row.
+
+    A ``ConfigError`` (the config points at it, and whoever refuses a config refuses this),
+    worded as a data problem: the CLI prints it as ``data error: ...`` and exits 2.
+    """
+
+
 class ReplayFeed:
     name = "replay"
 
-    def __init__(self, config: FeedConfig, resolve: Callable[[str], Path]) -> None:
+    def __init__(self, config: FeedConfig, resolve: Callable[[str], Path], cache: BarCache | None = None) -> None:
         self.config = config
         self._resolve = resolve
+        self.cache = cache
+        self._logged: dict[str, int] = {}  # gate findings logged so far, per reason
         self.files: list[BarFile] = []
         self.bars: dict[str, list[Bar]] = {}
+        self.quality = QualityGate(config.name or "replay", config.quality, history=True)
+        self.maker = QuoteMaker(config)
 
     @property
     def symbols(self) -> list[str]:
@@ -68,22 +88,84 @@ class ReplayFeed:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def load(self) -> None:
-        """Read every configured file (bad rows are dropped with a warning by the reader)."""
-        cfg = self.config
-        for spec in cfg.files:
-            try:
-                bar_file = read_bar_file(
-                    self._resolve(spec.path), spec.symbol, tz=spec.tz, bar_time=spec.bar_time,
-                    bar_seconds=spec.bar_seconds, calendar=spec.calendar,
-                )
-            except (BarFileError, ValueError) as exc:
-                raise ConfigError(f"feed.files[{spec.symbol}]: {exc}") from None
-            bars = _in_range(bar_file.bars, spec, cfg)
+        """Read every configured file (bad rows are dropped with a warning by the reader).
+
+        With a bar cache, a file read before with the same settings is taken from it (the same
+        bars, the same warnings logged). Raises ``DataFileError`` for a file that is not a bar
+        file, or whose data rows were all dropped (a wrong file, not a replay of nothing), and
+        ``ConfigError`` for a bad argument (time zone, calendar): one line each, naming the file.
+        """
+        for spec in self.config.files:
+            bar_file = self._load_file(spec, self._resolve(spec.path))
+            bars = bar_file.bars
             self.files.append(bar_file)
             self.bars[spec.symbol] = bars
             log.info("replay %s: %d bars from %s (%d rows dropped)%s", spec.symbol, len(bars),
                      bar_file.path.name, len(bar_file.dropped),
                      f", {bars[0].start.date()} .. {bars[-1].ts.date()}" if bars else "")
+
+    def _load_file(self, spec: ReplayFile, path: Path) -> BarFile:
+        """One file's bars after the date range and the quality gate: from the cache or parsed."""
+        try:
+            raw = read_bar_bytes(path)
+        except BarFileError as exc:
+            raise DataFileError(f"feed.files[{spec.symbol}]: {exc}") from None
+        key = None
+        if self.cache is not None:
+            key = BarCache.key(raw, self._reading(spec))
+            hit = self.cache.get(key, spec.symbol)
+            if hit is not None:
+                cached = BarFile(spec.symbol, path, hit.bars, [DroppedRow(n, r) for n, r in hit.dropped],
+                                 hit.header_note)
+                log_read(cached)
+                _log_findings(spec.symbol, hit.findings, self._logged)
+                self.quality.counts.update(hit.counts)
+                return cached
+        try:
+            bar_file = read_bar_file(path, spec.symbol, tz=spec.tz, bar_time=spec.bar_time,
+                                     bar_seconds=spec.bar_seconds, calendar=spec.calendar, raw=raw)
+        except BarFileError as exc:
+            raise DataFileError(f"feed.files[{spec.symbol}]: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"feed.files[{spec.symbol}]: {exc}") from None
+        if not bar_file.bars and bar_file.dropped:
+            first = bar_file.dropped[0]
+            raise DataFileError(
+                f"feed.files[{spec.symbol}]: {bar_file.path}: none of its {len(bar_file.dropped)} data row(s) "
+                f"is usable (line {first.line_no}: {first.reason}); is it the right file?")
+        before = dict(self.quality.counts)
+        bars, findings = self._gated(_in_range(bar_file.bars, spec, self.config), spec.symbol)
+        _log_findings(spec.symbol, findings, self._logged)
+        if self.cache is not None and key is not None:
+            counts = {r: n - before.get(r, 0) for r, n in self.quality.counts.items() if n != before.get(r, 0)}
+            self.cache.put(key, CachedBars(bars, [(d.line_no, d.reason) for d in bar_file.dropped],
+                                           bar_file.header_note, findings, counts))
+        return BarFile(spec.symbol, path, bars, bar_file.dropped, bar_file.header_note)
+
+    def _reading(self, spec: ReplayFile) -> dict[str, object]:
+        """Everything besides the file's bytes that decides the bars it gives (the cache key)."""
+        cfg = self.config
+        return {"tz": spec.tz, "bar_time": spec.bar_time, "bar_seconds": spec.bar_seconds,
+                "calendar": spec.calendar, "start": cfg.start, "end": cfg.end,
+                "quality": cfg.quality.model_dump(mode="json")}
+
+    def _gated(self, bars: list[Bar], symbol: str) -> tuple[list[Bar], list[Finding]]:
+        """The bars that pass the quality gate, and what it found (the first few of each reason:
+        enough to log). The reader already dropped rows out of order, repeated or out of range;
+        the gate adds spikes (when ``feed.quality.spike_k`` is set) and gaps."""
+        gate = self.quality
+        kept: list[Bar] = []
+        findings: list[Finding] = []
+        seen: dict[str, int] = {}
+        for bar in bars:
+            found = gate.check(bar)
+            if found is None or not found.quarantined:
+                kept.append(bar)
+            if found is not None:
+                n = seen[found.reason] = seen.get(found.reason, 0) + 1
+                if n <= _LOGGED_FINDINGS + 1:
+                    findings.append((found.reason, bar.ts.isoformat(), found.quarantined, found.detail))
+        return kept, findings
 
     def bars_before(self, cursor: Cursor | None) -> list[Bar]:
         """Bars already replayed up to and including ``cursor``, in replay order (to warm
@@ -92,8 +174,7 @@ class ReplayFeed:
             return []
         done: list[Bar] = []
         at_ts = 0
-        streams = [self._symbol_events(i, bars) for i, bars in enumerate(self.bars.values())]
-        for ts, _, _, event in heapq.merge(*streams):
+        for ts, _, _, event in self._merged(pending=True):
             if ts > cursor.ts:
                 break
             if ts == cursor.ts:
@@ -106,8 +187,39 @@ class ReplayFeed:
 
     def events(self, after: Cursor | None = None) -> Iterator[Event]:
         """Every event in replay order, skipping those at or before ``after``."""
-        streams = [self._symbol_events(i, bars) for i, bars in enumerate(self.bars.values())]
-        merged = heapq.merge(*streams) if len(streams) > 1 else streams[0] if streams else iter(())
+        return cast(Iterator[Event], self._after(after, pending=False))  # every quote made
+
+    def pending_events(self, after: Cursor | None = None) -> Iterator[PendingQuote | Bar]:
+        """``events``, with each quote a ``PendingQuote`` (made only if someone looks)."""
+        return cast(Iterator[PendingQuote | Bar], self._after(after, pending=True))
+
+    def units(self, after: Cursor | None = None) -> tuple[list[PendingQuote | Bar], list[Bar]] | None:
+        """A one-file replay as bars that each stand for their quotes and themselves: the events
+        left of the bar ``after`` points into (some of its events were done), then the bars after
+        it. None for several files (their events interleave: the engine takes them one by one)."""
+        if len(self.bars) != 1:
+            return None
+        [(symbol, bars)] = self.bars.items()
+        if after is None:
+            return [], bars
+        # A bar that ends before the cursor's time is done; the next ones may share its stamp.
+        i = bisect_left(bars, after.ts, key=lambda b: b.ts)
+        left = self._after(after, pending=True, bars={symbol: bars[i:]})
+        first = next(left, None)
+        if first is None:
+            return [], []
+        bar = first if type(first) is Bar else first.bar  # type: ignore[union-attr]
+        j = next(k for k in range(i, len(bars)) if bars[k] is bar)
+        head: list[PendingQuote | Bar] = [first]  # type: ignore[list-item]
+        while head[-1] is not bar:
+            head.append(next(left))  # type: ignore[arg-type]
+        if len(head) == self.maker.n + 1:
+            return [], bars[j:]  # none of its events was done: a whole unit
+        return head, bars[j + 1:]
+
+    def _after(self, after: Cursor | None, *, pending: bool,
+               bars: dict[str, list[Bar]] | None = None) -> Iterator[Event | PendingQuote]:
+        merged = self._merged(pending=pending, bars=bars)
         if after is None:
             for item in merged:
                 yield item[3]
@@ -122,40 +234,31 @@ class ReplayFeed:
                 continue
             yield item[3]
 
-    def _symbol_events(self, index: int, bars: list[Bar]) -> Iterator[tuple[datetime, int, int, Event]]:
-        n = self.config.quotes_per_bar
-        half = self.config.spread_bps / 2 / _BPS
-        inc = self.config.price_increment
+    def _merged(self, *, pending: bool, bars: dict[str, list[Bar]] | None = None
+                ) -> Iterator[tuple[datetime, int, int, Event | PendingQuote]]:
+        streams = [self._symbol_events(i, b, pending) for i, b in enumerate((bars or self.bars).values())]
+        return heapq.merge(*streams) if len(streams) > 1 else streams[0] if streams else iter(())
+
+    def _symbol_events(self, index: int, bars: list[Bar], pending: bool
+                       ) -> Iterator[tuple[datetime, int, int, Event | PendingQuote]]:
+        maker = self.maker
         seq = 0  # orders a symbol's events that share a timestamp (a bar's close, the next open)
         for bar in bars:
-            start, end = bar.start, bar.ts
-            path: tuple[tuple[datetime, Decimal], ...]
-            if n == 1:
-                path = ((start, bar.open),)
-            elif n == 2:
-                path = ((start, bar.open), (end, bar.close))
-            else:
-                third = (end - start) / 3
-                first, second = (bar.low, bar.high) if bar.close >= bar.open else (bar.high, bar.low)
-                path = ((start, bar.open), (start + third, first), (start + 2 * third, second), (end, bar.close))
-            volume = bar.volume / n if bar.volume else None
-            for ts, price in path:
-                bid = (price * (1 - half)).quantize(inc, ROUND_FLOOR)
-                ask = (price * (1 + half)).quantize(inc, ROUND_CEILING)
-                if ask <= bid:
-                    ask = bid + inc
+            for ts, price in maker.path(bar):
                 seq += 1
-                yield (ts, index, seq, Quote(bar.symbol, ts, bid, ask, price, volume))
+                yield (ts, index, seq, PendingQuote(bar, ts, price, maker) if pending else maker.quote(bar, ts, price))
             seq += 1
-            yield (end, index, seq, bar)
+            yield (bar.ts, index, seq, bar)
 
     async def stream(
         self, after: Cursor | None, speed: float | str, stop: asyncio.Event, batch_size: int = 512
-    ) -> AsyncIterator[list[Event]]:
-        """Yield events in batches; paced at ``speed`` data-seconds per wall-second unless 'max'."""
-        events = self.events(after)
+    ) -> AsyncIterator[list[PendingQuote | Bar]]:
+        """Yield events in batches; paced at ``speed`` data-seconds per wall-second unless 'max'.
+
+        The quotes are ``PendingQuote``s: the engine makes the ones someone needs."""
+        events = self.pending_events(after)
         if speed == "max":
-            batch: list[Event] = []
+            batch: list[PendingQuote | Bar] = []
             for ev in events:
                 batch.append(ev)
                 if len(batch) >= batch_size:
@@ -189,6 +292,18 @@ class ReplayFeed:
                 batch = []
         if batch:
             yield batch
+
+
+def _log_findings(symbol: str, findings: list[Finding], seen: dict[str, int]) -> None:
+    """The gate's findings for one file: the first few of each reason across the replay's files
+    (``seen`` counts them), then one line that there are more."""
+    for reason, at, quarantined, detail in findings:
+        n = seen[reason] = seen.get(reason, 0) + 1
+        if n <= _LOGGED_FINDINGS:
+            log.warning("replay %s: bar at %s %s: %s", symbol, at, "dropped" if quarantined else "follows a gap",
+                        detail)
+        elif n == _LOGGED_FINDINGS + 1:
+            log.warning("replay: more %s findings (QualityGate counts them)", reason)
 
 
 def _in_range(bars: list[Bar], spec: ReplayFile, cfg: FeedConfig) -> list[Bar]:

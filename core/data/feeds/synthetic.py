@@ -23,12 +23,14 @@ _CENT = Decimal("0.01")
 
 
 class SyntheticFeed:
-    name = "synthetic"
-
-    def __init__(self, config: SyntheticConfig, clock: Clock) -> None:
+    def __init__(self, config: SyntheticConfig, clock: Clock, *, symbols: list[str] | None = None,
+                 name: str = "synthetic") -> None:
+        """``symbols`` names the walks (a fallback rehearsing for another feed's symbols);
+        by default they are SYN000, SYN001, ... (``config.symbols`` of them)."""
+        self.name = name
         self.config = config
         self.clock = clock
-        self.symbols = [f"SYN{i:03d}" for i in range(config.symbols)]
+        self.symbols = list(symbols) if symbols else [f"SYN{i:03d}" for i in range(config.symbols)]
 
     def load(self) -> None:
         """Nothing to read."""

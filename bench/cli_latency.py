@@ -1,0 +1,126 @@
+"""How long the readers take: `cockpit positions --json` and the others, start to exit.
+
+Makes a state dir with a short paper replay of the default config (2008-2009: a few hundred
+orders and fills), starts `cockpit --no-ui` on it at the bars' own pace (so `status` has an
+engine to ask, and the readers run beside a live one, as they do in production), then runs each
+command ``--runs`` times as a fresh process (the way a trader or a script runs them) and prints
+the median, the fastest and the slowest wall time; ``python -c pass`` first, the floor any
+command pays to start Python. ``--importtime`` adds, per command, the modules that cost most to
+import (``python -X importtime``, cumulative). Asserts nothing.
+
+    python bench/cli_latency.py [--runs 15] [--importtime] [--only positions,--help]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COMMANDS: list[list[str]] = [
+    ["--help"],
+    ["positions", "--json"],
+    ["positions"],
+    ["orders", "--json", "--limit", "50"],
+    ["fills", "--json", "--limit", "50"],
+    ["pnl", "--json"],
+    ["metrics", "--json"],
+    ["status"],
+    ["status", "--json"],
+]
+
+
+def env() -> dict[str, str]:
+    out = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    out["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(ROOT))
+    return out
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env(), capture_output=True, text=True)
+    return (time.perf_counter() - start) * 1000, done.returncode, done.stderr.strip().splitlines()[-1:] and \
+        done.stderr.strip().splitlines()[-1] or ""
+
+
+def import_costs(argv: list[str], cwd: Path, top: int) -> list[tuple[int, str]]:
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=cwd, env=env(), capture_output=True,
+                          text=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m and len(m.group(3)) <= 3:  # top-level imports and their direct children
+            rows.append((int(m.group(2)), m.group(3)[1:] + m.group(4)))
+    return sorted(rows, reverse=True)[:top]
+
+
+def make_state(state: Path, config: Path) -> subprocess.Popen[str]:
+    """A short replay to the end (orders, fills, reports), then an engine left running on it."""
+    replay_env = {**env(), "COCKPIT_FEED__START": "2008-01-01", "COCKPIT_FEED__END": "2009-12-31"}
+    subprocess.run([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(config), "--state-dir", str(state),
+                    "--speed", "max"], cwd=state.parent, env=replay_env, check=True, capture_output=True, timeout=600)
+    live = {**env(), "COCKPIT_FEED__START": "2008-01-01"}  # the same start: it resumes after 2009
+    engine = subprocess.Popen([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(config), "--state-dir",
+                               str(state), "--speed", "1"], cwd=state.parent, env=live, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # up once `status` answers
+        if subprocess.run([sys.executable, "-m", "cockpit", "status", "--config", str(config), "--state-dir",
+                           str(state)], cwd=state.parent, env=env(), capture_output=True).returncode == 0:
+            return engine
+        time.sleep(0.2)
+    engine.kill()
+    raise SystemExit("the engine did not come up within 60 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--importtime", action="store_true", help="the costliest imports of each command")
+    parser.add_argument("--only", default="", help="comma-separated commands (their first word), e.g. positions,--help")
+    args = parser.parse_args()
+    only = {w for w in args.only.split(",") if w}
+    tree = Path(os.environ.get("PYTHONPATH", str(ROOT)).split(os.pathsep)[0])
+    config = tree / "config.toml"  # the default config of the tree measured (its keys are the ones it knows)
+    load = os.getloadavg()
+    print(f"cockpit command latency, {args.runs} runs each, wall ms (python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+    with tempfile.TemporaryDirectory(prefix="cli-latency-") as tmp:
+        state = Path(tmp) / "state"
+        engine = make_state(state, config)
+        try:
+            rows = [(["python -c pass"], [sys.executable, "-c", "pass"])]
+            rows += [(c, [sys.executable, "-m", "cockpit", *c, "--config", str(config), "--state-dir", str(state)]
+                      if c != ["--help"] else [sys.executable, "-m", "cockpit", "--help"])
+                     for c in COMMANDS if not only or c[0] in only]
+            for label, argv in rows:
+                times, code, last = [], 0, ""
+                for _ in range(args.runs):
+                    ms, code, last = timed(argv, Path(tmp))  # not the repo: `-m cockpit` imports from PYTHONPATH
+                    times.append(ms)
+                shown = " ".join(label)
+                note = "" if code == 0 else f"  (exit {code}: {last[:80]})"
+                print(f"  {shown:<34} median {statistics.median(times):6.1f}  min {min(times):6.1f}  "
+                      f"max {max(times):6.1f}{note}")
+                if args.importtime and label[0] != "python -c pass":
+                    for us, name in import_costs(argv, Path(tmp), 8):
+                        print(f"      {us / 1000:6.1f} ms  {name}")
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            try:
+                engine.wait(30)
+            except subprocess.TimeoutExpired:
+                engine.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The daily reports in the store: the one writer of ``daily_reports``, from DailySummaryReady.
+
+Its own migration component ("reports"), so its schema never collides with another part's.
+One row per session date: a summary published again for a date (it is not, see
+core/analytics/daily.py) replaces the row, never adds a second one. The row is buffered like
+every other write and committed with the engine's next flush, in the same transaction as the
+replay cursor that moved past the close: a crash loses both or neither.
+"""
+
+from __future__ import annotations
+
+from core.common.bus import Bus
+from core.common.clock import Clock
+from core.domain.events import DailySummaryReady
+from core.domain.serialize import json_text, money
+from core.persistence.store import Store
+
+COMPONENT = "reports"
+REPORTS_MIGRATIONS: list[str] = [
+    # v1: one summary per exchange session (its JSON form, see core/domain/daily_summary.py)
+    """
+    CREATE TABLE daily_reports (
+        date TEXT PRIMARY KEY,
+        session_close TEXT NOT NULL,
+        equity_open TEXT NOT NULL,
+        equity_close TEXT NOT NULL,
+        net TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        written_at TEXT NOT NULL
+    );
+    """,
+]
+PUT_REPORT = (
+    "INSERT INTO daily_reports (date, session_close, equity_open, equity_close, net, summary, written_at)"
+    " VALUES (?,?,?,?,?,?,?) ON CONFLICT(date) DO UPDATE SET session_close=excluded.session_close,"
+    " equity_open=excluded.equity_open, equity_close=excluded.equity_close, net=excluded.net,"
+    " summary=excluded.summary, written_at=excluded.written_at"
+)
+
+
+class ReportsRecorder:
+    def __init__(self, store: Store, bus: Bus, wall_clock: Clock) -> None:
+        self.store = store
+        self.wall_clock = wall_clock
+        bus.subscribe(DailySummaryReady, self.on_summary)  # critical: a store write
+
+    async def open(self) -> None:
+        """Create or migrate the table (the store is open)."""
+        await self.store.migrate(COMPONENT, REPORTS_MIGRATIONS)
+
+    def on_summary(self, event: DailySummaryReady) -> None:
+        s = event.summary
+        day = s.date.isoformat()
+        self.store.put(("daily_report", day), PUT_REPORT,
+                       (day, s.session_close.isoformat(), money(s.equity_open), money(s.equity_close), money(s.net),
+                        json_text(s.to_json(), sort_keys=True), self.wall_clock.now().isoformat()))

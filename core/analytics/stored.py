@@ -1,0 +1,126 @@
+"""Rows of the store back into the analytics' inputs: fills with their owners, daily reports.
+
+Shared by the engine's summary builder (at start) and the read-only CLI, so both read the
+history the same way. A row that cannot be read is skipped and named through ``warn``: one
+odd row never hides the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from core.analytics.returns import EquityDay
+from core.analytics.trades import FillRecord
+
+FILLS_SQL = "SELECT exec_id, strategy, symbol, side, qty, price, commission, realized_pnl, ts, kind FROM fills ORDER BY seq"
+ALLOCATIONS_SQL = "SELECT exec_id, owner, qty FROM fill_allocations"
+REPORTS_SQL = "SELECT date, summary FROM daily_reports ORDER BY date"
+
+
+
+class Row(Protocol):
+    """A row by column name: sqlite3.Row, or a dict."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+Warn = Callable[[str], None]
+
+
+def _ignore(_: str) -> None:
+    return None
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"not a number: {value!r}"[:80])
+    parsed = Decimal(value)
+    if not parsed.is_finite():
+        raise ValueError(f"not a finite number: {value!r}"[:80])
+    return parsed
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"not a time: {value!r}"[:80])
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"a time without a zone: {value!r}"[:80])
+    return parsed
+
+
+def fill_records(fills: Iterable[Row], allocations: Iterable[Row], warn: Warn = _ignore) -> list[FillRecord]:
+    """Fills oldest first with their allocations (a fill without any belongs to its strategy)."""
+    shares: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
+    for r in allocations:
+        try:
+            shares[str(r["exec_id"])].append((str(r["owner"]), _number(r["qty"])))
+        except (ValueError, InvalidOperation, KeyError) as exc:
+            warn(f"fill_allocations row of {r['exec_id']!r} skipped: {exc}")
+    out = []
+    for r in fills:
+        exec_id = str(r["exec_id"])
+        try:
+            side = r["side"]
+            if side not in ("BUY", "SELL"):
+                raise ValueError(f"side {side!r}"[:80])
+            signed = _number(r["qty"]) * (1 if side == "BUY" else -1)
+            allocation = tuple(shares.get(exec_id, ()))
+            if allocation and sum((q for _, q in allocation), Decimal(0)) != signed:
+                raise ValueError("its allocations do not sum to its quantity")
+            out.append(FillRecord(exec_id, _time(r["ts"]), str(r["strategy"]), str(r["symbol"]), signed,
+                                  _number(r["price"]), _number(r["commission"]), _number(r["realized_pnl"]),
+                                  allocation, str(r["kind"] or "trade")))
+        except (ValueError, InvalidOperation, KeyError) as exc:
+            warn(f"fill {exec_id} left out of the analytics: {exc}")
+    return out
+
+
+def report_rows(rows: Iterable[Row], warn: Warn = _ignore) -> list[dict[str, Any]]:
+    """The stored daily summaries (their JSON form), oldest first; unreadable ones skipped."""
+    out = []
+    for r in rows:
+        try:
+            body = json.loads(r["summary"])
+            if not isinstance(body, dict) or body.get("date") != r["date"]:
+                raise ValueError("not a summary of that date")
+            date.fromisoformat(body["date"])
+            _number(body["equity_open"])
+            _number(body["equity_close"])
+            out.append(body)
+        except (ValueError, InvalidOperation, KeyError, TypeError) as exc:
+            warn(f"daily_reports row {str(r['date'])[:20]!r} skipped: {exc}"[:200])
+    return out
+
+
+def account_days(reports: Iterable[dict[str, Any]]) -> list[EquityDay]:
+    """The account's equity at each stored close (and at the previous one)."""
+    return [EquityDay(date.fromisoformat(r["date"]), _number(r["equity_open"]), _number(r["equity_close"]))
+            for r in reports]
+
+
+def owner_days(reports: list[dict[str, Any]], base: Decimal) -> dict[str, list[EquityDay]]:
+    """Each owner's equity curve: ``base`` plus its cumulative net P&L at each close (a session
+    without a row for it carries its last value: no P&L, no return)."""
+    names = sorted({s["strategy"] for r in reports for s in r.get("strategies", ()) if isinstance(s, dict)})
+    curves: dict[str, list[EquityDay]] = {n: [] for n in names}
+    last = dict.fromkeys(names, Decimal(0))
+    for r in reports:
+        day = date.fromisoformat(r["date"])
+        rows = {s.get("strategy"): s for s in r.get("strategies", ()) if isinstance(s, dict)}
+        for name in names:
+            row = rows.get(name)
+            if row is None:
+                curves[name].append(EquityDay(day, base + last[name], base + last[name]))
+                continue
+            try:
+                cumulative, net = _number(row["cumulative"]), _number(row["net"])
+            except (ValueError, InvalidOperation, KeyError):
+                cumulative, net = last[name], Decimal(0)
+            curves[name].append(EquityDay(day, base + cumulative - net, base + cumulative))
+            last[name] = cumulative
+    return curves

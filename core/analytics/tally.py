@@ -1,0 +1,49 @@
+"""What one session accumulates between two closes: counts from the bus, the book's realized
+P&L and commissions, the trades closed, and the equity samples the intraday drawdown is
+measured on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from core.analytics.trades import Trade
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class DayTally:
+    open_equity: Decimal
+    orders: Counter[str] = field(default_factory=Counter)  # per owner
+    fills: Counter[str] = field(default_factory=Counter)  # trade fills per the fill's owner
+    adjustments: int = 0
+    refusals: Counter[str] = field(default_factory=Counter)  # per strategy (the gate's)
+    rejected: int = 0
+    realized: Decimal = ZERO  # as the book booked it
+    commissions: Decimal = ZERO
+    trades: list[Trade] = field(default_factory=list)
+    alerts: Counter[str] = field(default_factory=Counter)  # per severity
+    breaks_found: int = 0
+    breaks_resolved: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+    data_incidents: int = 0
+    engine_starts: int = 0
+    loss_limit_hit: bool = False
+    # The intraday drawdown: from the equity at the previous close, over every sample since.
+    peak: Decimal = ZERO
+    max_drawdown: Decimal = ZERO
+    worst_pnl: Decimal = ZERO
+    samples: int = 1
+
+    def __post_init__(self) -> None:
+        self.peak = self.open_equity
+
+    def sample(self, equity: Decimal) -> None:
+        self.samples += 1
+        if equity > self.peak:
+            self.peak = equity
+        self.max_drawdown = max(self.max_drawdown, self.peak - equity)
+        self.worst_pnl = min(self.worst_pnl, equity - self.open_equity)

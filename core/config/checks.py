@@ -1,0 +1,20 @@
+"""The checks every config value passes first (plain text, bounded size and depth, paths, time
+zones): re-exported from ``core.common.input_checks``, where they live so that a reader of the
+state dir can run them without importing this package (and pydantic)."""
+
+from __future__ import annotations
+
+from core.common.input_checks import (
+    MAX_DEPTH,
+    MAX_ENV_VALUE,
+    MAX_ITEMS,
+    MAX_TEXT,
+    check_environment,
+    check_path,
+    first_problem,
+    text_problem,
+    zone,
+)
+
+__all__ = ["MAX_DEPTH", "MAX_ENV_VALUE", "MAX_ITEMS", "MAX_TEXT", "check_environment", "check_path", "first_problem",
+           "text_problem", "zone"]
