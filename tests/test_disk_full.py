@@ -142,3 +142,40 @@ def test_the_log_file_on_a_full_disk_says_so_once_and_stops(small_disk: Path, ca
     err = capfd.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err
     assert err.count("is full: logging to that file stopped") == 1
+
+
+async def test_a_full_disk_at_the_stop_still_ends_the_sessions_and_closes_the_store(tmp_path: Path, clean_env) -> None:
+    """An order's write-ahead refused at the stop (the IBKR path) no longer cut the shutdown short:
+    before, DiskFull skipped EngineStopped, the alerts' drain, the broker's disconnect and the close."""
+    import asyncio
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from cockpit.wiring import build_engine
+    from core.common.clock import SimClock
+    from core.config import load_config
+    from core.domain.events import EngineStopped
+    from core.domain.model import Quote, Side
+
+    settings = load_config(CONFIG, state_dir=tmp_path / "state", overrides={"deadman": {"enabled": False}})
+    engine = build_engine(settings, wall_clock=SimClock(datetime(2026, 12, 1, 15, tzinfo=UTC)))
+    quotes: list[Quote] = []
+    stopped: list[EngineStopped] = []
+    engine.bus.subscribe(Quote, quotes.append)
+    engine.bus.subscribe(EngineStopped, stopped.append)
+    await engine.start()
+    run = asyncio.create_task(engine.run())
+    for _ in range(1000):
+        if len(quotes) > 50:
+            break
+        await asyncio.sleep(0)  # yield to the replay (speed max), no timer waited for
+    engine.request_stop()
+    await asyncio.wait_for(run, 10)
+    assert quotes, "the replay gave no quote"
+    engine.broker.records_in_engine_store = False  # the IBKR path: commit first, then send
+    engine.submit_order("manual", quotes[-1].symbol, Side.BUY, Decimal(1))
+    assert engine.oms is not None and engine.oms.has_unsent
+    engine.store.failed = sqlite3.OperationalError("database or disk is full")
+    await engine.shutdown()  # no DiskFull out of it
+    assert stopped and not engine.broker.connected and not engine.store.is_open
+    assert engine.oms.has_unsent  # never sent without its commit

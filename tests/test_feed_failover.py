@@ -199,3 +199,6 @@ def test_fallbacks_in_config_are_checked_and_wired(tmp_path) -> None:
     ]:
         with pytest.raises(ConfigError, match=words):
             settings(bad)
+    with pytest.raises(ConfigError, match="random prices would drive real IBKR orders"):  # never trade on fake prices
+        load_config(CONFIG, state_dir=tmp_path / "state", overrides={
+            "broker": {"kind": "ibkr"}, "feed": {"kind": "ibkr", "symbols": ["AAPL"], "fallbacks": [{"kind": "synthetic"}]}})

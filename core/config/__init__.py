@@ -485,6 +485,11 @@ class Settings(BaseSettings):
         if self.broker.kind == "ibkr" and self.feed.kind != "ibkr":
             raise ValueError(f"broker.kind = 'ibkr' sends real orders and needs IB's live prices, not a "
                              f"{self.feed.kind} feed: set feed.kind = 'ibkr' and feed.symbols")
+        for i, fb in enumerate(self.feed.fallbacks, start=1):
+            if self.broker.kind == "ibkr" and fb.kind == "synthetic":
+                raise ValueError(f"feed.fallbacks[{i}]: a synthetic feed's random prices would drive real IBKR "
+                                 f"orders: use an ibkr fallback (a second gateway, or market_data_type = 3), or "
+                                 f"rehearse failover with broker.kind = 'paper' and feed.kind = 'synthetic'")
         if self.feed.kind == "ibkr" and self.broker.kind != "ibkr":
             raise ValueError("feed.kind = 'ibkr' reads prices through the IB session: set broker.kind = 'ibkr' "
                              "(and the [ibkr] section)")
@@ -567,6 +572,16 @@ def _env_name_of(where: str) -> str:
     return ENV_PREFIX + where.split("[", 1)[0].replace(".", "__").upper()
 
 
+def _check_across_sections(settings: Settings) -> None:
+    """Run Settings' own after-validators again: an override replaced a section after they ran."""
+    for name, decorator in Settings.__pydantic_decorators__.model_validators.items():
+        if decorator.info.mode == "after":
+            try:
+                getattr(settings, name)()
+            except ValueError as exc:
+                raise ConfigError(_one_line(str(exc))) from None
+
+
 def _build(data: Mapping[str, Any], path: Path | None, overrides: dict[str, dict[str, Any]] | None) -> Settings:
     """Settings from the TOML's ``data``, the environment in use and ``overrides``; ConfigError (one line)."""
     where = str(path) if path is not None else "config"
@@ -590,6 +605,8 @@ def _build(data: Mapping[str, Any], path: Path | None, overrides: dict[str, dict
             # Re-validate just that section: the command line beats the environment.
             current = getattr(settings, section)
             setattr(settings, section, type(current).model_validate({**current.model_dump(), **values}))
+        if overrides:
+            _check_across_sections(settings)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where)) from None
     except SettingsError as exc:

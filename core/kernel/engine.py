@@ -61,6 +61,7 @@ from core.execution.oms import OrderManager
 from core.execution.reconcile import Reconciler
 from core.kernel.driver import EventDriver
 from core.kernel.risk_view import BookView
+from core.persistence.disk_full import DiskFull
 from core.persistence.recorder import StoreRecorder
 from core.persistence.store import Store
 from core.portfolio.book import Portfolio, Position
@@ -644,21 +645,28 @@ class Engine:
         if not self.store.is_open:
             return  # start() failed before the store opened: nothing to flush
         if self.oms is not None and self.oms.has_unsent:
-            await self.oms.send_pending()
-        await self.actions_done()  # a dead-man action in flight reaches the broker and the store
-        self._shutting_down = True
-        await self.reconciler.idle()  # a pass still comparing finishes before the store closes
-        await self.backups.idle()  # so does a backup being made (its outcome is audited)
-        reason, failed = self.stop_reason or ("stopped before trading", False)
-        self.bus.publish(EngineStopped(reason, failed))
-        await self.alerts.stop()  # before the broker goes: its disconnect is expected, not an alert
-        closing = getattr(self.feed, "aclose", None)
-        if closing is not None:
-            await closing()  # a fallback's own data session
-        await self.broker.disconnect()
-        if self.oms is not None:
-            self.oms.log.flush()  # lines noted in the last step, before the process may end
-        await self.store.close()
+            try:
+                await self.oms.send_pending()
+            except DiskFull as exc:  # their write-ahead was refused: they stay unsent (never sent unrecorded)
+                log.error("orders not sent at the stop: %s", exc)
+        try:
+            await self.actions_done()  # a dead-man action in flight reaches the broker and the store
+            self._shutting_down = True
+            await self.reconciler.idle()  # a pass still comparing finishes before the store closes
+            await self.backups.idle()  # so does a backup being made (its outcome is audited)
+            reason, failed = self.stop_reason or ("stopped before trading", False)
+            self.bus.publish(EngineStopped(reason, failed))
+            await self.alerts.stop()  # before the broker goes: its disconnect is expected, not an alert
+        finally:  # whatever failed above, the sessions end and the store closes
+            try:
+                closing = getattr(self.feed, "aclose", None)
+                if closing is not None:
+                    await closing()  # a fallback's own data session
+                await self.broker.disconnect()
+            finally:
+                if self.oms is not None:
+                    self.oms.log.flush()  # lines noted in the last step, before the process may end
+                await self.store.close()
 
     def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
         """A frozen picture of the book and the orders (the read model's), for a frame or a call."""
