@@ -161,7 +161,8 @@ async def test_stored_changes_that_no_longer_fit_are_dropped_with_an_alert(tmp_p
         await again.shutdown()
 
 
-async def test_allocations_beyond_the_equity_at_start_refuse_to_start(tmp_path: Path, clean_env) -> None:
+async def test_allocations_beyond_the_equity_at_start_scale_down_with_positions_and_refuse_without(
+        tmp_path: Path, clean_env) -> None:
     engine = engine_for(tmp_path, "")
     await engine.start()
     try:  # a loss: the book now holds NVDA bought far above its price (an override at that cost)
@@ -171,19 +172,43 @@ async def test_allocations_beyond_the_equity_at_start_refuse_to_start(tmp_path: 
         assert equity < D(50000)
     finally:
         await engine.shutdown()
-    again = engine_for(tmp_path, "sma_cross = 50000")
+    # Positions to manage: refusing would leave them alone after a loss and a restart; it starts scaled down.
+    held = engine_for(tmp_path, 'sma_cross = 50000\nrsi_reversion = "10%"')
+    errors: list[EngineError] = []
+    held.bus.subscribe(EngineError, errors.append)
+    await held.start()
+    try:
+        eq = held.gate.capital.equity_at_start
+        assert eq is not None and eq < D(50000)
+        scaled = held.gate.capital.amount("sma_cross")
+        assert scaled is not None and scaled == (eq * D("0.9")).quantize(D("0.01"), rounding="ROUND_DOWN")
+        assert [e.where for e in errors] == ["allocation"]
+        assert "the book holds positions, so the engine starts with the money allocations scaled by" in errors[0].message
+        await held.store.flush()
+        assert [(r["actor"], r["subject"]) for r in audit_rows(held, "engine.error")] == [("engine", "allocation")]
+    finally:
+        await held.shutdown()
+    # Nothing to manage (a new state dir; its equity as a real account might report after a loss):
+    # the config is wrong, and the engine says so without starting.
+    (tmp_path / "flat").mkdir()
+    again = engine_for(tmp_path / "flat", "sma_cross = 50000")
+
+    async def after_a_loss() -> tuple[D, str]:
+        return D("40000"), "the test account's net liquidation"
+
+    again._equity_at_start = after_a_loss  # type: ignore[method-assign]
     with pytest.raises(ConfigError) as refused:
         await again.start()
     await again.shutdown()
     message = str(refused.value)
-    assert message.startswith("allocation: sma_cross 50,000.00 = 50,000.00 is beyond the equity at start (the paper "
-                              "account's equity) ")
+    assert message.startswith("allocation: sma_cross 50,000.00 = 50,000.00 is beyond the equity at start (the test "
+                              "account's net liquidation) 40,000.00")
     assert message.endswith("(the allocations in force when the engine starts must fit in its equity: edit "
                             "[allocation])")
     fits = engine_for(tmp_path, 'sma_cross = "50%"')  # a percentage always fits
     await fits.start()
     try:
-        assert fits.gate.capital.amount("sma_cross") == equity / 2
+        assert fits.gate.capital.amount("sma_cross") == fits.gate.capital.equity_at_start / 2
     finally:
         await fits.shutdown()
 

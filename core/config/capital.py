@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from core.domain.serialize import dec
@@ -30,6 +30,7 @@ __all__ = ["MAX_MONEY", "NONE_WORDS", "Allocation", "parse_allocation", "total_p
 MAX_MONEY = Decimal("1e12")  # as paper.starting_cash: no account holds more
 _PLACES = 8  # digits after the point; more is a typo
 _HUNDRED = Decimal(100)
+_CENT = Decimal("0.01")
 #: What ``cockpit allocation set NAME none`` takes to remove an allocation (then unlimited by it).
 NONE_WORDS = frozenset({"none", "off", "-"})
 _USAGE = 'give money (e.g. 50000) or a percentage of the equity at start (e.g. "25%")'
@@ -111,7 +112,7 @@ def total_problem(entries: Mapping[str, Allocation], equity: Decimal | None, equ
         amount = e.amount(equity)
         if amount is None:
             continue
-        total += amount
+        total += amount.quantize(_CENT, ROUND_DOWN)  # to the cent, as shown: 60% of 99,999.99 fits beside 40,000
         terms_list.append(f"{name} {e.describe(equity)}")
     if total <= equity:
         return None

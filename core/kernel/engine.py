@@ -350,15 +350,25 @@ class Engine:
         """Measure the allocations against the equity at start and take the operator's stored
         changes; one that cannot be taken is an error and an alert (the config's value is kept
         and stored again, so the settings say what is in force). Allocations that do not fit
-        in the equity refuse to start (ConfigError: one line naming the keys and the fix)."""
+        in the equity refuse to start (ConfigError: one line naming the keys and the fix), unless
+        the book holds positions: an engine that refused then would leave them unmanaged after a
+        loss and a restart, so it starts with the money allocations scaled down to fit, and says so."""
         capital = self.gate.capital
         config = dict(capital.entries)
         equity, source = await self._equity_at_start()
         dropped = capital.start(equity, source, self._stored_allocations)
         problem = capital.problem()
-        if problem is not None:  # nothing stored is touched: the fix is in the config file
+        if problem is not None and not any(p.qty for p in self.portfolio.positions.values()):
+            # nothing to manage and nothing stored is touched: the fix is in the config file
             raise ConfigError(f"{problem} (the allocations in force when the engine starts must fit in its "
                               f"equity: edit [allocation])")
+        if problem is not None:
+            factor = capital.fit_to_equity()
+            message = (f"{problem.removeprefix('allocation: ')}; the book holds positions, so the engine starts "
+                       f"with the money allocations scaled by {factor:.4f} to fit: "
+                       + ", ".join(f"{n} {a.describe(equity)}" for n, a in sorted(capital.entries.items())))
+            log.error("%s", message)
+            self.bus.publish(EngineError("allocation", message))
         for name, text, why in dropped:
             kept = config.get(name)
             message = (f"the allocation of {name} changed at run time ({text}) cannot be taken at start: {why}; "

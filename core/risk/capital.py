@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from core.config import ConfigError
@@ -222,6 +222,21 @@ class CapitalAllocation:
             return dropped
         self.entries = trial
         return dropped
+
+    def fit_to_equity(self) -> Decimal:
+        """Scale the money allocations down so that all fit in the equity at start; returns the
+        factor (< 1). For a start that must not be refused: the engine holds positions to manage."""
+        equity = self.equity_at_start
+        assert equity is not None
+        pct = sum((e.percent for e in self.entries.values() if e.percent is not None), Decimal(0))
+        room = max(Decimal(0), equity - equity * pct / Decimal(100))
+        moneyed = {n: e.money for n, e in self.entries.items() if e.money is not None}
+        total = sum(moneyed.values(), Decimal(0))
+        factor = min(Decimal(1), room / total) if total else Decimal(1)
+        for name, amount in moneyed.items():
+            scaled = (amount * factor).quantize(Decimal("0.01"), ROUND_DOWN)
+            self.entries[name] = Allocation(str(scaled), money=scaled)
+        return factor
 
 
 def _over(value: Decimal, limit: Decimal) -> str:
