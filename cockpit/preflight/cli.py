@@ -61,7 +61,8 @@ async def record_drill(settings: Settings, db: Path, results: list[DrillResult])
     from cockpit.state_lock import StateDirBusy, StateLock
     from core.audit.writer import AuditLog
     from core.common.clock import LiveClock
-    from core.persistence.store import Store
+    from core.persistence.disk_full import DiskFull
+    from core.persistence.store import MigrationRefused, Store
 
     actor = operator_id("preflight")
     try:
@@ -80,6 +81,9 @@ async def record_drill(settings: Settings, db: Path, results: list[DrillResult])
     except StateDirBusy:
         raise PreflightError(f"an engine runs on {settings.state_dir}: stop it to record a drill "
                              f"(`cockpit preflight` alone reads while it runs)", 2) from None
+    except (sqlite3.DatabaseError, DiskFull, MigrationRefused) as exc:  # the runbook's "store will not open"
+        raise PreflightError(f"cannot record the drill in the store {db}: {exc} (the runbook: restore "
+                             f"from a backup, `cockpit backup list`)", 3) from None
     return actor
 
 

@@ -185,10 +185,10 @@ class Store:
         try:
             await self._open()
         except Exception as exc:
+            if self._db is not None:  # its thread would keep the process alive after the error
+                await self._db.close()
+                self._db = None
             if is_disk_full(exc):
-                if self._db is not None:
-                    await self._db.close()
-                    self._db = None
                 raise DiskFull(self.path.parent) from exc
             raise
 
