@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="--port PORT [--state FILE] (see ib-sim --help)")
 
+    book = sub.add_parser("runbook", help="print the runbook (what to do when something is wrong), as installed")
+    book.add_argument("--path", action="store_true", help="print where the installed runbook is instead")
+    _common(book, suppress=True)
+
     paper = sub.add_parser("paper", help="the paper broker's account")
     paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
     reset = paper_sub.add_parser("reset", help="archive the paper account and start a fresh one")
@@ -187,6 +191,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "paper":
         return _paper_reset(args)
+    if command == "runbook":  # no config needed: it reads the package
+        from cockpit.runbook import run_runbook
+
+        return run_runbook(args)
     if command == "alerts":
         from cockpit.alerts.cli import AlertsCliError, run_alerts
         from cockpit.wiring import db_path

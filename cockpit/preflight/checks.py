@@ -15,13 +15,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from core.config import RiskConfig, Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 
 #: The checks of the risk gate, each named by the limit its refusal quotes.
 RISK_CHECKS = tuple(k for k in RiskConfig.model_fields if k not in ("daily_loss_action", "allowed_symbols"))
@@ -46,7 +42,6 @@ class Context:
     settings: Settings
     conn: sqlite3.Connection | None  # read-only; None: no store yet
     now: datetime
-    root: Path = ROOT
     env: dict[str, str] | None = None
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -267,10 +262,19 @@ def _unit_has_watchdog() -> bool:
 
 
 def runbook(ctx: Context) -> CheckResult:
-    path = ctx.root / "docs" / "RUNBOOK.md"
-    if path.is_file() and path.stat().st_size > 0:
-        return CheckResult("runbook present", True, str(path), "")
-    return CheckResult("runbook present", False, f"{path} is missing", "restore docs/RUNBOOK.md from the release")
+    """The runbook installed with the package (cockpit/RUNBOOK.md, package data): a wheel or a
+    docker install has it too; `cockpit runbook` prints it."""
+    from cockpit.runbook import locate
+
+    found = locate()
+    try:
+        size = len(found.read_bytes()) if found.is_file() else 0
+    except OSError:
+        size = 0
+    if size > 0:
+        return CheckResult("runbook present", True, f"{found} (`cockpit runbook` prints it)", "")
+    return CheckResult("runbook present", False, f"{found} is missing or empty",
+                       "reinstall the cockpit package (the runbook ships in it as cockpit/RUNBOOK.md)")
 
 
 CHECKS: tuple[Check, ...] = (paper_sessions, no_unresolved_break, risk_limits_exercised, pacing, alert_sinks_tested,
