@@ -233,18 +233,38 @@ def _allocation_keys(settings: Settings) -> list[str]:
 
 
 def deadman_and_watchdog(ctx: Context) -> CheckResult:
+    """The dead-man switch on, and a process watchdog that flattens when the engine dies: systemd's
+    (WatchdogSec + OnFailure=cockpit-emergency.service) or `cockpit watchdog` (docker), seen by
+    its fresh heartbeat in this state dir."""
     name = "dead-man and watchdog"
     problems, fixes = [], []
     if not ctx.settings.deadman.enabled:
         problems.append("the dead-man switch is off ([deadman] enabled = false)")
         fixes.append("set [deadman] enabled = true")
     env = ctx.env if ctx.env is not None else dict(os.environ)
-    if not env.get("WATCHDOG_USEC") and not _unit_has_watchdog():
-        problems.append("no systemd watchdog (cockpit.service with WatchdogSec is not installed)")
-        fixes.append("install deploy/systemd/cockpit.service (README: Install as a service)")
+    watchdog = _process_watchdog(ctx)
+    if env.get("WATCHDOG_USEC") or _unit_has_watchdog():
+        found = "systemd's watchdog"
+    elif watchdog is not None:
+        found = watchdog
+    else:
+        problems.append("no process watchdog: neither systemd's (cockpit.service with WatchdogSec is not installed) "
+                        "nor `cockpit watchdog` (no fresh heartbeat in the state dir)")
+        fixes.append("install deploy/systemd/cockpit.service, or in docker run the watchdog service of "
+                     "deploy/docker/compose.yaml (README: Install as a service)")
     if problems:
         return CheckResult(name, False, "; ".join(problems), "; ".join(fixes))
-    return CheckResult(name, True, f"dead-man every {ctx.settings.deadman.interval_seconds} s; watchdog on", "")
+    return CheckResult(name, True, f"dead-man every {ctx.settings.deadman.interval_seconds} s; {found}", "")
+
+
+def _process_watchdog(ctx: Context) -> str | None:
+    """`cockpit watchdog` on this state dir, if its heartbeat is fresh: how it was found."""
+    from cockpit.watchdog.heartbeat import read_status
+
+    status = read_status(ctx.settings.state_dir)
+    if status is None or not status.alive(ctx.now):
+        return None
+    return f"`cockpit watchdog` (pid {status.pid} on {status.host}, heartbeat {status.age(ctx.now):.0f} s ago)"
 
 
 def _unit_has_watchdog() -> bool:

@@ -31,10 +31,10 @@ from core.control.backups import BackupService
 from core.control.deadman import DeadMan
 from core.control.handler import CommandHandler
 from core.control.read_model import EngineSnapshot, ReadModel
-from core.domain.commands import Halt
 from core.data.calendar import ExchangeSession
 from core.data.feeds.base import Feed
 from core.data.feeds.replay import Cursor, ReplayFeed
+from core.domain.commands import Halt
 from core.domain.events import (
     AllocationChanged,
     AllocationsStarted,
