@@ -22,11 +22,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 
+from cockpit.halt_latch import HaltLatch, clear_latch, read_latch
 from cockpit.identity import operator_id
 from cockpit.run_record import RunFile, RunRecord, read_run
 from cockpit.state_lock import StateDirBusy, StateLock
 from cockpit.watchdog.heartbeat import WatchdogStatus, read_status
-from cockpit.watchdog.latch import HaltLatch, clear_latch, read_latch
 from core.config import Settings
 from core.domain.commands import Halt
 

@@ -106,7 +106,7 @@ COVERED: dict[str, list[str]] = {
         "cockpit audit verify",
         "cockpit breaks",
         'cockpit resolve <SYMBOL> accept --reason "<REASON>"',
-        'cockpit halt --reason "<REASON>"',
+        'cockpit resume --reason "<REASON>"',
     ],
     "disk_full": [
         "cockpit backup",
@@ -866,18 +866,22 @@ def test_ibkr_engine_hung_then_dead_then_started_again(clean_env: dict[str, str]
         assert "chain intact" in rb.run("cockpit audit verify").stdout
         assert any(kind == "operator.flatten_direct" for kind, _ in audit_kinds(state))
 
-        # 1, step 6: started again; it reconciles with IB before anything else.
+        # 1, step 5: started again; it reconciles with IB before anything else, halted by the emergency.
+        assert "next start: HALTED" in again
         engine.stop()
         engine = Engine(engine_command("cockpit.service", config, state), env, state, tmp_path / "engine.err")
         # The flatten's fills came from client 99, not the engine's: its book still says 5, IB 0.
         engine.wait(lambda s: s["broker"]["connected"] and [b["symbol"] for b in s["breaks"]] == ["AAPL"],
                     "started again, AAPL a break")
-        assert "BREAKS    AAPL" in rb.run("cockpit status").stdout
+        text = rb.run("cockpit status").stdout
+        assert "BREAKS    AAPL" in text and "trading   HALTED (operator halt by direct-flatten:" in text, text
+        assert "start halted: after the emergency flatten" in text
         assert "engine 5, broker 0" in rb.run("cockpit breaks").stdout
         rb.run('cockpit resolve <SYMBOL> accept --reason "<REASON>"', answer="y", SYMBOL="AAPL",
                REASON="flattened directly at IB")
         engine.wait(lambda s: not s["breaks"] and _qty(s, "AAPL") == 0, "the book flat like IB")
-        assert "HALTED" in rb.run('cockpit halt --reason "<REASON>"', REASON="flattened on purpose").stdout
+        resumed = rb.run('cockpit resume --reason "<REASON>"', REASON="the book agrees with IB").stdout
+        assert "trading ACTIVE (was HALTED)" in resumed, resumed
         rb.done()
     finally:
         if engine is not None:

@@ -34,9 +34,9 @@ import pytest
 
 from brokers.ibsim.state import SimState, load_state
 from cockpit.control.client import ApiRefused, ControlClient, NoEngine
+from cockpit.halt_latch import read_latch
 from cockpit.run_record import read_run
 from cockpit.watchdog.heartbeat import WatchdogStatus, read_status
-from cockpit.watchdog.latch import read_latch
 from tests.conftest import CONFIG, ROOT
 from tests.test_deploy_emergency import DiscordStandIn, discord  # noqa: F401  (the fixture)
 from tests.test_ibkr_sigkill import start_sim

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from cockpit.engine_run import EngineRun
+from cockpit.halt_latch import HaltLatch, read_latch, write_latch
 from cockpit.run_record import RUN_FILE, RunFile, RunRecord, read_run
 from cockpit.state_lock import Probe, StateDirBusy, StateLock
 from cockpit.watchdog.heartbeat import StatusFile, read_status
-from cockpit.watchdog.latch import HaltLatch, read_latch, write_latch
 from cockpit.watchdog.verdict import DIED, HUNG, Watch, follow, on_free_lock, on_held_lock
 from core.config import Settings
 

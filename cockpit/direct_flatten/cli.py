@@ -12,6 +12,7 @@ from collections.abc import Callable
 from cockpit.direct_flatten.alert import Trigger
 from cockpit.direct_flatten.audit_sink import default_actor
 from cockpit.direct_flatten.emergency import emergency_flatten
+from cockpit.direct_flatten.outcome import EXIT_REFUSED
 from cockpit.direct_flatten.plan import NotConfirmed, Plan
 from core.config import Settings
 
@@ -60,6 +61,12 @@ def run_from_cli(args: argparse.Namespace, load_settings: Callable[[], Settings]
     result = asyncio.run(emergency_flatten(settings, actor=actor, out=out, confirm=confirm, client_id=args.client_id,
                                            wait_seconds=args.wait, reason=reason, trigger=trigger,
                                            alert_wanted=lambda: not declined))
+    if settings.broker.kind == "ibkr" and not declined and result.exit_code != EXIT_REFUSED:
+        # After an emergency the next start is halted (the operator resumes): the latch, if no engine runs.
+        from cockpit.halt_latch import latch_next_start
+
+        out(latch_next_start(settings.state_dir, actor, "after the emergency flatten by " + actor
+                             + (f" ({reason})" if reason else "")))
     if result.error:
         raise ControlCliError(result.error, result.exit_code)
     return result.exit_code

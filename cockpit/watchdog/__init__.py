@@ -7,8 +7,8 @@ its control socket for ``[watchdog] hung_seconds``). One module per job:
 
 verdict    died, hung or nothing, from what it sees (pure)
 heartbeat  its own file in the state dir: heartbeat, what it is doing, the runs it handled
-latch      the halt-on-start latch the next engine reads (it comes up halted)
-respond    the response: latch, audit row, the emergency flatten and its alert
+respond    the response: the halt-on-start latch (cockpit/halt_latch.py), audit row, the emergency
+           flatten and its alert
 loop       the polling loop and the status requests
 cli        `cockpit watchdog [--check]`
 """

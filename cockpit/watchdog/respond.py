@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from cockpit.direct_flatten.alert import Trigger, send_alert
 from cockpit.direct_flatten.audit_sink import AuditSink
 from cockpit.direct_flatten.emergency import emergency_flatten
+from cockpit.halt_latch import HaltLatch, write_latch
 from cockpit.run_record import RunRecord
-from cockpit.watchdog.latch import HaltLatch, write_latch
 from cockpit.watchdog.verdict import DIED
 from core.alerts.model import Alert, Severity
 from core.config import Settings
