@@ -129,6 +129,8 @@ class EngineHost:
     async def _stop(self) -> None:
         if self.state == "running":
             self.state = "stopping"
+        if self.run_record is not None:
+            self.run_record.stopping()  # the control socket closes next: the watchdog must not read it as a hang
         self.notifier.stopping(self._status())
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -146,7 +148,7 @@ class EngineHost:
                 self._record_stop(False, "the shutdown failed")
                 raise
             else:
-                reason, failed = self.engine.stop_reason or ("stopped before trading", False)
+                reason, failed = self.engine.read_model.stop_reason()
                 self._record_stop(not failed and self.state != "failed", reason)
             finally:
                 self.notifier.close()

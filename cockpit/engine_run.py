@@ -24,7 +24,7 @@ from types import TracebackType
 
 from cockpit.halt_latch import HaltLatch, clear_latch, read_latch
 from cockpit.identity import operator_id
-from cockpit.run_record import RunFile, RunRecord, read_run
+from cockpit.run_record import RUNNING, RunFile, RunRecord, read_run
 from cockpit.state_lock import StateDirBusy, StateLock
 from cockpit.watchdog.heartbeat import WatchdogStatus, read_status
 from core.config import Settings
@@ -145,6 +145,15 @@ class EngineRun:
     def running(self) -> None:
         assert self.record is not None
         self.record.running()
+
+    def stopping(self) -> None:
+        """The stop begins (a trading run only). Never raises."""
+        if self.record is None or self.record.record.state != RUNNING:
+            return
+        try:
+            self.record.stopping()
+        except OSError as exc:
+            log.error("cannot record the stop's start in %s: %s", self.record.path, exc)
 
     def stopped(self, *, clean: bool, reason: str) -> None:
         """Never raises: the stop goes on whatever happens to this file (a full disk)."""

@@ -1,11 +1,13 @@
 """The engine's run record, ``engine.run`` in the state dir: how the last run went.
 
 Written only by the engine process, while it holds the state lock (one writer): ``starting``
-when it takes the state dir, ``running`` once it trades, ``stopped`` when its shutdown is done,
+when it takes the state dir, ``running`` once it trades, ``stopping`` when its stop begins (its
+control socket closes first: a long shutdown is not a hang), ``stopped`` when its shutdown is done,
 with ``clean`` true for a stop it was asked for (SIGTERM, ``q``, the replay's end) and false
 for a run that failed. A run killed (SIGKILL, OOM, a power cut) stays ``running``: that is what
-the process watchdog (``cockpit watchdog``) reads as an unclean death. A clean stop is the
-record ``stopped``/``clean``; nothing else is.
+the process watchdog (``cockpit watchdog``) reads as an unclean death; so does one killed while
+``stopping`` (a stop that outlasted docker's stop_grace_period). A clean stop is the record
+``stopped``/``clean``; nothing else is.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from cockpit.state_files import read_json, write_json
 
 RUN_FILE = "engine.run"
-STARTING, RUNNING, STOPPED = "starting", "running", "stopped"
+STARTING, RUNNING, STOPPING, STOPPED = "starting", "running", "stopping", "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def read_run(state_dir: Path) -> RunRecord | None:
                            clean=data.get("clean"), reason=str(data.get("reason", "")))
     except (KeyError, TypeError, ValueError):
         return None
-    if record.state not in (STARTING, RUNNING, STOPPED):
+    if record.state not in (STARTING, RUNNING, STOPPING, STOPPED):
         return None
     return record
 
@@ -95,6 +97,9 @@ class RunFile:
 
     def running(self) -> None:
         self._write(state=RUNNING, trading_since=_now())
+
+    def stopping(self) -> None:
+        self._write(state=STOPPING)
 
     def stopped(self, *, clean: bool, reason: str) -> None:
         self._write(state=STOPPED, stopped_at=_now(), clean=clean, reason=reason[:300])

@@ -31,6 +31,7 @@ def rec(state: str = "running", traded: bool = True, clean: bool | None = None, 
     (rec("stopped", traded=False, clean=False), None),  # a refused or failed start
     (rec("running"), DIED),  # SIGKILL, OOM, a power cut
     (rec("stopped", clean=False), DIED),  # a run that failed after trading
+    (rec("stopping"), DIED),  # killed during its stop (docker's stop_grace_period, systemd's TimeoutStopSec)
     (rec("stopped", clean=True), None),  # SIGTERM, q, the replay's end
 ])
 def test_a_free_lock_is_a_death_only_after_trading_without_a_clean_stop(record: RunRecord | None,
@@ -50,6 +51,7 @@ def test_hung_is_silence_for_hung_seconds_since_the_last_answer() -> None:
     assert follow(watch, rec(run="r1")) is watch
     assert follow(watch, rec(run="r2")) is None  # a new run: a new watch
     assert follow(watch, rec("starting", traded=False)) is None  # not trading yet: nothing to judge
+    assert follow(watch, rec("stopping", run="r1")) is None  # its socket closes on purpose: not a hang
 
 
 def test_the_run_record_goes_starting_running_stopped(tmp_path: Path) -> None:
@@ -58,6 +60,8 @@ def test_the_run_record_goes_starting_running_stopped(tmp_path: Path) -> None:
     assert read_run(tmp_path) == f.record and not f.record.traded
     f.running()
     assert read_run(tmp_path).died_trading  # as a SIGKILL would leave it
+    f.stopping()
+    assert read_run(tmp_path).state == "stopping" and read_run(tmp_path).died_trading  # not stopped yet
     f.stopped(clean=True, reason="a stop was requested")
     got = read_run(tmp_path)
     assert got is not None and got.clean_stop and not got.died_trading and got.reason == "a stop was requested"

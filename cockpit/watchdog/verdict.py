@@ -3,7 +3,8 @@
 - The state lock is free and the last run traded without a clean stop, and was not handled
   yet: it DIED (SIGKILL, OOM, a crash, a failed run, a stop that took too long and was killed).
 - The lock is held, the run record says running, and the control socket has not answered for
-  ``hung_seconds``: it is HUNG.
+  ``hung_seconds``: it is HUNG. A run that is ``stopping`` is never hung (its socket is closed
+  on purpose); if its stop outlasts the stop timeout it is killed, and then it DIED.
 A clean stop (SIGTERM, ``q``, the replay's end) is neither; nor is a run that never traded (a
 refused or failed start), nor one already handled.
 """
