@@ -283,7 +283,9 @@ def test_a_quick_restart_waits_for_the_watchdog_then_starts_halted(rig: dict[str
     against the flatten: it finds the last run dead and not handled, and waits for the watchdog."""
     r = rig
     state, tmp = r["state"], r["tmp"]
-    watchdog = start(r, "watchdog")
+    # A slower poll: the SIGSTOP below lands in its sleep, not inside its lock probe (which would keep
+    # the shared lock while stopped: the new engine would then find the state dir busy and exit).
+    watchdog = start(r, "watchdog", env={**r["env"], "COCKPIT_WATCHDOG__POLL_SECONDS": "1"})
     engine = start(r, "engine")
     run = engine_up(r, engine)
     wait_for(lambda: order(state, side="buy", symbol="AAPL", qty="4"), "the AAPL buy accepted")
