@@ -36,7 +36,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv in tmp with the wheel of this tree installed (no deps: those come from this venv's
     site-packages through a .pth line, which does not run this venv's editable-install hooks)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
+    src = tmp / "src"  # what the install copies (README, "Install as a service"); the build writes in here, not in ROOT
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "config.toml"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("core", "brokers", "cockpit"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(src)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
     [wheel] = (tmp / "dist").glob("cockpit-*.whl")

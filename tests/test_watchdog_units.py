@@ -210,3 +210,16 @@ def test_a_start_while_the_watchdog_holds_the_state_dir_waits_then_takes_it(tmp_
     with pytest.raises(StateDirBusy), StateLock(tmp_path), \
             EngineRun(settings(tmp_path), monotonic=clock.monotonic, sleep=clock.sleep):
         pass  # another engine, not the watchdog: busy as ever
+
+
+def test_the_state_files_are_names_no_config_path_may_take() -> None:
+    from cockpit.halt_latch import LATCH_FILE
+    from cockpit.watchdog.heartbeat import STATUS_FILE
+    from core.common.input_checks import RESERVED_STATE_NAMES
+    from core.config import ConfigError, load_config
+    from tests.conftest import CONFIG
+
+    assert {RUN_FILE, STATUS_FILE, LATCH_FILE} <= RESERVED_STATE_NAMES
+    for name in (RUN_FILE, STATUS_FILE, LATCH_FILE):
+        with pytest.raises(ConfigError, match="one of the engine's own files"):
+            load_config(CONFIG, overrides={"api": {"socket": name}})
