@@ -37,8 +37,10 @@ WAIT_POLL = 0.2  # seconds between two looks at the watchdog's file while waitin
 
 class EngineRun:
     def __init__(self, settings: Settings, *, start_halted: bool = False,
-                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 say: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self._say = say  # where a wait is told besides the log (the cockpit app: its terminal, before it draws)
         self.state_dir = settings.state_dir
         self.flag = start_halted
         self._monotonic = monotonic
@@ -79,6 +81,8 @@ class EngineRun:
             if key not in said:
                 said.add(key)
                 log.warning("%s", message)
+                if self._say is not None:
+                    self._say(message)
 
         while True:
             lock = StateLock(self.state_dir)

@@ -172,3 +172,7 @@ async def test_the_cockpit_starts_halted_and_its_key_resumes(tmp_path: Path, cle
             await pilot.press("y")
             await app.workers.wait_for_complete()
     assert app.return_value == 0
+    from cockpit.run_record import read_run
+
+    record = read_run(tmp_path)  # `q` is a clean stop: the watchdog leaves it alone
+    assert record is not None and record.clean_stop and record.traded, record

@@ -18,7 +18,7 @@ def run_tui(settings: Settings, override_preflight: str | None = None, start_hal
     setup_from_settings(lcfg, settings.state_dir, stderr=False)
     alerts = AlertBuffer()
     engine = build_engine(settings)
-    with EngineRun(settings, start_halted=start_halted) as run:
+    with EngineRun(settings, start_halted=start_halted, say=lambda m: print(f"cockpit: {m}", file=sys.stderr)) as run:
         app = CockpitApp(engine, alerts, settings.keys)
         app.host.override_preflight = override_preflight
         app.host.run_record = run
