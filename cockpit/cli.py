@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start a LIVE account although `cockpit preflight` fails (audited with REASON)")
     parser.add_argument("--speed", type=_speed, metavar="X",
                         help="replay pace: simulated seconds per wall second, or 'max'")
+    parser.add_argument("--start-halted", action="store_true", default=None,
+                        help="come up reconciled with the feeds on but trading HALTED (audited); `cockpit resume` trades")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the engine (same as no command)")
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--override-preflight", metavar="REASON", type=_reason, default=argparse.SUPPRESS,
                      help="start a LIVE account although `cockpit preflight` fails (audited)")
     run.add_argument("--speed", type=_speed, metavar="X", default=argparse.SUPPRESS, help="replay pace")
+    run.add_argument("--start-halted", action="store_true", default=argparse.SUPPRESS,
+                     help="come up with trading HALTED (audited)")
 
     for name, helptext in (
         ("positions", "open positions with average cost and P&L"),
@@ -117,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("ib-sim", help="run the IB Gateway simulator (rehearse IBKR mode without an account)",
                          add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="--port PORT [--state FILE] (see ib-sim --help)")
+
+    from cockpit.watchdog.cli import add_watchdog_parser
+
+    add_watchdog_parser(sub, lambda p: _common(p, suppress=True))
+    book = sub.add_parser("runbook", help="print the runbook (what to do when something is wrong), as installed")
+    book.add_argument("--path", action="store_true", help="print where the installed runbook is instead")
+    _common(book, suppress=True)
 
     paper = sub.add_parser("paper", help="the paper broker's account")
     paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
@@ -187,6 +198,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if command == "paper":
         return _paper_reset(args)
+    if command == "watchdog":
+        from cockpit.watchdog.cli import run_watchdog
+
+        return run_watchdog(args, _settings(args))
+    if command == "runbook":  # no config needed: it reads the package
+        from cockpit.runbook import run_runbook
+
+        return run_runbook(args)
     if command == "alerts":
         from cockpit.alerts.cli import AlertsCliError, run_alerts
         from cockpit.wiring import db_path
@@ -315,8 +334,9 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = {"feed": {"speed": args.speed}} if getattr(args, "speed", None) is not None else None
     settings = _settings(args, overrides)
+    start_halted = bool(getattr(args, "start_halted", False))
     if not getattr(args, "no_ui", False) and sys.stdout.isatty() and sys.stdin.isatty():
-        return _run_tui(settings, args.override_preflight)
+        return _run_tui(settings, args.override_preflight, start_halted)
     lcfg = settings.logging
     try:
         setup_from_settings(lcfg, settings.state_dir)
@@ -329,7 +349,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import asyncio
 
-        return asyncio.run(run_headless(settings, args.override_preflight))
+        return asyncio.run(run_headless(settings, args.override_preflight, start_halted))
     except (ConfigError, BarFileError) as exc:
         raise _refused(exc) from None
     except StateDirBusy as exc:
@@ -359,7 +379,7 @@ def _refused(exc: Exception) -> CliError:
     return CliError(f"{word}: {' '.join(str(exc).split())}", EXIT_USAGE)
 
 
-def _run_tui(settings: Any, override_preflight: str | None = None) -> int:
+def _run_tui(settings: Any, override_preflight: str | None = None, start_halted: bool = False) -> int:
     from cockpit.state_lock import StateDirBusy
     from cockpit.tui.run import run_tui
     from core.config import ConfigError
@@ -368,7 +388,7 @@ def _run_tui(settings: Any, override_preflight: str | None = None) -> int:
     from core.persistence.store import MigrationRefused
 
     try:
-        return run_tui(settings, override_preflight)
+        return run_tui(settings, override_preflight, start_halted)
     except (ConfigError, BarFileError) as exc:
         raise _refused(exc) from None
     except (StateDirBusy, DiskFull, MigrationRefused) as exc:

@@ -16,11 +16,15 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from cockpit.control.server import ControlServer
 from cockpit.gc_policy import freeze_startup_objects
 from cockpit.systemd_notify import Notifier
 from core.kernel.engine import Engine
+
+if TYPE_CHECKING:
+    from cockpit.engine_run import EngineRun
 
 log = logging.getLogger("cockpit.host")
 
@@ -41,6 +45,8 @@ class EngineHost:
         self._stop_task: asyncio.Task[None] | None = None
         self._signals: list[signal.Signals] = []
         self.override_preflight: str | None = None  # `--override-preflight REASON`: a live start despite a FAIL
+        # The state dir's run (cockpit/engine_run.py): the run record the watchdog reads, the halt to start with.
+        self.run_record: EngineRun | None = None
         self.notifier = Notifier.from_env()  # systemd: READY, WATCHDOG, STATUS, STOPPING (nothing otherwise)
         self._watchdog: asyncio.Task[None] | None = None
 
@@ -50,11 +56,16 @@ class EngineHost:
         self._running = True
         try:
             self.control.prepare()  # a TCP port in use refuses before the engine opens anything
-            await self.engine.start()
+            run = self.run_record
+            await self.engine.start(halt=run.halt() if run is not None else None)
+            if run is not None:
+                run.started()
             self._live_guard()
             await self.control.start()
             freeze_startup_objects()
             self.state = "running"
+            if run is not None:
+                run.running()  # from now on a death without a clean stop is the watchdog's to answer
             self.notifier.ready(self._status())
             self._watchdog = asyncio.ensure_future(self.notifier.watchdog(self._status))
             finished = await self.engine.run()
@@ -118,6 +129,8 @@ class EngineHost:
     async def _stop(self) -> None:
         if self.state == "running":
             self.state = "stopping"
+        if self.run_record is not None:
+            self.run_record.stopping()  # the control socket closes next: the watchdog must not read it as a hang
         self.notifier.stopping(self._status())
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -131,8 +144,19 @@ class EngineHost:
         finally:
             try:
                 await self.engine.shutdown()
+            except BaseException:
+                self._record_stop(False, "the shutdown failed")
+                raise
+            else:
+                reason, failed = self.engine.read_model.stop_reason()
+                self._record_stop(not failed and self.state != "failed", reason)
             finally:
                 self.notifier.close()
+
+    def _record_stop(self, clean: bool, reason: str) -> None:
+        """How the run ended, in the run record: a clean stop (asked for, flushed) or not."""
+        if self.run_record is not None:
+            self.run_record.stopped(clean=clean, reason=reason)
 
     # ---- signals -------------------------------------------------------------------
 

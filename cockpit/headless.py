@@ -7,7 +7,7 @@ import logging
 import signal
 
 from cockpit.engine_host import EngineHost
-from cockpit.state_lock import StateLock
+from cockpit.engine_run import EngineRun
 from cockpit.wiring import build_engine
 from core.config import Settings
 from core.domain.text import money
@@ -17,12 +17,13 @@ log = logging.getLogger("cockpit.headless")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def run_headless(settings: Settings, override_preflight: str | None = None) -> int:
+async def run_headless(settings: Settings, override_preflight: str | None = None, start_halted: bool = False) -> int:
     """Run to the end of the replay; return the process exit code."""
     host = EngineHost(build_engine(settings))
     host.override_preflight = override_preflight
     engine = host.engine
-    with StateLock(settings.state_dir):
+    with EngineRun(settings, start_halted=start_halted) as run:
+        host.run_record = run
         loop = asyncio.get_running_loop()
 
         def on_signal(sig: signal.Signals) -> None:

@@ -50,9 +50,9 @@ def compose() -> dict:
 
 def test_compose_names_only_services_volumes_ports_and_files_that_exist() -> None:
     c = compose()
-    assert set(c) <= {"name", "services", "volumes", "networks"}
+    assert set(c) <= {"name", "services", "volumes", "networks", "x-cockpit"}
     services = c["services"]
-    assert set(services) == {"ib-gateway", "cockpit"}
+    assert set(services) == {"ib-gateway", "cockpit", "watchdog"}
     declared = set(c.get("volumes") or {})
     used: set[str] = set()
     for name, svc in services.items():
@@ -74,9 +74,10 @@ def test_compose_names_only_services_volumes_ports_and_files_that_exist() -> Non
             assert name == "ib-gateway" and int(container_port) in GATEWAY_API_PORTS.values(), port
             assert int(host_port) == int(container_port) - 2  # 4001 live / 4002 paper, the gateway's own numbers
     assert used == declared, f"volumes used {sorted(used)} but declared {sorted(declared)}"
-    build = services["cockpit"]["build"]
-    context = (DOCKER / build["context"]).resolve()
-    assert context == ROOT and (context / build["dockerfile"]).resolve() == DOCKER / "Dockerfile"
+    for name in ("cockpit", "watchdog"):
+        build = services[name]["build"]
+        context = (DOCKER / build["context"]).resolve()
+        assert context == ROOT and (context / build["dockerfile"]).resolve() == DOCKER / "Dockerfile"
     assert services["ib-gateway"]["image"].startswith(GATEWAY_IMAGE + ":")
     assert services["cockpit"]["stop_grace_period"] == "60s"  # as TimeoutStopSec in cockpit.service
 
@@ -196,3 +197,24 @@ def test_readme_install_section_is_the_files_commands() -> None:
             made.add(words[-1])
     ops = [c for c in commands if "/opt/cockpit/venv/bin/cockpit" in c]
     assert ops and all(f"--config {CONFIG_PATH} --state-dir {STATE_DIR}" in c for c in ops), ops
+
+
+def test_the_watchdog_service_watches_the_engines_state_with_the_engines_settings() -> None:
+    """Docker's stand-in for OnFailure=: the same image, secrets, gateway address, config and state
+    volume as the engine (one YAML anchor, so they cannot drift: a live port set for one is set for
+    both), `cockpit watchdog` as its command, its heartbeat as its health check, and the engine
+    started only once the watchdog is healthy (preflight's watchdog check reads that heartbeat)."""
+    services = compose()["services"]
+    engine, watchdog = services["cockpit"], services["watchdog"]
+    for key in ("image", "build", "env_file", "environment", "volumes", "init"):
+        assert watchdog[key] == engine[key], key
+    assert watchdog["restart"] == engine["restart"] == "unless-stopped"
+    assert watchdog["command"] == [COCKPIT_BIN, "watchdog", "--config", CONFIG_PATH, "--state-dir", STATE_DIR]
+    assert watchdog["healthcheck"]["test"] == ["CMD", COCKPIT_BIN, "watchdog", "--check", "--config", CONFIG_PATH,
+                                               "--state-dir", STATE_DIR]
+    assert engine["depends_on"]["watchdog"] == {"condition": "service_healthy"}
+    assert "ib-gateway" in watchdog["depends_on"]  # its flatten goes to the gateway
+    # Its stop grace outlasts a flatten in progress (two waits of [watchdog] wait_seconds).
+    settings = load_config(DOCKER / "config.toml", state_dir=Path(STATE_DIR))
+    assert int(watchdog["stop_grace_period"].removesuffix("s")) > 2 * settings.watchdog.wait_seconds
+    assert settings.watchdog.client_id != settings.ibkr.client_id  # a hung engine's session is no obstacle (IB 326)

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from brokers.ibsim.state import SimState, load_state
-from cockpit.control.client import ApiRefused, ControlClient
+from cockpit.control.client import ApiRefused, ControlClient, NoEngine
+from cockpit.halt_latch import read_latch
 from tests.conftest import ROOT
 from tests.deploy_files import exec_start, healthcheck, rendered
 from tests.test_ibkr_sigkill import ready, start_sim, until
@@ -167,6 +168,20 @@ def test_emergency_unit_flattens_the_account_and_alerts_with_the_engine_sigkille
             db.close()
         assert stored == [("flatten.direct", "discord", "sent"), ("flatten.direct", "log", "sent")]
         assert reason is not None and "cockpit.service failed (watchdog, killed KILL)" in reason[0]
+
+        # The operator's `systemctl start cockpit` afterwards: reconciled, but halted by the emergency.
+        assert "next start: HALTED" in done.stdout
+        latch = read_latch(state)
+        assert latch is not None and latch.actor.startswith("direct-flatten:")
+        with (tmp_path / "engine.err").open("a") as err:
+            engine = subprocess.Popen([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(config)], env=env,
+                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        until(lambda: engine.poll() is not None or _status(api) is not None, 30, "the engine started again")
+        s = _status(api)
+        assert s is not None and s["trading_state"] == "HALTED", (tmp_path / "engine.err").read_text()[-2000:]
+        assert s["trading_reason"].startswith("operator halt by direct-flatten:") and "emergency flatten" in \
+            s["trading_reason"]
+        assert read_latch(state) is None
     finally:
         api.__exit__(None, None, None)
         if engine is not None and engine.poll() is None:
@@ -180,3 +195,11 @@ def test_emergency_unit_flattens_the_account_and_alerts_with_the_engine_sigkille
         for pipe in (sim.stdout, sim.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _status(api: ControlClient) -> dict | None:
+    try:
+        return api.get("/status")
+    except NoEngine:
+        return None
+

@@ -1,4 +1,5 @@
-"""docs/RUNBOOK.md, exercised: every command of its ```sh blocks runs here, exactly as written,
+"""The runbook (cockpit/RUNBOOK.md, shipped in the package; docs/RUNBOOK.md links to it), exercised:
+every command of its ```sh blocks runs here, exactly as written,
 in a scenario made of real parts, or (where this box has no systemd and no docker daemon) is
 checked against what deploy/ ships.
 
@@ -61,7 +62,7 @@ from tests.deploy_files import COCKPIT_BIN, CONFIG_PATH, DOCKER, STATE_DIR, SYST
 from tests.test_ibkr_cli import LISTENING
 from tests.test_ibkr_wiring import ibkr_config
 
-RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
+RUNBOOK = ROOT / "cockpit" / "RUNBOOK.md"  # the package data; docs/RUNBOOK.md is a link to it
 COMPOSE_FILE = "deploy/docker/compose.yaml"
 PLACEHOLDERS = ("SYMBOL", "NAME", "REASON")
 RUN = ("cockpit", "kill", "df", "du", "rm")
@@ -71,6 +72,7 @@ HUNG_CLIENT_ID = "99"  # the runbook's --client-id for a direct flatten next to 
 #: Which scenario runs which runbook line (exactly as the runbook writes it).
 COVERED: dict[str, list[str]] = {
     "paper": [
+        "cockpit runbook",
         "cockpit status",
         "cockpit reconcile",
         "cockpit breaks",
@@ -104,7 +106,7 @@ COVERED: dict[str, list[str]] = {
         "cockpit audit verify",
         "cockpit breaks",
         'cockpit resolve <SYMBOL> accept --reason "<REASON>"',
-        'cockpit halt --reason "<REASON>"',
+        'cockpit resume --reason "<REASON>"',
     ],
     "disk_full": [
         "cockpit backup",
@@ -266,7 +268,7 @@ class Runbook:
         """``line`` with ``values`` for its placeholders; ``answer`` is typed at its prompt. A
         `cockpit` line runs in this process (``child``: through bash, as a child process);
         every other line through bash."""
-        assert line in self.lines, f"not (any more) a command of docs/RUNBOOK.md: {line}"
+        assert line in self.lines, f"not (any more) a command of the runbook: {line}"
         assert line in self.declared, f"scenario {self.scenario} runs {line!r} but COVERED does not say so"
         text = self.render(line, values)
         if words(line)[0] == "cockpit" and not (child or ALL_CHILDREN):
@@ -644,7 +646,7 @@ def test_the_readme_points_to_the_runbook() -> None:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("### Emergency: the engine is dead or hung")
     section = readme[start:readme.index("\n## ", start)]
-    assert "docs/RUNBOOK.md" in section
+    assert "cockpit/RUNBOOK.md" in section and "`cockpit runbook`" in section
 
 
 # ---- scenario: a paper engine ----------------------------------------------------------------
@@ -668,6 +670,7 @@ def _qty(s: dict[str, Any], symbol: str) -> float:
 
 def test_paper_engine_break_flatten_backup_stop_restore_preflight(paper: tuple[Runbook, Engine]) -> None:
     rb, engine = paper
+    assert rb.run("cockpit runbook").stdout == runbook_text()  # the installed runbook, this very text
     assert "trading   ACTIVE" in rb.run("cockpit status", child=True).stdout  # the alias, in bash, a child
     for name in ("sma_cross", "rsi_reversion"):  # the book moves only by what this test does
         engine.api.post(f"/strategies/{name}", enabled=False)
@@ -863,18 +866,22 @@ def test_ibkr_engine_hung_then_dead_then_started_again(clean_env: dict[str, str]
         assert "chain intact" in rb.run("cockpit audit verify").stdout
         assert any(kind == "operator.flatten_direct" for kind, _ in audit_kinds(state))
 
-        # 1, step 6: started again; it reconciles with IB before anything else.
+        # 1, step 5: started again; it reconciles with IB before anything else, halted by the emergency.
+        assert "next start: HALTED" in again
         engine.stop()
         engine = Engine(engine_command("cockpit.service", config, state), env, state, tmp_path / "engine.err")
         # The flatten's fills came from client 99, not the engine's: its book still says 5, IB 0.
         engine.wait(lambda s: s["broker"]["connected"] and [b["symbol"] for b in s["breaks"]] == ["AAPL"],
                     "started again, AAPL a break")
-        assert "BREAKS    AAPL" in rb.run("cockpit status").stdout
+        text = rb.run("cockpit status").stdout
+        assert "BREAKS    AAPL" in text and "trading   HALTED (operator halt by direct-flatten:" in text, text
+        assert "start halted: after the emergency flatten" in text
         assert "engine 5, broker 0" in rb.run("cockpit breaks").stdout
         rb.run('cockpit resolve <SYMBOL> accept --reason "<REASON>"', answer="y", SYMBOL="AAPL",
                REASON="flattened directly at IB")
         engine.wait(lambda s: not s["breaks"] and _qty(s, "AAPL") == 0, "the book flat like IB")
-        assert "HALTED" in rb.run('cockpit halt --reason "<REASON>"', REASON="flattened on purpose").stdout
+        resumed = rb.run('cockpit resume --reason "<REASON>"', REASON="the book agrees with IB").stdout
+        assert "trading ACTIVE (was HALTED)" in resumed, resumed
         rb.done()
     finally:
         if engine is not None:

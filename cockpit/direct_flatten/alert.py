@@ -15,6 +15,7 @@ systemd hands an ``OnFailure=`` unit the failed unit's name and result (``$MONIT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import socket
@@ -116,15 +117,31 @@ def build_alert(result: DirectFlattenResult, settings: Settings, *, at: datetime
 
 async def announce(result: DirectFlattenResult, settings: Settings, out: Callable[[str], None], *, actor: str,
                    trigger: Trigger | None, sinks: Sequence[Sink] | None = None,
-                   clock: Clock | None = None) -> list[Delivery]:
+                   clock: Clock | None = None, lock_held: bool = False) -> list[Delivery]:
     """Send the flatten's alert through every sink whose route takes it; say each outcome in one line.
 
     ``sinks``: the config's (``make_sinks``) unless given; ``clock``: wall time unless given (the
-    tries' timeouts and waits). Never raises: the flatten is done.
+    tries' timeouts and waits); ``lock_held``: the caller holds the state lock (the record is
+    written under it). Never raises: the flatten is done.
     """
     clock = clock or LiveClock()
     try:
         alert = build_alert(result, settings, at=clock.now(), actor=actor, trigger=trigger)
+    except Exception as exc:  # a bug here must not turn a finished flatten into a traceback
+        log.exception("building the direct flatten's alert failed")
+        out(f"alert: NOT sent: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        return []
+    return await send_alert(alert, settings, out, sinks=sinks, clock=clock, lock_held=lock_held)
+
+
+async def send_alert(alert: Alert, settings: Settings, out: Callable[[str], None], *,
+                     sinks: Sequence[Sink] | None = None, clock: Clock | None = None,
+                     lock_held: bool = False) -> list[Delivery]:
+    """One alert, from a process without the engine's router (the emergency flatten, the watchdog),
+    through every configured sink whose route takes it, at most ``MAX_TRIES`` each; then recorded
+    in the store when it can be. Never raises."""
+    clock = clock or LiveClock()
+    try:
         if sinks is None:
             from cockpit.alerts.factory import make_sinks
 
@@ -141,7 +158,7 @@ async def announce(result: DirectFlattenResult, settings: Settings, out: Callabl
         if Route(settings.alerts.routes.get(sink.name)).accepts(alert):
             routed.append(sink)
         else:
-            out(f"alert: {sink.name}: not sent ([alerts.routes.{sink.name}] leaves {KIND} out)")
+            out(f"alert: {sink.name}: not sent ([alerts.routes.{sink.name}] leaves {alert.kind} out)")
     try:
         deliveries = list(await asyncio.gather(*(_deliver(s, alert, settings, clock) for s in routed)))
     finally:
@@ -153,7 +170,7 @@ async def announce(result: DirectFlattenResult, settings: Settings, out: Callabl
     for d in deliveries:
         out(f"alert: {d.sink}: delivered" if d.delivered else
             f"alert: {d.sink}: NOT delivered after {d.tries} tries: {d.reason}")
-    await _record(alert, deliveries, settings, clock, out)
+    await _record(alert, deliveries, settings, clock, out, lock_held)
     return deliveries
 
 
@@ -181,7 +198,7 @@ async def _deliver(sink: Sink, alert: Alert, settings: Settings, clock: Clock) -
 
 
 async def _record(alert: Alert, deliveries: Sequence[Delivery], settings: Settings, clock: Clock,
-                  out: Callable[[str], None]) -> None:
+                  out: Callable[[str], None], lock_held: bool = False) -> None:
     """The alert and its deliveries in the store, if it exists and no engine holds the state dir."""
     from cockpit.state_lock import StateDirBusy, StateLock
     from core.alerts import records
@@ -191,7 +208,7 @@ async def _record(alert: Alert, deliveries: Sequence[Delivery], settings: Settin
     if not db.exists():
         return
     try:
-        with StateLock(settings.state_dir):
+        with contextlib.nullcontext() if lock_held else StateLock(settings.state_dir):
             store = Store(db)
             await store.open()
             try:

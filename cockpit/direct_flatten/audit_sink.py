@@ -41,10 +41,12 @@ def default_actor() -> str:
 class AuditSink:
     """Rows in the engine's audit log, if the store exists and no engine holds the state dir."""
 
-    def __init__(self, state_dir: Path, actor: str, out: Callable[[str], None]) -> None:
+    def __init__(self, state_dir: Path, actor: str, out: Callable[[str], None], *,
+                 lock_held: bool = False) -> None:
         self.state_dir = state_dir
         self.actor = actor
         self.out = out
+        self._held = lock_held  # the caller holds the state lock already (the watchdog): never take or release it
         self.status = ""  # the last thing said about the audit trail (shown in the result)
         self.rows = 0
         self._lock: StateLock | None = None
@@ -62,17 +64,18 @@ class AuditSink:
         if not db.exists():
             self._say(f"audit: no state store at {db}: no audit rows written")
             return
-        lock = StateLock(self.state_dir)
-        try:
-            lock.__enter__()
-        except StateDirBusy:
-            self._say(f"audit: NOT written: an engine holds the state dir {self.state_dir} (alive but hung?); "
-                      "its store was left alone")
-            return
-        except OSError as exc:
-            self._say(f"audit: NOT written: cannot take the state lock in {self.state_dir}: {exc}")
-            return
-        self._lock = lock
+        if not self._held:
+            lock = StateLock(self.state_dir)
+            try:
+                lock.__enter__()
+            except StateDirBusy:
+                self._say(f"audit: NOT written: an engine holds the state dir {self.state_dir} (alive but hung?); "
+                          "its store was left alone")
+                return
+            except OSError as exc:
+                self._say(f"audit: NOT written: cannot take the state lock in {self.state_dir}: {exc}")
+                return
+            self._lock = lock
         store = Store(db, copy_checks=(copy_problems,))  # a pre-migration backup checks the chain too
         try:
             await store.open()
@@ -117,6 +120,10 @@ class AuditSink:
              symbols: Mapping[str, str]) -> None:
         self._record(FLATTEN_DONE, subject=ORDER_PREFIX, flat=flat, still_open=[c.name for c in still_open],
                      final_positions=dict(final_positions), symbols=dict(symbols))
+
+    def record(self, kind: str, **detail: Any) -> None:
+        """A row of another kind (the watchdog's verdict on a run), with this sink's actor."""
+        self._record(kind, **detail)
 
     def _record(self, kind: str, **detail: Any) -> None:
         if self._log is not None:

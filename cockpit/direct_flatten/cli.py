@@ -9,11 +9,11 @@ import os
 import sys
 from collections.abc import Callable
 
-from cockpit.direct_flatten.alert import Trigger, announce
+from cockpit.direct_flatten.alert import Trigger
 from cockpit.direct_flatten.audit_sink import default_actor
-from cockpit.direct_flatten.outcome import EXIT_FAIL, DirectFlattenResult
+from cockpit.direct_flatten.emergency import emergency_flatten
+from cockpit.direct_flatten.outcome import EXIT_REFUSED
 from cockpit.direct_flatten.plan import NotConfirmed, Plan
-from cockpit.direct_flatten.run import flatten_direct
 from core.config import Settings
 
 log = logging.getLogger("cockpit.direct_flatten")
@@ -58,22 +58,15 @@ def run_from_cli(args: argparse.Namespace, load_settings: Callable[[], Settings]
     reason = args.reason or (trigger.line() if trigger is not None else None)
     actor = default_actor()
 
-    async def flatten_then_alert() -> DirectFlattenResult:
-        try:
-            result = await flatten_direct(settings, client_id=args.client_id, confirm=confirm, out=out,
-                                          wait_seconds=args.wait, reason=reason, actor=actor)
-        except Exception as exc:  # an emergency command that breaks must still say so, in one line and an alert
-            log.exception("the direct flatten failed")
-            result = DirectFlattenResult(EXIT_FAIL, error=(
-                f"the direct flatten failed: {type(exc).__name__}: {exc} (traceback in the log file under "
-                f"{settings.state_dir}); check IB Gateway in TWS or run the command again"))
-        # The alert comes after the flatten, never in its way. The paper broker has nothing outside
-        # the engine to flatten: its refusal is only a usage error.
-        if settings.broker.kind == "ibkr" and not declined:
-            await announce(result, settings, out, actor=actor, trigger=trigger)
-        return result
+    result = asyncio.run(emergency_flatten(settings, actor=actor, out=out, confirm=confirm, client_id=args.client_id,
+                                           wait_seconds=args.wait, reason=reason, trigger=trigger,
+                                           alert_wanted=lambda: not declined))
+    if settings.broker.kind == "ibkr" and not declined and result.exit_code != EXIT_REFUSED:
+        # After an emergency the next start is halted (the operator resumes): the latch, if no engine runs.
+        from cockpit.halt_latch import latch_next_start
 
-    result = asyncio.run(flatten_then_alert())
+        out(latch_next_start(settings.state_dir, actor, "after the emergency flatten by " + actor
+                             + (f" ({reason})" if reason else "")))
     if result.error:
         raise ControlCliError(result.error, result.exit_code)
     return result.exit_code

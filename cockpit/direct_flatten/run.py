@@ -48,7 +48,7 @@ POLL_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5)  # re-asking IB for open orders: quic
 async def flatten_direct(settings: Settings, *, client_id: int | None = None,
                          confirm: Callable[[Plan], bool], out: Callable[[str], None],
                          wait_seconds: float = 30.0, reason: str | None = None,
-                         actor: str | None = None) -> DirectFlattenResult:
+                         actor: str | None = None, lock_held: bool = False) -> DirectFlattenResult:
     """Cancel every order and close every position at IB Gateway, with no engine.
 
     1. reads every client's open orders (``reqAllOpenOrders``) and the account's positions;
@@ -61,7 +61,9 @@ async def flatten_direct(settings: Settings, *, client_id: int | None = None,
        prints the outcome per symbol and the final positions, and disconnects.
 
     Exit code: 0 when IB shows no open order and no position at the end, 1 otherwise, 2 when
-    refused (no confirmation, or the config's broker is not IBKR).
+    refused (no confirmation, or the config's broker is not IBKR). ``lock_held``: the caller
+    holds the state lock (the watchdog, so that no engine starts meanwhile): the audit rows
+    are written under it.
     """
     if settings.broker.kind != "ibkr":
         return DirectFlattenResult(EXIT_REFUSED, error=(
@@ -79,8 +81,8 @@ async def flatten_direct(settings: Settings, *, client_id: int | None = None,
     where = f"IB Gateway {cfg.host}:{cfg.port} as client {cfg.client_id}"
 
     clock = LiveClock()
-    run = _Run(settings, cfg, out, wait_seconds, AuditSink(settings.state_dir, actor or default_actor(), out),
-               reason, clock)
+    audit = AuditSink(settings.state_dir, actor or default_actor(), out, lock_held=lock_held)
+    run = _Run(settings, cfg, out, wait_seconds, audit, reason, clock)
     broker = IbkrBroker(cfg, clock)
     broker.set_report_handler(run.on_report)
     run.broker = broker

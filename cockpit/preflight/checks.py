@@ -15,13 +15,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from core.config import RiskConfig, Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 
 #: The checks of the risk gate, each named by the limit its refusal quotes.
 RISK_CHECKS = tuple(k for k in RiskConfig.model_fields if k not in ("daily_loss_action", "allowed_symbols"))
@@ -46,7 +42,6 @@ class Context:
     settings: Settings
     conn: sqlite3.Connection | None  # read-only; None: no store yet
     now: datetime
-    root: Path = ROOT
     env: dict[str, str] | None = None
 
     def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -238,18 +233,38 @@ def _allocation_keys(settings: Settings) -> list[str]:
 
 
 def deadman_and_watchdog(ctx: Context) -> CheckResult:
+    """The dead-man switch on, and a process watchdog that flattens when the engine dies: systemd's
+    (WatchdogSec + OnFailure=cockpit-emergency.service) or `cockpit watchdog` (docker), seen by
+    its fresh heartbeat in this state dir."""
     name = "dead-man and watchdog"
     problems, fixes = [], []
     if not ctx.settings.deadman.enabled:
         problems.append("the dead-man switch is off ([deadman] enabled = false)")
         fixes.append("set [deadman] enabled = true")
     env = ctx.env if ctx.env is not None else dict(os.environ)
-    if not env.get("WATCHDOG_USEC") and not _unit_has_watchdog():
-        problems.append("no systemd watchdog (cockpit.service with WatchdogSec is not installed)")
-        fixes.append("install deploy/systemd/cockpit.service (README: Install as a service)")
+    watchdog = _process_watchdog(ctx)
+    if env.get("WATCHDOG_USEC") or _unit_has_watchdog():
+        found = "systemd's watchdog"
+    elif watchdog is not None:
+        found = watchdog
+    else:
+        problems.append("no process watchdog: neither systemd's (cockpit.service with WatchdogSec is not installed) "
+                        "nor `cockpit watchdog` (no fresh heartbeat in the state dir)")
+        fixes.append("install deploy/systemd/cockpit.service, or in docker run the watchdog service of "
+                     "deploy/docker/compose.yaml (README: Install as a service)")
     if problems:
         return CheckResult(name, False, "; ".join(problems), "; ".join(fixes))
-    return CheckResult(name, True, f"dead-man every {ctx.settings.deadman.interval_seconds} s; watchdog on", "")
+    return CheckResult(name, True, f"dead-man every {ctx.settings.deadman.interval_seconds} s; {found}", "")
+
+
+def _process_watchdog(ctx: Context) -> str | None:
+    """`cockpit watchdog` on this state dir, if its heartbeat is fresh: how it was found."""
+    from cockpit.watchdog.heartbeat import read_status
+
+    status = read_status(ctx.settings.state_dir)
+    if status is None or not status.alive(ctx.now):
+        return None
+    return f"`cockpit watchdog` (pid {status.pid} on {status.host}, heartbeat {status.age(ctx.now):.0f} s ago)"
 
 
 def _unit_has_watchdog() -> bool:
@@ -267,10 +282,19 @@ def _unit_has_watchdog() -> bool:
 
 
 def runbook(ctx: Context) -> CheckResult:
-    path = ctx.root / "docs" / "RUNBOOK.md"
-    if path.is_file() and path.stat().st_size > 0:
-        return CheckResult("runbook present", True, str(path), "")
-    return CheckResult("runbook present", False, f"{path} is missing", "restore docs/RUNBOOK.md from the release")
+    """The runbook installed with the package (cockpit/RUNBOOK.md, package data): a wheel or a
+    docker install has it too; `cockpit runbook` prints it."""
+    from cockpit.runbook import locate
+
+    found = locate()
+    try:
+        size = len(found.read_bytes()) if found.is_file() else 0
+    except OSError:
+        size = 0
+    if size > 0:
+        return CheckResult("runbook present", True, f"{found} (`cockpit runbook` prints it)", "")
+    return CheckResult("runbook present", False, f"{found} is missing or empty",
+                       "reinstall the cockpit package (the runbook ships in it as cockpit/RUNBOOK.md)")
 
 
 CHECKS: tuple[Check, ...] = (paper_sessions, no_unresolved_break, risk_limits_exercised, pacing, alert_sinks_tested,

@@ -345,6 +345,25 @@ def _backup_failed(e: ev.BackupFailed, at: datetime, _book: BookLookup | None) -
                    (("reason", e.reason), ("by", e.actor), ("error", e.error)))]
 
 
+def _preflight(e: ev.PreflightDecided, at: datetime, _book: BookLookup | None) -> list[Alert]:
+    """A LIVE account's start against the go-live check: a refusal and an override are critical
+    (someone must know, away from the screen); a pass is in the audit trail only."""
+    failing = ", ".join(e.failing) or "none"
+    if e.outcome == "refused":
+        return [_alert("preflight.refused", "preflight.refused", Severity.CRITICAL,
+                       "LIVE start REFUSED: the go-live check fails",
+                       f"a LIVE account did not start: the go-live check fails ({failing}); fix them (`cockpit "
+                       "preflight` lists each fix) or start with --override-preflight REASON (audited)", at,
+                       (("failing", failing),))]
+    if e.outcome == "override":
+        return [_alert("preflight.override", f"preflight.override:{e.actor}", Severity.CRITICAL,
+                       "LIVE start OVERRIDES the go-live check",
+                       f"a LIVE account started although the go-live check fails ({failing}): override by "
+                       f"{e.actor}: {e.reason or 'no reason given'}", at,
+                       (("failing", failing), ("by", e.actor), ("reason", e.reason or "-")))]
+    return []
+
+
 Mapper = Callable[[Any, datetime, BookLookup | None], list[Alert]]
 
 MAPPERS: dict[type, Mapper] = {
@@ -356,7 +375,7 @@ MAPPERS: dict[type, Mapper] = {
     ev.FeedSwitched: _switched, ev.DataQualityIssue: _quality, ev.BrokerPacingViolation: _pacing,
     ev.StrategyQuarantined: _quarantined, ev.EngineStarted: _started, ev.EngineStopped: _stopped,
     ev.AllocationChanged: _allocation,
-    ev.BackupWritten: _backup_written, ev.BackupFailed: _backup_failed,
+    ev.BackupWritten: _backup_written, ev.BackupFailed: _backup_failed, ev.PreflightDecided: _preflight,
 }
 
 

@@ -171,8 +171,10 @@ def check_path(key: str, value: Path | str) -> None:
 
 
 # Names inside the state dir that belong to the engine itself: no other path may take them.
+# engine.run, watchdog.json and halt-on-start.json: the run record, the watchdog's heartbeat and the
+# halt-on-start latch (cockpit/run_record.py, cockpit/watchdog/heartbeat.py, cockpit/halt_latch.py).
 RESERVED_STATE_NAMES = frozenset({"cockpit.sqlite", "cockpit.sqlite-wal", "cockpit.sqlite-shm", "engine.lock",
-                                  "ibkr_order_ids.json"})
+                                  "ibkr_order_ids.json", "engine.run", "watchdog.json", "halt-on-start.json"})
 
 
 def state_relative(key: str, value: str) -> str:

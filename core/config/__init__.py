@@ -51,6 +51,7 @@ from core.config.feeds import FallbackFeedConfig as FallbackFeedConfig
 from core.config.feeds import FeedQualityConfig as FeedQualityConfig
 from core.config.ibkr import IbkrConfig
 from core.config.preflight import PreflightConfig as PreflightConfig
+from core.config.watchdog import WatchdogConfig as WatchdogConfig
 
 ENV_PREFIX = "COCKPIT_"
 _SYMBOL_MAX = 16  # characters in a symbol (the longest real ones have 6 or so)
@@ -77,6 +78,9 @@ class EngineConfig(_Section):
     # the last second or so of commits: the broker still has those orders, and the reconciliation
     # at start shows each as a break (README, "Interactive Brokers").
     order_durability: Literal["process", "power"] = "process"
+    # Come up reconciled, feeds on, trading HALTED (as if the operator pressed halt, audited);
+    # `cockpit resume` trades. The same as `cockpit --start-halted`, for every start.
+    start_halted: bool = False
 
     @field_validator("market_tz")
     @classmethod
@@ -436,6 +440,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     # Cockpit key remapping: binding id -> key(s), e.g. "app.quit" = "ctrl+q" (ids: press ? in the app).
     keys: dict[str, str] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ _KIND_PATTERN = re.compile(r"[a-z0-9_.*?-]{1,64}")
 RISK_AND_ERRORS = ["risk.daily_loss", "risk.collar", "risk.fat_finger", "trading.state", "reconcile.break",
                    "broker.disconnected", "broker.pacing", "feed.stale", "feed.switch", "data.quality",
                    "engine.error", "strategy.quarantined", "deadman.*", "daily.summary", "flatten.direct",
-                   "backup.failed"]
+                   "backup.failed", "preflight.*"]
 DEFAULT_ROUTES: dict[str, dict[str, Any]] = {
     "tui": {"kinds": ["*"], "min_severity": "info"},
     "log": {"kinds": ["*"], "min_severity": "info"},

@@ -241,6 +241,11 @@ class ReadModel:
             equity_at_start=e.gate.capital.equity_at_start,
         )
 
+    def stop_reason(self) -> tuple[str, bool]:
+        """Why the run ended and whether it failed (``stopped before trading`` if it never ran):
+        the host records a clean stop only for a run that did not fail."""
+        return self._engine.stop_reason or ("stopped before trading", False)
+
     def live_account(self) -> bool:
         """The broker's account is real money (the go-live check must pass before it trades)."""
         return self._engine.broker.live_account

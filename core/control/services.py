@@ -51,6 +51,7 @@ class EngineServices(Protocol):
     events_processed: int
     last_batch_at: float | None
     feed_healthy: bool
+    stop_reason: tuple[str, bool] | None
 
     @property
     def controls(self) -> CommandHandler: ...

@@ -34,6 +34,7 @@ from core.control.read_model import EngineSnapshot, ReadModel
 from core.data.calendar import ExchangeSession
 from core.data.feeds.base import Feed
 from core.data.feeds.replay import Cursor, ReplayFeed
+from core.domain.commands import Halt
 from core.domain.events import (
     AllocationChanged,
     AllocationsStarted,
@@ -177,8 +178,16 @@ class Engine:
 
     # ---- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Open the store, rebuild the book, connect the broker, recover, warm strategies up."""
+    async def start(self, halt: Halt | None = None) -> None:
+        """Open the store, rebuild the book, connect the broker, recover, warm strategies up.
+
+        ``halt``: start halted (``cockpit --start-halted``, ``[engine] start_halted``, or the
+        process watchdog after an emergency flatten). The command runs as soon as the book and
+        the orders are loaded, before the broker connects and before any strategy starts, so
+        the engine reconciles and its feeds run, but nothing new is sent until a resume. It is
+        the operator's halt command itself: planned, audited with its actor and reason, and
+        persisted like any halt (a restart stays halted).
+        """
         self.feed.load()  # first: a bad data file refuses to start before anything is opened
         self.store.durability = self.settings.engine.order_durability  # what a commit must survive
         await self.store.open()
@@ -213,6 +222,8 @@ class Engine:
         await self.oms.load()
         await self.read_model.load()
         await self._load_equity()
+        if halt is not None:
+            await self.controls.execute(halt)
         self.bus.subscribe(FillApplied, self._on_fill)
         self.store.before_flush(self._before_flush)
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
