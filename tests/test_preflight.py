@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.preflight.checks import Context, no_unresolved_break, pacing
+from cockpit.preflight.checks import Context, no_unresolved_break, pacing, paper_sessions
 from core.config import load_config
 from tests.conftest import CONFIG, ROOT
 from tests.test_deploy_emergency import discord  # noqa: F401  (the fixture: a local Discord stand-in)
@@ -67,7 +67,9 @@ webhook_url = "{discord.url}"
     run = cockpit(env, "--no-ui", "--speed", "max", "--config", str(config), "--state-dir", str(state))
     assert run.returncode == 0, run.stderr
     code, report = preflight(env, config, state)
-    assert "paper traded" not in failing(report) and "capital allocation per strategy" not in failing(report)
+    assert "capital allocation per strategy" not in failing(report)
+    paper = next(c for c in report["checks"] if c["name"] == "paper traded")  # a replay is history, not paper trading
+    assert not paper["ok"] and "0 session(s) on this state; 61 replayed session(s) do not count" in paper["detail"], paper
     assert "backup recent and restorable" not in failing(report)  # the session-close backups
     assert "every risk check exercised" in failing(report)
 
@@ -80,9 +82,9 @@ webhook_url = "{discord.url}"
     sent = cockpit(env, "alerts", "test", "--sink", "discord", "--config", str(config), "--state-dir", str(state))
     assert sent.returncode == 0, sent.stdout + sent.stderr
     code, report = preflight(env, config, state)
-    assert failing(report) == ["walk-forward report per strategy", "dead-man and watchdog"]
+    assert failing(report) == ["paper traded", "walk-forward report per strategy", "dead-man and watchdog"]
     code, report = preflight({**env, "WATCHDOG_USEC": "30000000"}, config, state)
-    assert failing(report) == ["walk-forward report per strategy"]  # under systemd's watchdog
+    assert failing(report) == ["paper traded", "walk-forward report per strategy"]  # under systemd's watchdog
     verify = cockpit(env, "audit", "verify", "--config", str(config), "--state-dir", str(state))
     assert verify.returncode == 0, verify.stdout + verify.stderr  # the drill's rows are in the chain
 
@@ -109,6 +111,25 @@ def test_a_break_counts_until_resolved(tmp_path: Path) -> None:
     assert no_unresolved_break(Context(settings, conn, now)).ok
     conn.execute("INSERT INTO audit VALUES (4, '2026-11-04', 'reconcile.break', 'AAPL', '{}')")
     assert not no_unresolved_break(Context(settings, conn, now)).ok  # a new break after the resolve
+
+
+def test_only_sessions_reported_on_the_live_clock_count_as_paper_traded(tmp_path: Path) -> None:
+    settings = load_config(CONFIG, overrides={"preflight": {"min_paper_sessions": 3}})
+    conn = sqlite3.connect(tmp_path / "reports.sqlite")
+    conn.row_factory = sqlite3.Row
+    conn.execute("CREATE TABLE daily_reports (date TEXT, written_at TEXT)")
+    conn.executemany("INSERT INTO daily_reports VALUES (?, ?)", [
+        ("2008-01-02", "2026-11-20T10:00:00+00:00"),  # a replay of history, written today
+        ("2026-11-27", "2026-11-27T21:00:10+00:00"),  # at the close
+        ("2026-11-28", "2026-11-30T13:30:00+00:00"),  # at the next start, the engine down at the close
+    ])
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    result = paper_sessions(Context(settings, conn, now))
+    assert not result.ok and result.detail.startswith("2 session(s) on this state (2026-11-27 .. 2026-11-28); 1 "
+                                                      "replayed session(s) do not count"), result.detail
+    assert "on the live clock" in result.fix
+    conn.execute("INSERT INTO daily_reports VALUES ('2026-11-30', '2026-11-30T21:00:00+00:00')")
+    assert paper_sessions(Context(settings, conn, now)).ok
 
 
 def test_a_pacing_violation_in_the_recent_sessions_fails(tmp_path: Path) -> None:

@@ -79,18 +79,37 @@ def _ts(text: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+REPORT_LATE_DAYS = 7  # a session's report written this long after its close still counts (an engine down at the close)
+
+
+def written_live(date: str, written_at: str | None) -> bool:
+    """A daily report written in real time, at (or soon after) its session's close, not by a replay of history
+    (a replay writes 2008's sessions today; only paper trading on the live clock counts as paper traded)."""
+    try:
+        written = datetime.fromisoformat(written_at or "").date()
+        day = datetime.fromisoformat(date).date()
+    except ValueError:
+        return False
+    return timedelta(0) <= written - day <= timedelta(days=REPORT_LATE_DAYS)
+
+
 def paper_sessions(ctx: Context) -> CheckResult:
     need = ctx.settings.preflight.min_paper_sessions
-    days = [r["date"] for r in ctx.rows("SELECT date FROM daily_reports ORDER BY date")]
     name = "paper traded"
     if ctx.conn is None:
         return CheckResult(name, need == 0, _NO_STORE, "run `cockpit` in paper until it has traded "
                                                        f"{need} sessions")
+    rows = ctx.rows("SELECT date, written_at FROM daily_reports ORDER BY date")
+    days = [r["date"] for r in rows if written_live(r["date"], r["written_at"])]
+    replayed = len(rows) - len(days)
     found = f"{len(days)} session(s) on this state" + (f" ({days[0]} .. {days[-1]})" if days else "")
+    if replayed:
+        found += f"; {replayed} replayed session(s) do not count"
     if len(days) >= need:
         return CheckResult(name, True, found + f", at least {need}", "")
     return CheckResult(name, False, found + f", {need} needed (preflight.min_paper_sessions)",
-                       f"paper trade {need - len(days)} more session(s) on this state dir")
+                       f"paper trade {need - len(days)} more session(s) on this state dir, on the live clock "
+                       f"(feed.kind synthetic or ibkr; a replay is history, not paper trading)")
 
 
 def no_unresolved_break(ctx: Context) -> CheckResult:
