@@ -43,6 +43,11 @@ def test_bad_log_paths_refuse_to_start(tmp_path: Path, clean_env, value: str, wh
         load_config(CONFIG, state_dir=tmp_path, overrides={"logging": {"file": value}})
 
 
+def test_the_socket_and_the_log_file_never_share_a_name(tmp_path: Path, clean_env) -> None:
+    with pytest.raises(ConfigError, match="is logging.file too"):
+        load_config(CONFIG, state_dir=tmp_path, overrides={"api": {"socket": "x.sock"}, "logging": {"file": "x.sock"}})
+
+
 def test_a_file_at_the_socket_path_is_never_deleted(tmp_path: Path, clean_env) -> None:
     """Before: the engine unlinked whatever sat at api.socket. Now it refuses in one line."""
     state = tmp_path / "state"

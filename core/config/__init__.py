@@ -486,6 +486,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _socket_is_not_the_log(self) -> Settings:
+        if self.api.socket == self.logging.file:  # the default pair is checked in ApiConfig already
+            raise ValueError(f"api.socket = {self.api.socket!r} is logging.file too: give each its own name")
+        return self
+
+    @model_validator(mode="after")
     def _broker_and_feed_agree(self) -> Settings:
         if self.broker.kind == "ibkr" and self.feed.kind != "ibkr":
             raise ValueError(f"broker.kind = 'ibkr' sends real orders and needs IB's live prices, not a "
