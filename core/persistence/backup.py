@@ -206,6 +206,7 @@ def write_backup(db: Path, directory: Path, reason: str, now: datetime, checks: 
         raise _failed(exc, directory) from exc
     with _exclusive(directory):
         remove_stale_temps(directory)
+        _room_for_a_copy(db, directory)
         final = directory / _free_name(directory, now, reason)
         temp = directory / f".{final.name}.tmp"
         try:
@@ -226,6 +227,20 @@ def write_backup(db: Path, directory: Path, reason: str, now: datetime, checks: 
             raise
     taken, _reason, n = parse_name(final.name) or (now, reason, 1)
     return BackupFile(final, taken, reason, final.stat().st_size, n)
+
+
+SPARE_BYTES = 256 * 1024  # left free after a copy, beside a tenth of the store: the engine's commits need room
+
+
+def _room_for_a_copy(db: Path, directory: Path) -> None:
+    """Refuse a copy that would fill the disk: the store's next commit would fail with it."""
+    size = sum(p.stat().st_size for p in (db, db.with_name(db.name + "-wal")) if p.exists())
+    need = size + size // 10 + SPARE_BYTES
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        raise BackupDiskFull(f"disk full: {free / 1e6:.1f} MB free in {directory}, {need / 1e6:.1f} MB needed for a "
+                             f"copy of the store and room for the engine's commits: the backup was not written "
+                             f"(the store and older backups are untouched); free some space and back up again")
 
 
 def _failed(exc: BaseException, directory: Path) -> BackupError:
