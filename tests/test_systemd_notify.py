@@ -39,17 +39,19 @@ def _drain(sock: socket.socket, until: float, stop_on: str | None = None) -> lis
 
 def test_a_headless_engine_says_ready_pings_the_watchdog_and_says_stopping(tmp_path: Path, clean_env) -> None:
     sock = _listen(tmp_path / "notify.sock")
-    env = {**clean_env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
+    env = {**clean_env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
     proc = subprocess.Popen([sys.executable, "-m", "cockpit", "--no-ui", "--config", str(CONFIG), "--state-dir",
                              str(tmp_path / "state"), "--speed", "1"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         first = _drain(sock, time.monotonic() + 60, stop_on="READY=1")
         assert first and "READY=1" in first[-1][1] and "STATUS=running, trading ACTIVE" in first[-1][1], first
-        pings = [t for t, m in _drain(sock, time.monotonic() + 1.5) if "WATCHDOG=1" in m]
-        assert len(pings) >= 5, pings  # every 0.2 s (half of 0.4 s) for 1.5 s
+        pings = [t for t, m in _drain(sock, time.monotonic() + 3.2) if "WATCHDOG=1" in m]
+        assert len(pings) >= 5, pings  # every 0.5 s (half of 1 s) for 3.2 s
         gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
-        assert max(gaps) < 0.4, gaps  # never as late as the watchdog period itself
+        # never as late as the watchdog period itself (what systemd kills for); a loaded 2-core
+        # runner may delay one ping by a few hundred ms, which a 0.4 s period could not absorb
+        assert max(gaps) < 1.0, gaps
         proc.send_signal(signal.SIGTERM)
         last = _drain(sock, time.monotonic() + 60, stop_on="STOPPING=1")
         assert last and "STOPPING=1" in last[-1][1], last
