@@ -149,6 +149,17 @@ async def test_the_event_stream_pushes_the_live_part(engine) -> None:
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_chunked_body_is_refused_before_it_is_read(engine) -> None:
+    """Before: no Content-Length read as 0, so a chunked body of any size went through whole."""
+    async def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    async with client(make_app(engine, TOKEN, "nightly")) as api:
+        sent = await api.post("/halt/plan", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"})
+        assert sent.status_code == 411 and "Content-Length" in sent.text
+
+
 async def test_a_page_request_is_held_to_the_body_limit_like_the_api(engine) -> None:
     """Before: a page path skipped the guard's body-size check (only JSON paths had it)."""
     async with client(make_app(engine, TOKEN, "nightly")) as web:

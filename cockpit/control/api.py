@@ -205,7 +205,9 @@ class _Guard:
                 refusal = _refuse(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             if refusal is None:  # let in, pages included: the body's size next
                 length = headers.get(b"content-length", b"0")
-                if not length.isdigit() or int(length) > MAX_BODY:
+                if b"transfer-encoding" in headers:  # a chunked body has no length to check up front
+                    refusal = _refuse(411, "send the request body with a Content-Length (no Transfer-Encoding)")
+                elif not length.isdigit() or int(length) > MAX_BODY:
                     refusal = _refuse(413, f"the request body is over {MAX_BODY} bytes (or its length is unreadable)")
             if refusal is not None:
                 await refusal(scope, receive, send)
