@@ -5,7 +5,8 @@ orders and fills), starts `cockpit --no-ui` on it at the bars' own pace (so `sta
 engine to ask, and the readers run beside a live one, as they do in production), then runs each
 command ``--runs`` times as a fresh process (the way a trader or a script runs them) and prints
 the median, the fastest and the slowest wall time; ``python -c pass`` first, the floor any
-command pays to start Python. ``--importtime`` adds, per command, the modules that cost most to
+command pays to start Python. The tree's modules are byte-compiled first, as an installed package
+is (``--no-compile``: not). ``--importtime`` adds, per command, the modules that cost most to
 import (``python -X importtime``, cumulative). Asserts nothing.
 
     python bench/cli_latency.py [--runs 15] [--importtime] [--only positions,--help]
@@ -70,6 +71,15 @@ def import_costs(argv: list[str], cwd: Path, top: int) -> list[tuple[int, str]]:
     return sorted(rows, reverse=True)[:top]
 
 
+def compile_tree(tree: Path) -> None:
+    """Byte-compile the tree's modules, as installing the package does (pip writes the .pyc files):
+    with PYTHONDONTWRITEBYTECODE set and no .pyc, every run would compile each module it imports
+    again, which is not what an installed cockpit pays."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(tree / p) for p in ("core", "cockpit", "brokers"))],
+                   check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                   stdout=subprocess.DEVNULL)
+
+
 def make_state(state: Path, config: Path) -> subprocess.Popen[str]:
     """A short replay to the end (orders, fills, reports), then an engine left running on it."""
     replay_env = {**env(), "COCKPIT_FEED__START": "2008-01-01", "COCKPIT_FEED__END": "2009-12-31"}
@@ -98,11 +108,16 @@ def main() -> None:
                         help="also measure another checkout of the project, runs alternating with this one")
     parser.add_argument("--check-same", action="store_true",
                         help="with --against: compare both trees' output of each command, byte for byte")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="do not byte-compile the trees first (then, with PYTHONDONTWRITEBYTECODE set, each run "
+                             "compiles every module it imports that has no .pyc yet)")
     args = parser.parse_args()
     if args.against:
         return against(args)
     only = {w for w in args.only.split(",") if w}
     tree = Path(os.environ.get("PYTHONPATH", str(ROOT)).split(os.pathsep)[0])
+    if not args.no_compile:
+        compile_tree(tree)
     config = tree / "config.toml"  # the default config of the tree measured (its keys are the ones it knows)
     load = os.getloadavg()
     print(f"cockpit command latency, {args.runs} runs each, wall ms (python {sys.version.split()[0]}, "
@@ -141,6 +156,9 @@ def against(args: argparse.Namespace) -> None:
     trees = {"A": ROOT, "B": Path(args.against).resolve()}
     if not (trees["B"] / "cockpit").is_dir():
         raise SystemExit(f"--against {trees['B']}: not a checkout of the project (no cockpit/ in it)")
+    if not args.no_compile:
+        for tree in trees.values():
+            compile_tree(tree)
     load = os.getloadavg()
     print(f"cockpit command latency, A = {trees['A']}, B = {trees['B']}, {args.runs} runs each, alternating, "
           f"wall ms (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f} "

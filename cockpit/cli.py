@@ -323,11 +323,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "paper":
         return _paper_reset(args)
     if command == "alerts":
-        from cockpit.alerts.cli import AlertsCliError, run_alerts
-        from cockpit.wiring import db_path
+        from cockpit.alerts.cli import AlertsCliError, run_alerts, show_alerts
 
-        settings = _settings(args)
         try:
+            if getattr(args, "alerts_command", None) != "test":  # a reader: the fast path to the store
+                return show_alerts(args, _reader_settings(args).db)
+            from cockpit.wiring import db_path
+
+            settings = _settings(args)
             return run_alerts(args, settings, db_path(settings))
         except AlertsCliError as exc:
             raise CliError(str(exc), exc.code) from None
@@ -436,6 +439,28 @@ def _reader_settings(args: argparse.Namespace, *, needs_socket: bool = False) ->
             return fast
     settings = _settings(args)
     return ReaderSettings(settings.state_dir, settings.state_dir / settings.api.socket)
+
+
+def _metrics_settings(args: argparse.Namespace) -> Any:
+    """What `metrics` reads of the config: from the TOML alone when that gives what the full load
+    would (cockpit/reader_config.py), else from the full validation (its errors)."""
+    from types import SimpleNamespace
+
+    from cockpit.reader_config import metrics_settings
+    from core.persistence.files import DB_FILENAME
+
+    path = _config_path(args)
+    state_dir = getattr(args, "state_dir", None)
+    if path.is_file():
+        fast = metrics_settings(path, Path(state_dir) if state_dir else None, os.environ)
+        if fast is not None:
+            return SimpleNamespace(db=fast.db, risk_free_rate=fast.risk_free_rate, market_tz=fast.market_tz,
+                                   allocation={}, strategies=fast.strategies)
+    from cockpit.capital_reader import allocation_args
+
+    settings = _settings(args)
+    return SimpleNamespace(db=settings.state_dir / DB_FILENAME, risk_free_rate=settings.metrics.risk_free_rate,
+                           market_tz=settings.engine.market_tz, **allocation_args(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -550,22 +575,18 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
 
     from cockpit import readers
 
-    if command == "metrics":  # its figures depend on [metrics], [allocation] and [strategies]: the full load
-        from core.persistence.files import DB_FILENAME
-
-        settings = _settings(args)
-        db = settings.state_dir / DB_FILENAME
+    if command == "metrics":  # its figures depend on [metrics], [allocation] and [strategies]
+        metrics = _metrics_settings(args)
+        db = metrics.db
     else:
         db = _reader_settings(args).db
     try:
         conn = readers.connect_readonly(db)
         with conn:
             if command == "metrics":
-                from cockpit.capital_reader import allocation_args
-
-                data: Any = readers.performance(conn, strategy=args.strategy,
-                                                risk_free_rate=settings.metrics.risk_free_rate,
-                                                market_tz=settings.engine.market_tz, **allocation_args(settings))
+                data: Any = readers.performance(conn, strategy=args.strategy, risk_free_rate=metrics.risk_free_rate,
+                                                market_tz=metrics.market_tz, allocation=metrics.allocation,
+                                                strategies=metrics.strategies)
             else:
                 data = readers.daily_reports(conn, args.date)
     except readers.NoState as exc:

@@ -47,6 +47,11 @@ def run_alerts(args: argparse.Namespace, settings: Settings, db: Path) -> int:
     return _show(args, db)
 
 
+def show_alerts(args: argparse.Namespace, db: Path) -> int:
+    """`cockpit alerts [--json]`: the store only (the CLI finds it without loading the whole config)."""
+    return _show(args, db)
+
+
 # ---- cockpit alerts -------------------------------------------------------------------
 
 def _show(args: argparse.Namespace, db: Path) -> int:
