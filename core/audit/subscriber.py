@@ -105,10 +105,12 @@ class AuditRecorder:
 
     def on_fill(self, e: FillApplied) -> None:
         ex = e.fill
-        self.audit.record(kinds.ORDER_FILL if e.kind == "trade" else "book.adjustment", actor=e.actor,
-                          subject=ex.client_order_id or ex.symbol, exec_id=ex.exec_id, symbol=ex.symbol,
-                          side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission,
-                          owners={o: str(q) for o, q in e.allocation}, reason=e.reason)
+        # A dict made here and handed over, of values that cannot change: worded at the flush.
+        self.audit.record_detail(
+            kinds.ORDER_FILL if e.kind == "trade" else "book.adjustment",
+            {"exec_id": ex.exec_id, "symbol": ex.symbol, "side": ex.side, "qty": ex.qty, "price": ex.price,
+             "commission": ex.commission, "owners": {o: str(q) for o, q in e.allocation}, "reason": e.reason},
+            actor=e.actor, subject=ex.client_order_id or ex.symbol)
 
     def on_rejected(self, e: IntentRejected) -> None:
         self.audit.record(kinds.GATE_REFUSE, actor=e.source, subject=e.symbol, strategy=e.strategy, side=e.side,
