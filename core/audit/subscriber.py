@@ -91,9 +91,11 @@ class AuditRecorder:
                 self.audit.record("order.adopted", actor=e.source or "operator", subject=o.client_order_id,
                                   symbol=o.symbol, side=o.side, qty=o.qty, status=o.status)
                 return
-            self.audit.record(kinds.GATE_PASS, actor=e.source or "strategy", subject=o.client_order_id,
-                              strategy=o.strategy, symbol=o.symbol, side=o.side, qty=o.qty, type=o.order_type,
-                              limit=o.limit_price, reduce_only=e.reduce_only)
+            # An order's fields that do not change, in a dict made here: worded at the flush.
+            self.audit.record_detail(kinds.GATE_PASS, {
+                "strategy": o.strategy, "symbol": o.symbol, "side": o.side, "qty": o.qty, "type": o.order_type,
+                "limit": o.limit_price, "reduce_only": e.reduce_only}, actor=e.source or "strategy",
+                subject=o.client_order_id)
             return
         kind = _STATUS_KIND.get(o.status)
         if kind is None or e.previous is o.status:

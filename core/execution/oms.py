@@ -46,6 +46,18 @@ SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only re
 FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
 
 
+class _Worded:
+    """A log argument worded when the line is written (after the loop step), not when it is noted."""
+
+    __slots__ = ("word", "value")
+
+    def __init__(self, word: Callable[[Decimal], str], value: Decimal) -> None:
+        self.word, self.value = word, value
+
+    def __str__(self) -> str:
+        return self.word(self.value)
+
+
 class OrderManager:
     def __init__(
         self,
@@ -415,7 +427,8 @@ class OrderManager:
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
-                 text.qty(ex.qty), ex.symbol, ex.price, text.money(ex.commission), ex.client_order_id or reason)
+                      _Worded(text.qty, ex.qty), ex.symbol, ex.price, _Worded(text.money, ex.commission),
+                      ex.client_order_id or reason)
         return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 
     # ---- helpers -------------------------------------------------------------------
