@@ -97,6 +97,8 @@ class OrderManager:
         self._adjustments = 0
         self._lost_reported: set[str] = set()  # our orders with fills but no row in memory (see _check_lost)
         self._checks: set[asyncio.Task[None]] = set()
+        self._committing: asyncio.Task[None] | None = None  # a commit of broker reports (see _commit_soon)
+        self._commit_again = False
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -364,6 +366,36 @@ class OrderManager:
             self._on_execution(report)
         else:
             self._on_update(report)
+        if not self.broker.records_in_engine_store:
+            self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        """A broker's report (a fill, a status) is committed in the background right away, not with the
+        next batch's flush: the next order's write-ahead then has little to carry but the order itself.
+        One commit at a time; reports that come meanwhile go with one more."""
+        if self._committing is not None:
+            self._commit_again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the next flush takes them
+            return
+        self._committing = loop.create_task(self._commit_reports())
+
+    async def _commit_reports(self) -> None:
+        try:
+            while True:
+                self._commit_again = False
+                if not self.store.is_open or self.store.failed is not None:
+                    return  # closing, or failed: the store says so at the next write
+                try:
+                    await self.store.flush()
+                except Exception:  # kept by the store (Store.failed): the engine's next commit raises it
+                    return
+                if not self._commit_again:
+                    return
+        finally:
+            self._committing = None
 
     def _on_update(self, update: OrderUpdate) -> None:
         order = self.orders.get(update.client_order_id)
