@@ -27,7 +27,12 @@ samples one fell into. Prints p50/p99/p99.9/max; asserts nothing.
     python bench/tick_to_order.py [--orders 5000] [--ibkr-orders 1500] [--only paper|ibkr]
                                   [--gap-ms 2] [--ibkr-gap-ms 30] [--durability process|power|both]
                                   [--sim child|inprocess] [--gc freeze|on|off] [--log file|off]
-                                  [--tmpdir DIR]
+                                  [--tmpdir DIR] [--against TREE [--rounds N]]
+
+``--against TREE`` measures this tree and another checkout of the project (the same bench
+script, ``PYTHONPATH=TREE``), each run a child process, alternately (A B B A A B ...) for
+``--rounds`` rounds, and prints both sides' figures over all rounds, with their ratio: on a
+shared machine the load changes between runs, interleaving keeps the comparison fair.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import os
 import platform
@@ -158,7 +164,14 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+# With --dump (a child of --against): every reported series, by "<run>: <label>", written as JSON at the end.
+DUMP: dict[str, list[float]] | None = None
+SECTION = [""]
+
+
 def report(label: str, values_us: list[float]) -> None:
+    if DUMP is not None:
+        DUMP.setdefault(f"{SECTION[0]}: {label}", []).extend(values_us)
     v = sorted(values_us)
     if not v:
         print(f"  {label:<32} no samples")
@@ -241,6 +254,7 @@ async def paper_run(state: Path, orders: int, gap: float, gc_policy: str, durabi
         gc.callbacks.remove(watch)
         gc.enable()
     await engine.shutdown()
+    SECTION[0] = "paper"
     print(f"paper (SimClock, paper venue {settings.paper.latency_ms} ms latency), {len(stamps)} orders, "
           f"{feed.quotes} quotes {gap * 1000:g} ms apart:")
     for kind, label in ((0, "order"), (1, "fill + order")):
@@ -318,6 +332,7 @@ async def ibkr_run(state: Path, orders: int, gap: float, gc_policy: str, sim_mod
     with sqlite3.connect(state / "cockpit.sqlite") as conn:
         filled = conn.execute("SELECT count(*) FROM orders WHERE status = 'FILLED'").fetchone()[0]
         made = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+    SECTION[0] = f"ibkr {durability or 'default'}"
     print(f"ibkr (LiveClock, IB Gateway simulator {sim_mode}, order_durability {durability or 'default'}, "
           f"synchronous={sync}), {feed.quotes} quotes {gap * 1000:g} ms apart: {made} orders, {filled} filled")
     values, windows = samples(feed, placed, quote_of)
@@ -364,6 +379,54 @@ async def main(args: argparse.Namespace) -> None:
                                durability)
 
 
+def against(args: argparse.Namespace, argv: list[str]) -> None:
+    """Run this bench on this tree and on ``args.against`` alternately, each a child process, and
+    print both sides' figures over all rounds."""
+    other = Path(args.against).resolve()
+    if not (other / "core").is_dir():
+        raise SystemExit(f"--against {other}: not a checkout of the project (no core/ in it)")
+    trees = {"A": ROOT, "B": other}
+    child_argv: list[str] = []
+    skip = False
+    for a in argv:  # the same options, without --against / --rounds
+        if skip:
+            skip = False
+            continue
+        if a in ("--against", "--rounds"):
+            skip = True
+            continue
+        if a.startswith(("--against=", "--rounds=")):
+            continue
+        child_argv.append(a)
+    series: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
+    print(f"tick-to-order, interleaved: A = {ROOT}, B = {other}; {args.rounds} rounds ({machine()})")
+    with tempfile.TemporaryDirectory(prefix="tick-to-order-ab-", dir=args.tmpdir) as tmp:
+        for r in range(args.rounds):
+            for side in ("AB", "BA", "BA", "AB")[r % 4]:
+                dump = Path(tmp) / f"{side}{r}.json"
+                env = {**os.environ, "PYTHONPATH": str(trees[side])}
+                done = subprocess.run([sys.executable, str(Path(__file__).resolve()), *child_argv, "--dump", str(dump)],
+                                      env=env, capture_output=True, text=True)
+                head = (done.stdout.splitlines() or ["(no output)"])[0]
+                load = os.getloadavg()
+                print(f"  round {r + 1} {side}: exit {done.returncode}, load {load[0]:.2f}  ({head[:110]})")
+                if done.returncode != 0:
+                    print(done.stdout[-2000:], done.stderr[-3000:], sep="\n")
+                    raise SystemExit(f"the run of {trees[side]} failed")
+                for key, values in json.loads(dump.read_text()).items():
+                    series[side].setdefault(key, []).extend(values)
+    print(f"over all rounds (us; load at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}):")
+    for key in series["A"]:
+        a, b = sorted(series["A"][key]), sorted(series["B"].get(key, []))
+        if not a or not b:
+            continue
+        print(f"  {key}")
+        for side, v in (("A", a), ("B", b)):
+            print(f"    {side} n={len(v):6d}  p50 {percentile(v, 0.5):8.1f}  p99 {percentile(v, 0.99):8.1f}  "
+                  f"p99.9 {percentile(v, 0.999):8.1f}  max {v[-1]:9.1f}")
+        print(f"    A/B  p50 {percentile(a, 0.5) / percentile(b, 0.5):.3f}  p99 {percentile(a, 0.99) / percentile(b, 0.99):.3f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=5000, help="paper: orders (default 5000)")
@@ -379,4 +442,16 @@ if __name__ == "__main__":
     parser.add_argument("--log", choices=["file", "off"], default="file",
                         help="file: INFO to a log file in the temp dir, as cockpit logs (default); off: errors only")
     parser.add_argument("--tmpdir", default=None, help="where the state dirs go (fsync cost depends on the disk)")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--against", metavar="TREE", default=None,
+                        help="also measure another checkout of the project, interleaved with this one")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: rounds, each runs both trees")
+    parser.add_argument("--dump", metavar="FILE", default=None, help=argparse.SUPPRESS)  # a child of --against
+    parsed = parser.parse_args()
+    if parsed.against:
+        against(parsed, sys.argv[1:])
+    else:
+        if parsed.dump:
+            DUMP = {}
+        asyncio.run(main(parsed))
+        if DUMP is not None:
+            Path(parsed.dump).write_text(json.dumps(DUMP))

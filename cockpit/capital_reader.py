@@ -15,15 +15,16 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cockpit import readers
-from core.config.capital import NONE_WORDS, Allocation, parse_allocation
-from core.control.read_model import CapitalView, allocation_json
-from core.persistence.recorder import CAPITAL_EQUITY_KEY
-from core.risk.capital import CapitalAllocation, Holding
+
+if TYPE_CHECKING:  # the allocation's own modules are imported only when one is in force (they load pydantic)
+    from core.config.capital import Allocation
+    from core.risk.capital import Holding
 
 ZERO = Decimal(0)
+CAPITAL_EQUITY_KEY = "capital.equity_at_start"  # core.persistence.recorder's (tests/test_capital_reader_fast.py)
 
 
 class StoredBook:
@@ -82,10 +83,32 @@ def _settings(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 @readers.exact
-def capital(conn: sqlite3.Connection, allocation: Mapping[str, Allocation], strategies: Mapping[str, bool],
-            warn: readers.Warn) -> dict[str, Any]:
-    """The allocation report (the shape of `cockpit allocation --json`) from the store."""
+def capital_in_force(conn: sqlite3.Connection, allocation: Mapping[str, Allocation], strategies: Mapping[str, bool],
+                     warn: readers.Warn) -> dict[str, Any] | None:
+    """``capital``'s report, or None when no allocation is in force. With none configured and none
+    set at run time (no ``allocation.<strategy>`` in the settings) there can be none: the store is
+    read as ``capital`` reads it (the same warnings, in the same order) without the allocation's
+    modules."""
     stored = _settings(conn)
+    if allocation or any(isinstance(k, str) and k.startswith("allocation.") and k.removeprefix("allocation.")
+                         in strategies for k in stored):
+        report = capital(conn, allocation, strategies, warn, stored)
+        return None if all(row["allocation"] is None for row in report["strategies"].values()) else report
+    meta = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM meta")}
+    readers.number(meta.get(CAPITAL_EQUITY_KEY), f"meta.{CAPITAL_EQUITY_KEY}", warn, nullable=True)
+    StoredBook(conn, warn)
+    return None
+
+
+@readers.exact
+def capital(conn: sqlite3.Connection, allocation: Mapping[str, Allocation], strategies: Mapping[str, bool],
+            warn: readers.Warn, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The allocation report (the shape of `cockpit allocation --json`) from the store."""
+    from core.config.capital import NONE_WORDS, parse_allocation
+    from core.control.read_model import CapitalView, allocation_json
+    from core.risk.capital import CapitalAllocation
+
+    stored = _settings(conn) if stored is None else stored
     entries = dict(allocation)
     enabled = dict(strategies)
     for key, value in stored.items():

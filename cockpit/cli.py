@@ -15,14 +15,14 @@ Expected failures print one line, never a traceback: exit 2 for bad usage or con
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
 import sys
-from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported on the readers' and --help's path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 DEFAULT_CONFIG = "config.toml"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -61,21 +61,93 @@ def _speed(text: str) -> float | str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cockpit",
-        description="Terminal trading cockpit: runs the trading engine; subcommands read its state.",
-    )
-    _common(parser, suppress=False)
-    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (logs to stderr)")
-    parser.add_argument("--override-preflight", metavar="REASON", type=_reason, default=None,
-                        help="start a LIVE account although `cockpit preflight` fails (audited with REASON)")
-    parser.add_argument("--speed", type=_speed, metavar="X",
-                        help="replay pace: simulated seconds per wall second, or 'max'")
-    parser.add_argument("--start-halted", action="store_true", default=None,
-                        help="come up reconciled with the feeds on but trading HALTED (audited); `cockpit resume` trades")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+#: Every subcommand in the order of `cockpit --help`, with its one-line help, and the function
+#: that adds it (with the others it adds) to the subparsers: only the one a command line names is
+#: built (``_LazyCommands``), so a reader imports no other command's module and builds no other
+#: parser. tests/test_cli_lazy.py checks that this gives the same parser as building them all.
+_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("run", "run the engine (same as no command)", "run"),
+    ("positions", "open positions with average cost and P&L", "readers"),
+    ("orders", "orders, newest first", "readers"),
+    ("fills", "fills, oldest first", "readers"),
+    ("pnl", "realized, unrealized, commissions and net P&L", "readers"),
+    ("preflight", "the go-live checklist: PASS/FAIL with the fix for each (exit 1 on a FAIL)", "analytics"),
+    ("metrics", "performance: Sharpe, Sortino, drawdown, win rate ... (account and strategies)", "analytics"),
+    ("report", "reports kept by the engine", "analytics"),
+    ("backtest", "run the config's strategies over the replay on the live engine: figures, equity chart, "
+                 "optional trades/fills CSV and HTML report", "backtest"),
+    ("status", "the running engine: trading state, broker, feeds, strategies, dead-man, limits", "control"),
+    ("flatten", "cancel orders and close positions: one symbol, or --all (emergency liquidation)", "control"),
+    ("cancel-all", "cancel every working order", "control"),
+    ("halt", "stop all new orders (cancels still pass); working orders stay", "control"),
+    ("resume", "leave HALTED/REDUCING: trade again (also confirms presence)", "control"),
+    ("strategy", "list, enable or disable strategies", "control"),
+    ("risk", "show or set risk limits (a change is persisted)", "control"),
+    ("allocation", "show or set the capital each strategy may use (a change is persisted)", "control"),
+    ("position", "override the engine's position for a symbol (when the book is known wrong)", "control"),
+    ("order", "a manual order, through the risk gate like any other", "control"),
+    ("confirm", "confirm presence to the dead-man switch", "control"),
+    ("breaks", "reconciliation breaks: where the engine's book and the broker's differ", "control"),
+    ("reconcile", "compare the engine's book with the broker's now", "control"),
+    ("resolve", "settle a reconciliation break and unblock its symbol", "control"),
+    ("alerts", "recent and undelivered alerts (`alerts test`: send a test alert)", "alerts"),
+    ("audit", "check or export the audit log", "audit"),
+    ("backup", "back the store up now, checked (`backup list`: the backups there are)", "backup"),
+    ("restore", "replace the store with a backup (no engine may run; the store is archived)", "backup"),
+    ("walkforward", "optimise a grid in-sample, test the choice out-of-sample, window by window: does it hold up?",
+     "walkforward"),
+    ("ib-sim", "run the IB Gateway simulator (rehearse IBKR mode without an account)", "ib-sim"),
+    ("watchdog", "the process watchdog (docker): flattens and alerts when the engine dies or hangs", "watchdog"),
+    ("runbook", "print the runbook (what to do when something is wrong), as installed", "runbook"),
+    ("paper", "the paper broker's account", "paper"),
+)
 
+
+class _LazyCommands(argparse._SubParsersAction):  # type: ignore[type-arg]  # argparse's generic is private
+    """Subparsers that are built when named: ``--help`` lists every command from ``_COMMANDS``
+    (the same lines, in the same order), and parsing a command builds its group first.
+    A builder's ``add_parser`` for a listed name fills that name's place."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._builders: dict[str, Callable[[Any], None]] = {}
+
+    def add_lazy(self, name: str, help: str, build: Callable[[Any], None]) -> None:
+        self._choices_actions.append(self._ChoicesPseudoAction(name, (), help))
+        self._name_parser_map[name] = None  # a place in the choices, in order (invalid-choice messages)
+        self._builders[name] = build
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name not in self._name_parser_map or self._name_parser_map[name] is not None:
+            return super().add_parser(name, **kwargs)
+        if kwargs.get("prog") is None:
+            kwargs["prog"] = f"{self._prog_prefix} {name}"
+        kwargs.pop("help", None)  # listed already, from _COMMANDS
+        parser = self._parser_class(**kwargs)
+        self._name_parser_map[name] = parser
+        return parser
+
+    def build(self, name: str) -> None:
+        """Build ``name``'s group of subparsers (once)."""
+        build = self._builders.get(name)
+        if build is None or self._name_parser_map.get(name) is not None:
+            return
+        build(self)
+        for built in [n for n, b in self._builders.items() if b is build]:
+            del self._builders[built]
+
+    def build_all(self) -> None:
+        for name in list(self._builders):
+            self.build(name)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values and isinstance(values[0], str):
+            self.build(values[0])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser("run", help="run the engine (same as no command)")
     _common(run, suppress=True)
     run.add_argument("--no-ui", action="store_true", default=argparse.SUPPRESS, help="run headless")
@@ -84,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--speed", type=_speed, metavar="X", default=argparse.SUPPRESS, help="replay pace")
     run.add_argument("--start-halted", action="store_true", default=argparse.SUPPRESS,
                      help="come up with trading HALTED (audited)")
+    run.add_argument("--start-halted", action="store_true", default=argparse.SUPPRESS,
+                     help="come up with trading HALTED (audited)")
 
+
+def _add_readers(sub: Any) -> None:
     for name, helptext in (
         ("positions", "open positions with average cost and P&L"),
         ("orders", "orders, newest first"),
@@ -101,39 +177,101 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "positions":
             p.add_argument("--all", action="store_true", help="include flat positions")
 
-    _analytics_parsers(sub)
+
+def _add_backtest(sub: Any) -> None:
     from cockpit.research.backtest_cli import add_backtest_parser
 
     add_backtest_parser(sub)
 
-    from cockpit.alerts.cli import add_alerts_parser
-    from cockpit.audit_cli import add_audit_parser
-    from cockpit.backup_cli import add_backup_parsers
+
+def _add_control(sub: Any) -> None:
     from cockpit.control_cli import add_control_parsers
 
     add_control_parsers(sub, lambda p: _common(p, suppress=True))
+
+
+def _add_alerts(sub: Any) -> None:
+    from cockpit.alerts.cli import add_alerts_parser
+
     add_alerts_parser(sub, lambda p: _common(p, suppress=True))
+
+
+def _add_audit(sub: Any) -> None:
+    from cockpit.audit_cli import add_audit_parser
+
     add_audit_parser(sub, configure=lambda p: _common(p, suppress=True))
+
+
+def _add_backup(sub: Any) -> None:
+    from cockpit.backup_cli import add_backup_parsers
+
     add_backup_parsers(sub, lambda p: _common(p, suppress=True))
+
+
+def _add_walkforward(sub: Any) -> None:
     from cockpit.research.walkforward.cli import add_walkforward_parser
 
     add_walkforward_parser(sub, lambda p: _common(p, suppress=True))
+
+
+def _add_ib_sim(sub: Any) -> None:
     sim = sub.add_parser("ib-sim", help="run the IB Gateway simulator (rehearse IBKR mode without an account)",
                          add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="--port PORT [--state FILE] (see ib-sim --help)")
 
+
+def _add_watchdog(sub: Any) -> None:
     from cockpit.watchdog.cli import add_watchdog_parser
 
     add_watchdog_parser(sub, lambda p: _common(p, suppress=True))
+
+
+def _add_runbook(sub: Any) -> None:
     book = sub.add_parser("runbook", help="print the runbook (what to do when something is wrong), as installed")
     book.add_argument("--path", action="store_true", help="print where the installed runbook is instead")
     _common(book, suppress=True)
 
+
+def _add_paper(sub: Any) -> None:
     paper = sub.add_parser("paper", help="the paper broker's account")
     paper_sub = paper.add_subparsers(dest="paper_command", metavar="ACTION", required=True)
     reset = paper_sub.add_parser("reset", help="archive the paper account and start a fresh one")
     _common(reset, suppress=True)
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+_BUILDERS: dict[str, Callable[[Any], None]] = {}  # filled below, once the functions exist
+_CONTROL = frozenset(name for name, _, group in _COMMANDS if group == "control")
+
+
+def build_parser(*, lazy: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. ``lazy`` (the default): a subcommand's own parser is built only
+    when a command line names it; ``lazy=False`` builds every one now (the same parser)."""
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        description="Terminal trading cockpit: runs the trading engine; subcommands read its state.",
+    )
+    _common(parser, suppress=False)
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (logs to stderr)")
+    parser.add_argument("--override-preflight", metavar="REASON", type=_reason, default=None,
+                        help="start a LIVE account although `cockpit preflight` fails (audited with REASON)")
+    parser.add_argument("--speed", type=_speed, metavar="X",
+                        help="replay pace: simulated seconds per wall second, or 'max'")
+    parser.add_argument("--start-halted", action="store_true", default=None,
+                        help="come up reconciled with the feeds on but trading HALTED (audited); `cockpit resume` trades")
+    parser.register("action", "lazy_parsers", _LazyCommands)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action="lazy_parsers")
+    assert isinstance(sub, _LazyCommands)
+    if not lazy:
+        done: list[Callable[[Any], None]] = []
+        for _name, _help, group in _COMMANDS:
+            build = _BUILDERS[group]
+            if build not in done:
+                build(sub)
+                done.append(build)
+        return parser
+    for name, helptext, group in _COMMANDS:
+        sub.add_lazy(name, helptext, _BUILDERS[group])
     return parser
 
 
@@ -163,6 +301,12 @@ def _analytics_parsers(sub: Any) -> None:
     _common(daily, suppress=True)
     daily.add_argument("--date", type=_iso_date, metavar="D", help="only this session (YYYY-MM-DD)")
     daily.add_argument("--json", action="store_true", help="print JSON: an array of days")
+
+
+_BUILDERS.update(run=_add_run, readers=_add_readers, analytics=_analytics_parsers, backtest=_add_backtest,
+                 control=_add_control, alerts=_add_alerts, audit=_add_audit, backup=_add_backup,
+                 walkforward=_add_walkforward, paper=_add_paper)
+_BUILDERS.update({"ib-sim": _add_ib_sim, "watchdog": _add_watchdog, "runbook": _add_runbook})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,11 +351,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_runbook(args)
     if command == "alerts":
-        from cockpit.alerts.cli import AlertsCliError, run_alerts
-        from cockpit.wiring import db_path
+        from cockpit.alerts.cli import AlertsCliError, run_alerts, show_alerts
 
-        settings = _settings(args)
         try:
+            if getattr(args, "alerts_command", None) != "test":  # a reader: the fast path to the store
+                return show_alerts(args, _reader_settings(args).db)
+            from cockpit.wiring import db_path
+
+            settings = _settings(args)
             return run_alerts(args, settings, db_path(settings))
         except AlertsCliError as exc:
             raise CliError(str(exc), exc.code) from None
@@ -257,9 +404,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run_preflight(args, settings, db_path(settings))
         except PreflightError as exc:
             raise CliError(str(exc), exc.code) from None
-    from cockpit.control_cli import COMMANDS
-
-    if command in COMMANDS:
+    if command in _CONTROL:  # cockpit.control_cli.COMMANDS (tests/test_cli_lazy.py)
         return _control(command, args)
     return _read(command, args)
 
@@ -322,6 +467,28 @@ def _reader_settings(args: argparse.Namespace, *, needs_socket: bool = False) ->
             return fast
     settings = _settings(args)
     return ReaderSettings(settings.state_dir, settings.state_dir / settings.api.socket)
+
+
+def _metrics_settings(args: argparse.Namespace) -> Any:
+    """What `metrics` reads of the config: from the TOML alone when that gives what the full load
+    would (cockpit/reader_config.py), else from the full validation (its errors)."""
+    from types import SimpleNamespace
+
+    from cockpit.reader_config import metrics_settings
+    from core.persistence.files import DB_FILENAME
+
+    path = _config_path(args)
+    state_dir = getattr(args, "state_dir", None)
+    if path.is_file():
+        fast = metrics_settings(path, Path(state_dir) if state_dir else None, os.environ)
+        if fast is not None:
+            return SimpleNamespace(db=fast.db, risk_free_rate=fast.risk_free_rate, market_tz=fast.market_tz,
+                                   allocation={}, strategies=fast.strategies)
+    from cockpit.capital_reader import allocation_args
+
+    settings = _settings(args)
+    return SimpleNamespace(db=settings.state_dir / DB_FILENAME, risk_free_rate=settings.metrics.risk_free_rate,
+                           market_tz=settings.engine.market_tz, **allocation_args(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -400,6 +567,8 @@ def _run_tui(settings: Any, override_preflight: str | None = None, start_halted:
 
 
 def _read(command: str, args: argparse.Namespace) -> int:
+    import sqlite3
+
     from cockpit import readers
 
     db = _reader_settings(args).db
@@ -419,7 +588,9 @@ def _read(command: str, args: argparse.Namespace) -> int:
     except sqlite3.Error as exc:
         raise CliError(f"cannot read {db}: {exc} (is it a cockpit state dir? has the engine started once?)") from None
     if args.json:
-        print(json.dumps(data, indent=2))
+        from cockpit.json_out import dumps
+
+        print(dumps(data))  # json.dumps(data, indent=2), faster
     else:
         from cockpit.tables import render
 
@@ -429,24 +600,22 @@ def _read(command: str, args: argparse.Namespace) -> int:
 
 def _analytics(command: str, args: argparse.Namespace) -> int:
     """`metrics` / `report daily` from the store, no engine needed (WAL: safe while one runs)."""
+    import sqlite3
+
     from cockpit import readers
 
-    if command == "metrics":  # its figures depend on [metrics], [allocation] and [strategies]: the full load
-        from core.persistence.files import DB_FILENAME
-
-        settings = _settings(args)
-        db = settings.state_dir / DB_FILENAME
+    if command == "metrics":  # its figures depend on [metrics], [allocation] and [strategies]
+        metrics = _metrics_settings(args)
+        db = metrics.db
     else:
         db = _reader_settings(args).db
     try:
         conn = readers.connect_readonly(db)
         with conn:
             if command == "metrics":
-                from cockpit.capital_reader import allocation_args
-
-                data: Any = readers.performance(conn, strategy=args.strategy,
-                                                risk_free_rate=settings.metrics.risk_free_rate,
-                                                market_tz=settings.engine.market_tz, **allocation_args(settings))
+                data: Any = readers.performance(conn, strategy=args.strategy, risk_free_rate=metrics.risk_free_rate,
+                                                market_tz=metrics.market_tz, allocation=metrics.allocation,
+                                                strategies=metrics.strategies)
             else:
                 data = readers.daily_reports(conn, args.date)
     except readers.NoState as exc:
@@ -456,7 +625,9 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
     except sqlite3.Error as exc:
         raise CliError(f"cannot read {db}: {exc} (is it a cockpit state dir? has the engine started once?)") from None
     if args.json:
-        print(json.dumps(data, indent=2))
+        from cockpit.json_out import dumps
+
+        print(dumps(data))  # json.dumps(data, indent=2), faster
         return EXIT_OK
     from cockpit import tables
 
@@ -469,6 +640,7 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
 
 def _paper_reset(args: argparse.Namespace) -> int:
     import shutil
+    from datetime import datetime, timezone
 
     from cockpit.state_lock import is_locked
     from cockpit.wiring import db_path

@@ -452,10 +452,10 @@ def performance(conn: sqlite3.Connection, *, strategy: str | None = None, risk_f
                             "strategy_base_equity": money(base)}
     if allocation is None or strategies is None:
         return {**head, **top, "strategies": per_owner}
-    from cockpit.capital_reader import capital
+    from cockpit.capital_reader import capital_in_force
 
-    report = capital(conn, allocation, strategies, warn)
-    if all(row["allocation"] is None for row in report["strategies"].values()):
+    report = capital_in_force(conn, allocation, strategies, warn)
+    if report is None:
         return {**head, **top, "strategies": per_owner}  # none in force: the figures as they always were
     for name, figures_of in per_owner.items():
         row = report["strategies"].get(name)

@@ -500,3 +500,40 @@ async def test_execution_without_a_commission_report_is_booked_after_the_wait(
     [x] = rec.executions
     assert (x.exec_id, x.qty, x.commission) == (sim.executions()[0].exec_id, D(2), D(0))
     assert broker.stats.commission_timeouts == 1
+
+
+async def test_an_order_is_on_the_socket_when_place_returns_once_its_contract_is_known(
+    sim: IBGatewaySim, make_broker: MakeBroker
+) -> None:
+    """The first order of a symbol waits for its contract lookup (the sender sends it); the next
+    ones are written to the socket by place() itself, in the order placed, inside the pacing."""
+    broker, rec = await make_broker()
+    await sim.set_price("AAPL", 100)
+    first = make_order("AAPL", Side.BUY, 1)
+    broker.place(first)
+    assert broker._orders.get(first.client_order_id).order_id is None  # queued: no contract yet
+    await rec.wait(lambda: rec.filled(first.client_order_id) == 1, what="the first fill")
+    sent: list[int] = []
+    write = broker.ib.client.placeOrder
+
+    def counting(order_id, contract, order):  # type: ignore[no-untyped-def]
+        sent.append(order_id)
+        write(order_id, contract, order)
+
+    broker.ib.client.placeOrder = counting  # type: ignore[method-assign]
+    now = [1000.0]  # the pacing's own clock, moved here: a second between orders leaves it room
+    broker._throttle._time = lambda: now[0]
+    broker._throttle.reset()
+    later = [make_order("AAPL", Side.BUY, 1) for _ in range(4)]
+    placed = []
+    for i, o in enumerate(later):
+        now[0] += 1.0 if i < 3 else 0.0  # the last right after the third: inside the pacing's gap
+        broker.place(o)
+        placed.append(list(sent))  # what was on the socket when place() returned
+    assert [len(p) for p in placed] == [1, 2, 3, 3]  # the fourth waits for the sender (and its gap)
+    now[0] += 1.0
+    await rec.wait(lambda: len(sent) == 4, what="the fourth sent by the sender")
+    assert sent == sorted(sent) and len(set(sent)) == 4
+    for o in later:
+        await rec.wait(lambda o=o: rec.filled(o.client_order_id) == 1, what="the later fills")
+    assert [so.order_ref for so in sim.orders()] == [first.client_order_id] + [o.client_order_id for o in later]

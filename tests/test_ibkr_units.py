@@ -96,6 +96,36 @@ async def test_throttle_never_lets_more_than_the_limit_into_any_window(limit: in
     assert all(b - a >= th.min_gap - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 49), st.lists(st.tuples(st.floats(0, 0.3), st.booleans()), min_size=1, max_size=300))
+async def test_throttle_takes_at_once_exactly_when_acquire_would_not_wait(
+        limit: int, steps: list[tuple[float, bool]]) -> None:
+    """``try_acquire`` (the order path's send without awaiting) takes a slot exactly when ``acquire``
+    would have returned at once, so mixing the two keeps every limit."""
+    ft = FakeTime()
+    th = Throttle(limit, time=ft.time, sleep=ft.sleep)
+    sent: list[float] = []
+    for gap, at_once in steps:
+        ft.now += gap
+        ready = th.ready()
+        if at_once:
+            took = th.try_acquire()
+            assert took == ready
+            if took:
+                sent.append(ft.now)
+        else:
+            before = ft.now
+            await th.acquire()
+            assert (ft.now == before) == ready  # it waited exactly when it was not ready
+            sent.append(ft.now)
+    j = 0
+    for i, t in enumerate(sent):
+        while t - sent[j] >= th.window:
+            j += 1
+        assert i - j + 1 <= limit
+    assert all(b - a >= th.min_gap - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
+
+
 async def test_throttle_sustained_rate_and_slow_down() -> None:
     ft = FakeTime()
     th = Throttle(45, time=ft.time, sleep=ft.sleep)
@@ -135,6 +165,23 @@ async def test_order_ids_are_persisted_in_blocks_and_never_repeat(tmp_path: Path
     other.floor(3)
     assert await other.allocate() == 3  # ids are per client id
     assert json.loads(path.read_text())["clients"]["7"] == 1034
+
+
+async def test_an_id_is_allocated_at_once_only_inside_the_durable_block(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    a = OrderIdAllocator(path, client_id=7, block=10)
+    await a.load()
+    assert a.try_allocate() is None  # nothing reserved yet: allocate() must write first
+    assert await a.allocate() == 1
+    got = [a.try_allocate() for _ in range(9)]
+    assert got == list(range(2, 11))
+    assert a.try_allocate() is None and a.next_id == 11  # the block is used up: nothing taken
+    assert a._ahead is not None
+    await a._ahead  # the next block, written ahead once half of this one went
+    assert json.loads(path.read_text())["clients"]["7"] == 20
+    assert a.try_allocate() == 11
+    memory = OrderIdAllocator(None, client_id=1)
+    assert [memory.try_allocate(), await memory.allocate(), memory.try_allocate()] == [1, 2, 3]
 
 
 def _ex(eid: str, coid: str) -> Execution:

@@ -92,6 +92,7 @@ class IbkrBroker(SessionSync, Sending, Reports, QuoteSubscriptions, Broker):
         self._deferred: list[tuple[str, OrderUpdate]] = []
         self._queue: deque[Action] = deque()
         self._wake = asyncio.Event()
+        self._sending = False
         self._throttle = Throttle(config.max_messages_per_second)
         self._ids = OrderIdAllocator(config.id_state_file, config.client_id)
         self._contracts: dict[str, Contract] = {}

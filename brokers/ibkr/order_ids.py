@@ -57,6 +57,19 @@ class OrderIdAllocator:
         """Error 103: the gateway holds ``order_id`` already, and maybe more above it: jump."""
         self._next = max(self._next, order_id + gap)
 
+    def try_allocate(self) -> int | None:
+        """``allocate()`` when it would not wait (the id is inside the block already durable): the
+        id; else None, and nothing is allocated."""
+        oid = self._next
+        if self.path is not None and oid > self._reserved:
+            return None
+        self._next += 1
+        if self.path is not None and self._reserved - oid < self.block // 2 and (
+                self._ahead is None or self._ahead.done()):
+            self._ahead = asyncio.ensure_future(self._reserve(self._reserved + self.block))
+            self._ahead.add_done_callback(_retrieved)
+        return oid
+
     async def allocate(self) -> int:
         oid = self._next
         self._next += 1

@@ -2,7 +2,10 @@
 
 ``place`` refuses rather than queues while the adapter cannot send (disconnected, IB's link
 down, reconciling, inside the daily restart window): an order held through an outage would
-go out minutes later at a price and in a book nobody decided on. Orders already queued when
+go out minutes later at a price and in a book nobody decided on. When nothing is queued or
+being sent, the contract is known, the order id is inside the block already reserved and the
+pacing has room, ``place`` writes the order to the socket itself, before it returns; else the
+sender takes it from the queue (the same steps, awaiting what it must). Orders already queued when
 the connection drops were never sent and are reported REJECTED as such. Cancels are kept and
 sent after the reconnect: cancelling late is always what was wanted.
 """
@@ -59,6 +62,7 @@ class Sending:
     _orders: OrderBook
     _queue: deque[Action]
     _wake: asyncio.Event
+    _sending: bool  # the sender is between taking an action from the queue and sending it
     _contracts: dict[str, Contract]
 
     # provided by the other mixins
@@ -80,7 +84,39 @@ class Sending:
             return
         t = Tracked(order, qty=order.qty, limit_price=order.limit_price)
         self._orders.add(t)
-        self._enqueue(Action("place", t))
+        if not self._place_now(t):
+            self._enqueue(Action("place", t))
+
+    def _place_now(self, t: Tracked) -> bool:
+        """Send ``t`` now, as ``_send_place`` would, when nothing is ahead of it and nothing need be
+        awaited; False (nothing done) otherwise."""
+        if self._queue or self._sending or not self.accepting:
+            return False
+        order = t.order
+        contract = self._contracts.get(order.symbol)
+        if contract is None or not self._throttle.ready():
+            return False
+        oid = self._ids.try_allocate()
+        if oid is None:
+            return False
+        if not self._throttle.try_acquire():  # not seen: it was ready a moment ago, and time only frees slots
+            self._enqueue(Action("place", t))  # the sender takes another id (ids need only grow)
+            return True
+        self._write_place(t, contract, oid)
+        return True
+
+    def _write_place(self, t: Tracked, contract: Contract, oid: int) -> None:
+        ib = self.ib
+        # keep ib_async's shared request/order counter above our ids: its request ids never equal an order id
+        ib.client.updateReqId(oid + 1)
+        self._orders.bind(t, order_id=oid)
+        try:
+            ib.placeOrder(contract, convert.ib_order(t.order, oid, self._account, qty=t.qty, limit_price=t.limit_price))
+        except ConnectionError as exc:
+            self._orders.unbind_order_id(t)
+            self._not_sent(t, f"not sent: {exc}")
+            return
+        t.sent = True
 
     def _refusal(self, order: Order) -> str | None:
         problem = order_shape_problem(order, self._orders)
@@ -195,6 +231,7 @@ class Sending:
                 self._wake.clear()
                 await self._wake.wait()
             action = self._queue.popleft()
+            self._sending = True
             try:
                 await self._send(action)
             except asyncio.CancelledError:
@@ -206,6 +243,8 @@ class Sending:
             except Exception:
                 log.exception("ibkr: sending %s failed", action.kind)
                 self._unsent(action, "not sent: internal error (see log)")
+            finally:
+                self._sending = False
 
     def _unsent(self, action: Action, reason: str) -> None:
         t = action.tracked
@@ -258,17 +297,7 @@ class Sending:
         if gen != self._link.gen or not self.accepting:
             self._not_sent(t, "not sent: the connection to IB Gateway failed before it left")
             return
-        ib = self.ib
-        # keep ib_async's shared request/order counter above our ids: its request ids never equal an order id
-        ib.client.updateReqId(oid + 1)
-        self._orders.bind(t, order_id=oid)
-        try:
-            ib.placeOrder(contract, convert.ib_order(order, oid, self._account, qty=t.qty, limit_price=t.limit_price))
-        except ConnectionError as exc:
-            self._orders.unbind_order_id(t)
-            self._not_sent(t, f"not sent: {exc}")
-            return
-        t.sent = True
+        self._write_place(t, contract, oid)
 
     async def _send_cancel(self, a: Action) -> None:
         t = a.tracked

@@ -63,6 +63,24 @@ class Throttle:
         now = self._now()
         self._sent.extend([now] * max(0, n))
 
+    def ready(self, now: float | None = None) -> bool:
+        """Whether ``acquire()`` would return at once: no one waiting, room in the window, the gap kept."""
+        if self._lock.locked():
+            return False  # someone is waiting: first come, first served
+        now = self._now() if now is None else now
+        sent = self._sent
+        while sent and now - sent[0] >= self.window:
+            sent.popleft()
+        return len(sent) < self.current_limit(now) and not (sent and sent[-1] + self.min_gap - now > 0)
+
+    def try_acquire(self) -> bool:
+        """Take a slot if ``acquire()`` would return at once: True; else False, and nothing is taken."""
+        now = self._now()
+        if not self.ready(now):
+            return False
+        self._sent.append(now)
+        return True
+
     async def acquire(self) -> None:
         async with self._lock:  # first come, first served
             while True:

@@ -324,10 +324,13 @@ class PaperBroker(Broker):
         exec_id = f"{self.account_id}.{self._exec_seq}"
         self._exec_seq += 1
         ts = quote.ts
-        self.store.append(_INSERT_EXEC, (exec_id, po.order_id, po.client_order_id, po.symbol, po.side.value,
-                                         dec(qty), dec(price), dec(commission), dt(ts)))
-        self.store.put(("paper_position", po.symbol), _PUT_POSITION, (po.symbol, dec(pos.qty), dec(pos.avg_cost)))
-        self._put_account("cash", dec(self.cash))
+        # The rows are made at the store's next flush (core/persistence/store.py), off the fill's path:
+        # the execution's from values that do not change, the position's and the cash's as they are
+        # then (each changes only here, and is put again when it does).
+        self.store.append(_INSERT_EXEC, lambda: (exec_id, po.order_id, po.client_order_id, po.symbol, po.side.value,
+                                                 dec(qty), dec(price), dec(commission), dt(ts)))
+        self.store.put(("paper_position", po.symbol), _PUT_POSITION, lambda: _position_row(pos))
+        self.store.put(("paper_account", "cash"), _PUT_ACCOUNT, self._cash_row)
         self._put_account("exec_seq", str(self._exec_seq))
         if po.filled_qty >= po.qty:
             po.status = FILLED
@@ -387,12 +390,19 @@ class PaperBroker(Broker):
         if lst and po in lst:
             lst.remove(po)
 
+    def _cash_row(self) -> tuple[str, str]:
+        return ("cash", dec(self.cash))
+
     def _put_account(self, key: str, value: str) -> None:
         self.store.put(("paper_account", key), _PUT_ACCOUNT, (key, value))
 
     def _persist(self, po: PaperOrder) -> None:
         # The row is made at the store's next flush, from the order as it is then (core/persistence/store.py).
         self.store.put(("paper_order", po.order_id), _PUT_ORDER, lambda: _order_row(po))
+
+
+def _position_row(pos: Position) -> tuple[str, str, str]:
+    return (pos.symbol, dec(pos.qty), dec(pos.avg_cost))
 
 
 def _order_row(po: PaperOrder) -> tuple[str | None, ...]:

@@ -91,9 +91,11 @@ class AuditRecorder:
                 self.audit.record("order.adopted", actor=e.source or "operator", subject=o.client_order_id,
                                   symbol=o.symbol, side=o.side, qty=o.qty, status=o.status)
                 return
-            self.audit.record(kinds.GATE_PASS, actor=e.source or "strategy", subject=o.client_order_id,
-                              strategy=o.strategy, symbol=o.symbol, side=o.side, qty=o.qty, type=o.order_type,
-                              limit=o.limit_price, reduce_only=e.reduce_only)
+            # An order's fields that do not change, in a dict made here: worded at the flush.
+            self.audit.record_detail(kinds.GATE_PASS, {
+                "strategy": o.strategy, "symbol": o.symbol, "side": o.side, "qty": o.qty, "type": o.order_type,
+                "limit": o.limit_price, "reduce_only": e.reduce_only}, actor=e.source or "strategy",
+                subject=o.client_order_id)
             return
         kind = _STATUS_KIND.get(o.status)
         if kind is None or e.previous is o.status:
@@ -105,10 +107,12 @@ class AuditRecorder:
 
     def on_fill(self, e: FillApplied) -> None:
         ex = e.fill
-        self.audit.record(kinds.ORDER_FILL if e.kind == "trade" else "book.adjustment", actor=e.actor,
-                          subject=ex.client_order_id or ex.symbol, exec_id=ex.exec_id, symbol=ex.symbol,
-                          side=ex.side, qty=ex.qty, price=ex.price, commission=ex.commission,
-                          owners={o: str(q) for o, q in e.allocation}, reason=e.reason)
+        # A dict made here and handed over, of values that cannot change: worded at the flush.
+        self.audit.record_detail(
+            kinds.ORDER_FILL if e.kind == "trade" else "book.adjustment",
+            {"exec_id": ex.exec_id, "symbol": ex.symbol, "side": ex.side, "qty": ex.qty, "price": ex.price,
+             "commission": ex.commission, "owners": {o: str(q) for o, q in e.allocation}, "reason": e.reason},
+            actor=e.actor, subject=ex.client_order_id or ex.symbol)
 
     def on_rejected(self, e: IntentRejected) -> None:
         self.audit.record(kinds.GATE_REFUSE, actor=e.source, subject=e.symbol, strategy=e.strategy, side=e.side,

@@ -11,11 +11,14 @@ time too (``engine_ts``). Protection, in layers:
 * The head: ``audit_head`` holds the last seq and hash, updated in the same transaction as
   the rows (one upsert per flush), so cut-off last rows show.
 
-The chain is built at flush: ``record`` fixes a row's seq, times and canonical detail at
-once and keeps it; the store's flush (a ``before_flush`` hook that runs after every other)
-hashes the rows in seq order and hands them to the transaction. The rows and their hashes
-are exactly what hashing each at ``record`` gave, for a few microseconds less per order on
-the engine's path. ``head_hash`` hashes what is pending first.
+The chain is built at flush: ``record`` fixes a row's seq and takes its times (the clocks'
+datetimes) and its details at once, and keeps them; the store's flush (a ``before_flush`` hook
+that runs after every other) words each row (the times as text, the details as canonical JSON),
+hashes the rows in seq order and hands them to the transaction. Details that could change
+before then are worded at ``record`` instead: only values that cannot change (text, numbers,
+Decimal, enums, dates, None) wait, or a dict the caller hands over (``record_detail``). The
+rows and their hashes are exactly what wording and hashing each at ``record`` gave, for some
+microseconds less per event on the engine's path. ``head_hash`` chains what is pending first.
 
 Limits: someone who can write the file can also rewrite the chain from any row onward,
 re-hash everything and set ``audit_head`` to match; nothing inside one file can detect
@@ -26,7 +29,9 @@ an export carries every hash) and compare later.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from core.audit.canonical import canonical_json
@@ -47,6 +52,11 @@ DEFAULT_ACTOR = "engine"  # who a row is by when the caller names no one
 CLOCK_NOT_SET = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_SET_TEXT = format_ts(CLOCK_NOT_SET)
 _HEAD_KEY = ("audit_head",)
+# Values that cannot change between ``record`` and the flush: their wording may wait for it.
+_FIXED: frozenset[type] = frozenset({str, int, float, bool, type(None), Decimal, datetime, date, time})
+# Recorded, not yet worded and hashed: (seq, wall time, engine time or None, actor, kind, subject,
+# details as canonical JSON text, or as a dict to word at the flush).
+_Pending = tuple[int, datetime, datetime | None, str, str, str, "str | dict[str, Any]"]
 
 
 class AuditLog:
@@ -68,8 +78,7 @@ class AuditLog:
         self._seq = 0
         self._hash = GENESIS_HASH
         self._loaded = False
-        # Recorded, not yet hashed: (seq, ts, actor, kind, subject, detail, engine_ts).
-        self._pending: list[tuple[int, str, str, str, str, str, str | None]] = []
+        self._pending: list[_Pending] = []
         store.check_copies_with(copy_problems)  # a backup of this store is good only with its chain intact
         store.before_flush(self._chain, last=True)
 
@@ -115,29 +124,46 @@ class AuditLog:
         those (stored as canonical JSON); any other value is stored as its ``str()`` rather
         than raising. Not async and O(1): safe on every order event.
         """
+        fixed = _FIXED
+        for value in detail.values():
+            if type(value) not in fixed and not isinstance(value, Enum):
+                return self._append(kind, actor, subject, canonical_json(detail))  # words it now: it may change
+        return self._append(kind, actor, subject, detail)
+
+    def record_detail(self, kind: str, detail: dict[str, Any], /, *, actor: str = DEFAULT_ACTOR,
+                      subject: str = "") -> int:
+        """``record`` with the details as a dict the caller hands over: it and what it holds are
+        not changed afterwards (they are worded at the flush)."""
+        return self._append(kind, actor, subject, detail)
+
+    def _append(self, kind: str, actor: str, subject: str, detail: str | dict[str, Any]) -> int:
         if not self._loaded:
             raise RuntimeError("AuditLog.record before load(): the chain would restart at row 1")
         actor = actor.strip() if actor else ""
         if not actor:
             actor = DEFAULT_ACTOR
         seq = self._seq + 1
-        ts = format_ts(self.wall_clock.now())
-        engine_ts = self._engine_ts(ts)
-        self._pending.append((seq, ts, actor, kind, subject, canonical_json(detail), engine_ts))
+        clock = self.engine_clock
+        self._pending.append((seq, self.wall_clock.now(), None if clock is None else clock.now(), actor, kind,
+                              subject, detail))
         self._seq = seq
         return seq
 
     def _chain(self) -> None:
-        """Hash the pending rows onto the chain and hand them to the store (at its flush)."""
+        """Word and hash the pending rows onto the chain and hand them to the store (at its flush)."""
         pending = self._pending
         if not pending:
             return
         self._pending = []
         append = self.store.append
         prev = self._hash
-        for seq, ts, actor, kind, subject, text, engine_ts in pending:
-            hsh = row_hash(prev, seq, ts, actor, kind, subject, text, engine_ts)
-            append(INSERT_ROW, (seq, ts, actor, kind, subject, text, prev, hsh, engine_ts))
+        engine_ts = self._engine_ts
+        for seq, wall, engine_now, actor, kind, subject, detail in pending:
+            ts = format_ts(wall)
+            text = detail if type(detail) is str else canonical_json(detail)
+            engine = None if engine_now is None else engine_ts(ts, engine_now)
+            hsh = row_hash(prev, seq, ts, actor, kind, subject, text, engine)
+            append(INSERT_ROW, (seq, ts, actor, kind, subject, text, prev, hsh, engine))
             prev = hsh
         self._hash = prev
         self.store.put(_HEAD_KEY, UPSERT_HEAD, (pending[-1][0], prev))
@@ -153,12 +179,8 @@ class AuditLog:
             OPERATOR + action, actor=actor, subject=subject, reason=reason, before=before, after=after, **detail
         )
 
-    def _engine_ts(self, ts: str) -> str | None:
-        """The engine's time where it differs from the wall time ``ts``; None where it does not or is unset."""
-        clock = self.engine_clock
-        if clock is None:
-            return None
-        now = clock.now()
+    def _engine_ts(self, ts: str, now: datetime) -> str | None:
+        """The engine's time ``now`` where it differs from the wall time ``ts``; None where it does not or is unset."""
         if now is not self._engine_now:  # a simulated clock hands out one datetime per step: format it once
             self._engine_now, self._engine_text = now, format_ts(now)
         text = self._engine_text

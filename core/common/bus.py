@@ -2,6 +2,11 @@
 
 Synchronous on purpose: every state change happens on one loop in the order events
 arrived, and a quote costs a few dict look-ups rather than a task switch.
+
+An event may be held (``hold``) and handed to its subscribers a little later, still in order:
+at ``release()``, or before the next event anyone publishes. The order manager holds an order's
+first event while the order goes to the broker, so that the order leaves before the
+bookkeeping; every subscriber still sees every event in the order they were published.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ class Bus:
     def __init__(self) -> None:
         self._handlers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
         self._every: dict[type, int] = defaultdict(int)  # subscribers that need every event of a type
+        self._held: list[object] = []  # published, not yet handed out (``hold``), oldest first
+        self._releasing = False
 
     def subscribe(self, event_type: type[E], handler: Callable[[E], None], *, critical: bool = True,
                   every: bool = True) -> None:
@@ -63,5 +70,35 @@ class Bus:
         return self._handlers[event_type]
 
     def publish(self, event: object) -> None:
+        if self._held and not self._releasing:
+            self.release()  # what was held comes first
         for handler in self._handlers.get(type(event), ()):
             handler(event)
+
+    def hold(self, event: object) -> None:
+        """Publish ``event`` at the next ``release()`` or before the next ``publish``, whichever
+        comes first: its subscribers see it later, in its place among the others. The holder
+        changes nothing an event's subscribers read before it is handed out."""
+        self._held.append(event)
+
+    def release(self) -> None:
+        """Hand out the held events, oldest first. An event a subscriber publishes meanwhile is
+        handed out at once, as it would have been had the held ones been published then."""
+        if self._releasing:
+            return
+        self._releasing = True
+        try:
+            held = self._held
+            while held:
+                event = held.pop(0)
+                for handler in self._handlers.get(type(event), ()):
+                    handler(event)
+        except BaseException:
+            self._held.clear()  # as if what came after the failure had not been published
+            raise
+        finally:
+            self._releasing = False
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)

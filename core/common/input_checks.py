@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # zoneinfo is imported by zone(): a reader of the state dir never needs it
+    from zoneinfo import ZoneInfo
 
 __all__ = ["MAX_DEPTH", "MAX_ENV_VALUE", "MAX_ITEMS", "MAX_TEXT", "RESERVED_STATE_NAMES", "check_environment",
            "check_path", "first_problem", "state_relative", "text_problem", "zone"]
@@ -150,6 +152,8 @@ def zone(name: str) -> ZoneInfo:
     if len(name) > _ZONE_MAX or text_problem(name) is not None:
         raise ValueError(f"{name[:40]!r}{'...' if len(name) > 40 else ''} ({len(name)} characters) is not a "
                          "time zone name: give an IANA name such as 'America/New_York'")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

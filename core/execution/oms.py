@@ -2,7 +2,14 @@
 
 - Client order ids are ``<instance>-<seq>``; the sequence is persisted with the order,
   so ids stay unique across restarts.
-- An order is committed to the store before the broker sees it (``send_pending``).
+- An order is committed to the store before the broker sees it (``send_pending``), unless the
+  broker's own records are in the same store (paper): they then commit together.
+- The order leaves first, its bookkeeping follows: the gate checks it, the broker gets it, and
+  then its events (OrderChanged new, then submitted) reach the subscribers. The new order's event
+  is held on the bus (``Bus.hold``) from ``submit`` until the broker has it (or until anything
+  else is published, or the OMS changes an order: every subscriber sees the events in the order
+  they happened, and each order as it was at its event). A write-ahead commit hands them out
+  first: the order's row and its audit rows go with it.
 - A fill reported twice (same exec id) is applied once.
 - Status changes go through the state machine; an illegal one is refused and logged.
 - Every change is published on the bus (OrderChanged, FillApplied, IntentRejected); the
@@ -37,6 +44,18 @@ log = logging.getLogger("cockpit.oms")
 
 SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only recent ones (the store has all)
 FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
+
+
+class _Worded:
+    """A log argument worded when the line is written (after the loop step), not when it is noted."""
+
+    __slots__ = ("word", "value")
+
+    def __init__(self, word: Callable[[Decimal], str], value: Decimal) -> None:
+        self.word, self.value = word, value
+
+    def __str__(self) -> str:
+        return self.word(self.value)
 
 
 class OrderManager:
@@ -74,9 +93,12 @@ class OrderManager:
         self._seen_order: deque[str] = deque()
         self._next_seq = 1
         self._to_send: list[Order] = []
+        self._placing: Order | None = None  # the order in broker.place() right now
         self._adjustments = 0
         self._lost_reported: set[str] = set()  # our orders with fills but no row in memory (see _check_lost)
         self._checks: set[asyncio.Task[None]] = set()
+        self._committing: asyncio.Task[None] | None = None  # a commit of broker reports (see _commit_soon)
+        self._commit_again = False
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -275,7 +297,8 @@ class OrderManager:
             order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
             f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
         )
-        self.bus.publish(OrderChanged(order, previous=None, source=req.source, reduce_only=req.reduce_only))
+        # Handed out once the broker has it (send_pending), or before anything published meanwhile.
+        self.bus.hold(OrderChanged(order, previous=None, source=req.source, reduce_only=req.reduce_only))
         return order
 
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
@@ -298,14 +321,24 @@ class OrderManager:
         """
         if not self._to_send:
             return
+        bus = self.bus
         if not self.broker.records_in_engine_store:
-            await self.store.flush()
+            bus.release()  # the new orders' rows (and audit rows) go with the write-ahead commit
+            await self.store.write_ahead()
         batch, self._to_send = self._to_send, []
-        for order in batch:
-            if order.status is not OrderStatus.NEW:
-                continue  # cancelled before it left
-            self._set_status(order, OrderStatus.SUBMITTED, broker=self.broker.kind)
-            self.broker.place(order)
+        try:
+            for order in batch:
+                if order.status is not OrderStatus.NEW:
+                    continue  # cancelled before it left
+                self._placing = order
+                try:
+                    self.broker.place(order)  # the order leaves first; its bookkeeping follows
+                finally:
+                    self._placing = None
+                if order.status is OrderStatus.NEW:  # a report during place() marked it sent already
+                    self._set_status(order, OrderStatus.SUBMITTED, broker=self.broker.kind)
+        finally:
+            bus.release()
 
     def cancel(self, client_order_id: str) -> bool:
         order = self.open_orders.get(client_order_id)
@@ -323,10 +356,46 @@ class OrderManager:
     # ---- broker reports ------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
+        if self.bus.holding:
+            self.bus.release()  # the subscribers see each order as it was at its event
+        placing = self._placing
+        if placing is not None and placing.status is OrderStatus.NEW:
+            # A report while the broker takes the order (a refusal in place()): sent first, as it was.
+            self._set_status(placing, OrderStatus.SUBMITTED, broker=self.broker.kind)
         if isinstance(report, Execution):
             self._on_execution(report)
         else:
             self._on_update(report)
+        if not self.broker.records_in_engine_store:
+            self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        """A broker's report (a fill, a status) is committed in the background right away, not with the
+        next batch's flush: the next order's write-ahead then has little to carry but the order itself.
+        One commit at a time; reports that come meanwhile go with one more."""
+        if self._committing is not None:
+            self._commit_again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the next flush takes them
+            return
+        self._committing = loop.create_task(self._commit_reports())
+
+    async def _commit_reports(self) -> None:
+        try:
+            while True:
+                self._commit_again = False
+                if not self.store.is_open or self.store.failed is not None:
+                    return  # closing, or failed: the store says so at the next write
+                try:
+                    await self.store.flush()
+                except Exception:  # kept by the store (Store.failed): the engine's next commit raises it
+                    return
+                if not self._commit_again:
+                    return
+        finally:
+            self._committing = None
 
     def _on_update(self, update: OrderUpdate) -> None:
         order = self.orders.get(update.client_order_id)
@@ -390,7 +459,8 @@ class OrderManager:
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
-                 text.qty(ex.qty), ex.symbol, ex.price, text.money(ex.commission), ex.client_order_id or reason)
+                      _Worded(text.qty, ex.qty), ex.symbol, ex.price, _Worded(text.money, ex.commission),
+                      ex.client_order_id or reason)
         return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 
     # ---- helpers -------------------------------------------------------------------
@@ -398,6 +468,8 @@ class OrderManager:
     def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None, *,
                     broker: str | None = None) -> bool:
         """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
+        if self.bus.holding:
+            self.bus.release()  # before the order changes: its held event says what it was
         try:
             check_transition(order.client_order_id, order.status, status)
         except IllegalTransition as exc:

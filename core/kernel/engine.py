@@ -715,7 +715,9 @@ class Engine:
         delta = qty - current
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
-            self.bus.publish(SignalRaised(strategy, symbol, {"target": qty, "current": current, "working": working}))
+            # Held with the order it makes: both reach the subscribers once the broker has the order
+            # (or before anything else is published: the OMS's refusal, a cancel), in this order.
+            self.bus.hold(SignalRaised(strategy, symbol, {"target": qty, "current": current, "working": working}))
             self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET,
                                          may_short=self._may_short(strategy)), TimeInForce.DAY)
 
@@ -732,7 +734,7 @@ class Engine:
         if self.warming_up:
             return
         assert self.oms is not None
-        self.bus.publish(SignalRaised(strategy, symbol, {"side": side, "qty": qty, "type": order_type,
+        self.bus.hold(SignalRaised(strategy, symbol, {"side": side, "qty": qty, "type": order_type,  # as above
                                                          "limit": limit_price}))
         self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price,
                                      may_short=self._may_short(strategy)), tif)

@@ -8,6 +8,7 @@ in the buffer the moment it exists, so the OMS's write-ahead flush before sendin
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from core.common.bus import Bus
 from core.common.clock import Clock
@@ -73,6 +74,18 @@ def fill_row(event: FillApplied) -> tuple[str | None, ...]:
             dec(ex.commission), dec(event.realized_pnl), dt(ex.ts), event.kind, event.actor, event.reason)
 
 
+class _AllocationRow:
+    """A ``fill_allocations`` row made at the flush (its values do not change)."""
+
+    __slots__ = ("exec_id", "owner", "symbol", "qty")
+
+    def __init__(self, exec_id: str, owner: str, symbol: str, qty: Decimal) -> None:
+        self.exec_id, self.owner, self.symbol, self.qty = exec_id, owner, symbol, qty
+
+    def __call__(self) -> tuple[str, str, str, str]:
+        return (self.exec_id, self.owner, self.symbol, dec(self.qty))
+
+
 class StoreRecorder:
     """Subscribes the store to the book's and the orders' events."""
 
@@ -101,7 +114,7 @@ class StoreRecorder:
         self.store.append(INSERT_FILL, lambda: fill_row(event))
         ex = event.fill
         for owner, qty in event.allocation:
-            self.store.append(INSERT_ALLOCATION, (ex.exec_id, owner, ex.symbol, dec(qty)))
+            self.store.append(INSERT_ALLOCATION, _AllocationRow(ex.exec_id, owner, ex.symbol, qty))
         self.persist_position(ex.symbol)
         self.store.put(("account", "cash"), PUT_ACCOUNT, self._cash_row)
 
@@ -130,5 +143,5 @@ class StoreRecorder:
 
     def on_equity(self, event: EquityRecorded) -> None:
         ts = event.ts.astimezone(UTC)  # UTC text sorts in time order
-        self.store.put(("equity", ts), PUT_EQUITY,
-                       (dt(ts), dec(event.equity), dec(event.peak), dec(event.max_drawdown), dec(event.day_open)))
+        self.store.put(("equity", ts), PUT_EQUITY,  # a frozen event: its row is made at the flush
+                       lambda: (dt(ts), dec(event.equity), dec(event.peak), dec(event.max_drawdown), dec(event.day_open)))

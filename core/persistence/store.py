@@ -3,7 +3,12 @@
 Writes are buffered in memory and committed together by ``flush()``: the engine never
 waits per row. A flush is one transaction, so what is on disk is always a consistent
 prefix of the engine's history. Callers that must be durable before acting (an order
-before it is sent) await ``flush()``.
+before it is sent) await ``write_ahead()``: the same one transaction of everything buffered,
+made on the loop's own thread through a second connection when no other commit is in flight
+(no hop to aiosqlite's thread and back, which cost about a millisecond), else after the one in
+flight. That connection waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock (another
+process writing): then the transaction goes through aiosqlite's thread as ``flush()`` does, so
+the loop is never held longer.
 
 Two kinds of write: ``append`` (history rows, kept in order) and ``put`` (current-state
 rows keyed by what they describe; only the latest put per key is written). A put may hand a
@@ -25,7 +30,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiosqlite
 
@@ -46,6 +51,9 @@ Params = tuple[Any, ...]
 SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
 
 DB_FILENAME = FILES_DB_FILENAME  # re-exported: core/persistence/files.py has the name (no imports)
+#: How long a write-ahead commit on the loop's thread may wait for the write lock (SQLite's busy
+#: timeout on that connection) before it goes through aiosqlite's thread instead.
+WRITE_AHEAD_BUSY_SECONDS = 0.005
 
 CORE_MIGRATIONS: list[str] = [
     # v1
@@ -160,6 +168,9 @@ class Store:
         self._had_data = False  # the file held an account when opened: migrating it backs it up first
         self._backed_up = False
         self._db: aiosqlite.Connection | None = None
+        self._loop_conn: sqlite3.Connection | None = None  # write-ahead commits on the loop's thread
+        self.write_aheads = 0  # made on the loop's thread
+        self.write_ahead_fallbacks = 0  # the lock was busy: made through aiosqlite's thread
         self.checkpointer = Checkpointer(self.path)  # WAL checkpoints off the commits (core/persistence/checkpoint.py)
         self._appends: list[tuple[str, Params | Callable[[], Params]]] = []
         self._puts: dict[Any, tuple[str, Params | Callable[[], Params]]] = {}
@@ -185,6 +196,9 @@ class Store:
         try:
             await self._open()
         except Exception as exc:
+            if self._loop_conn is not None:
+                self._loop_conn.close()
+                self._loop_conn = None
             if self._db is not None:  # its thread would keep the process alive after the error
                 await self._db.close()
                 self._db = None
@@ -207,6 +221,12 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
         await self.migrate("core", CORE_MIGRATIONS)
+        # The write-ahead's own connection (the loop's thread only), set as the store's is.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=WRITE_AHEAD_BUSY_SECONDS)
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._loop_conn = conn
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
         """Apply the migrations of ``component`` not applied yet; return the version now."""
@@ -287,34 +307,84 @@ class Store:
 
     async def flush(self) -> None:
         """Commit everything buffered so far in one transaction."""
+        self._refuse_if_failed()
+        async with self._lock:
+            taken = self._take()
+            if taken is not None:
+                await self._commit(*taken)
+
+    async def write_ahead(self) -> None:
+        """``flush()`` before an order is sent: the same one transaction, made here on the loop's
+        thread (a second connection) unless SQLite's write lock stays busy for
+        ``WRITE_AHEAD_BUSY_SECONDS``; a flush in flight is waited for first, as ``flush()`` does."""
+        self._refuse_if_failed()
+        async with self._lock:  # free (the usual case): taken without yielding to the loop
+            taken = self._take()
+            if taken is None:
+                return
+            groups, rows = taken
+            conn = self._loop_conn
+            if conn is not None:
+                try:
+                    _write_batch(conn, groups)
+                except sqlite3.OperationalError as exc:
+                    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                        self._failed_with(exc)
+                    # Busy: nothing was written (rolled back); the same rows through aiosqlite's thread.
+                    self.write_ahead_fallbacks += 1
+                except BaseException as exc:
+                    self._failed_with(exc)
+                else:
+                    self.write_aheads += 1
+                    self._committed(rows)
+                    return
+            await self._commit(groups, rows)
+
+    def _refuse_if_failed(self) -> None:
         if self.failed is not None:
             if is_disk_full(self.failed):
                 raise DiskFull(self.path.parent) from self.failed
             raise StoreFailed(f"{self.path}: an earlier commit failed ({self.failed!r}); refusing to write on")
-        async with self._lock:
-            for hook in self._before_flush:
-                hook()
-            for hook in self._last_hooks:
-                hook()
-            if not self._appends and not self._puts:
-                return
-            queued, self._appends = self._appends, []
-            pending, self._puts = self._puts, {}
-            try:
-                appends = [(sql, params() if callable(params) else params) for sql, params in queued]
-                puts = [(sql, params() if callable(params) else params) for sql, params in pending.values()]
-                await self._in_db_thread(_write_batch, _group(appends) + _group(puts))
-            except BaseException as exc:
-                # The batch is lost from memory; committing anything after it would store
-                # later state on top of a hole. The store refuses all further writes: what
-                # is on disk stays a consistent prefix and a restart resumes from it.
-                self.failed = exc
-                if is_disk_full(exc):
-                    raise DiskFull(self.path.parent) from exc
-                raise
-            self.rows_written += len(queued) + len(pending)
-            self.commits += 1
-            self.checkpointer.after_commit()
+
+    def _take(self) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int] | None:
+        """Run the hooks and take the buffers, their rows made (under the lock); None if empty."""
+        for hook in self._before_flush:
+            hook()
+        for hook in self._last_hooks:
+            hook()
+        if not self._appends and not self._puts:
+            return None
+        queued, self._appends = self._appends, []
+        pending, self._puts = self._puts, {}
+        try:
+            appends = [(sql, params() if callable(params) else params) for sql, params in queued]
+            puts = [(sql, params() if callable(params) else params) for sql, params in pending.values()]
+        except BaseException as exc:
+            self._failed_with(exc)
+        # History rows in the order appended; current-state rows (one per key, so their order does not
+        # matter) by statement: one executemany per table however the puts came.
+        return _group(appends) + _group(sorted(puts, key=_statement)), len(queued) + len(pending)
+
+    async def _commit(self, groups: list[tuple[str, list[tuple[Any, ...]]]], rows: int) -> None:
+        try:
+            await self._in_db_thread(_write_batch, groups)
+        except BaseException as exc:
+            self._failed_with(exc)
+        self._committed(rows)
+
+    def _failed_with(self, exc: BaseException) -> NoReturn:
+        # The batch is lost from memory; committing anything after it would store
+        # later state on top of a hole. The store refuses all further writes: what
+        # is on disk stays a consistent prefix and a restart resumes from it.
+        self.failed = exc
+        if is_disk_full(exc):
+            raise DiskFull(self.path.parent) from exc
+        raise exc
+
+    def _committed(self, rows: int) -> None:
+        self.rows_written += rows
+        self.commits += 1
+        self.checkpointer.after_commit()
 
     async def _in_db_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's worker thread in one hop.
@@ -345,6 +415,9 @@ class Store:
                 await self.flush()
         finally:
             try:
+                if self._loop_conn is not None:
+                    conn, self._loop_conn = self._loop_conn, None
+                    conn.close()
                 await self.checkpointer.close()  # first: the store's connection, closed last, removes the WAL
             finally:
                 await self._db.close()
@@ -364,6 +437,10 @@ def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[An
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _statement(item: tuple[str, tuple[Any, ...]]) -> str:
+    return item[0]
 
 
 def _group(items: Iterable[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
