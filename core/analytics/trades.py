@@ -177,6 +177,25 @@ class OwnerLedger:
     def open_positions(self, owner: str) -> int:
         return sum(1 for (o, _), held in self.holdings.items() if o == owner and held.qty != 0)
 
+    def figures(self, owner: str, price_of: PriceOf) -> tuple[Decimal, Decimal, int]:
+        """``(cumulative(owner), market_value(owner), open_positions(owner))`` in one pass over
+        the holdings (the same sums, added in the same order)."""
+        unrealized = value = ZERO
+        held_open = 0
+        for (o, symbol), held in self.holdings.items():
+            if o == owner:
+                mark = price_of(symbol)
+                qty = held.qty
+                if mark is not None:
+                    unrealized += (mark - held.avg_cost) * qty
+                    value += mark * qty
+                else:
+                    value += held.avg_cost * qty
+                if qty != 0:
+                    held_open += 1
+        cumulative = self.realized.get(owner, ZERO) - self.commissions.get(owner, ZERO) + unrealized
+        return cumulative, value, held_open
+
     def cumulative(self, owner: str, price_of: PriceOf) -> Decimal:
         """The owner's net P&L since its first fill: realized - commissions + unrealized at the marks."""
         return (self.realized.get(owner, ZERO) - self.commissions.get(owner, ZERO)
