@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -195,5 +196,15 @@ def test_the_wording_is_what_it_was(summary: DailySummary) -> None:
 
     assert words.plain(summary) == _ref_plain(summary)
     assert words.title(summary) == _ref_title(summary)
-    fields = DailySummaryReady(summary).alert(html=False).fields
-    assert dict(fields)["net"] == _ref_signed(summary.net) and dict(fields)["net %"] == _ref_pct(summary.net_pct)
+    from core.domain.text import money
+
+    alert = DailySummaryReady(summary).alert(html=False)
+    s = summary
+    assert alert.fields == (("net", _ref_signed(s.net)), ("net %", _ref_pct(s.net_pct)),
+                            ("realized", _ref_signed(s.realized)), ("unrealized", _ref_signed(s.unrealized)),
+                            ("commissions", money(s.commissions)), ("fills", str(s.fills)),
+                            ("equity", money(s.equity_close)))
+    assert (alert.kind, str(alert.severity), alert.title, alert.text, alert.key, alert.at, alert.html) == (
+        "daily.summary", "info", _ref_title(s), _ref_plain(s), f"daily.summary:{s.date.isoformat()}",
+        s.session_close, None)
+    assert alert.with_id("x") == dataclasses.replace(alert, id="x")

@@ -10,12 +10,13 @@ from html import escape
 
 from core.domain import daily_summary_numbers as numbers
 from core.domain import text
+from core.domain.alert import Alert, Severity
 from core.domain.daily_summary import DailySummary, TradeLine
 from core.domain.daily_summary_numbers import Remembered, pct, signed
 from core.domain.daily_summary_numbers import money_text as money
 from core.domain.text import qty
 
-__all__ = ["html", "pct", "plain", "signed", "title"]
+__all__ = ["alert", "html", "pct", "plain", "signed", "title"]
 
 _price = Remembered(text.price)  # at the default increment (a cent), as the lines below use it
 
@@ -27,8 +28,31 @@ def price(value: Decimal | None) -> str:
 
 def title(s: DailySummary) -> str:
     net, net_pct = s.net, s.net_pct
-    return (f"Daily P&L {s.date.isoformat()}: {signed.get(net) or signed.make(net)} "
-            f"({'n/a' if net_pct is None else numbers.pct_text.get(net_pct) or numbers.pct_text.make(net_pct)})")
+    return _title(s, signed.get(net) or signed.make(net),
+                  "n/a" if net_pct is None else numbers.pct_text.get(net_pct) or numbers.pct_text.make(net_pct))
+
+
+def _title(s: DailySummary, net: str, net_pct: str) -> str:
+    return f"Daily P&L {s.date.isoformat()}: {net} ({net_pct})"
+
+
+def alert(s: DailySummary, *, html: bool = True) -> Alert:
+    """The summary as an alert (``DailySummaryReady.alert``); ``html=False`` leaves the HTML body
+    out (no sink shows it)."""
+    sg, SG = signed.get, signed.make
+    net, net_pct, realized, unrealized = s.net, s.net_pct, s.realized, s.unrealized
+    net_text = sg(net) or SG(net)
+    pct_text = "n/a" if net_pct is None else numbers.pct_text.get(net_pct) or numbers.pct_text.make(net_pct)
+    commissions, equity = s.commissions, s.equity_close
+    return Alert(
+        "daily.summary", Severity.INFO, _title(s, net_text, pct_text), plain(s), f"daily.summary:{s.date.isoformat()}",
+        s.session_close,
+        (("net", net_text), ("net %", pct_text), ("realized", sg(realized) or SG(realized)),
+         ("unrealized", sg(unrealized) or SG(unrealized)),
+         ("commissions", money.get(commissions) or money.make(commissions)), ("fills", str(s.fills)),
+         ("equity", money.get(equity) or money.make(equity))),
+        html=_html(s) if html else None,
+    )
 
 
 def _session(s: DailySummary) -> str:
@@ -114,6 +138,10 @@ def _row(cells: list[str], header: bool = False) -> str:
 
 
 def html(s: DailySummary) -> str:
+    return _html(s)
+
+
+def _html(s: DailySummary) -> str:
     figures = [
         ("Net P&L", f"{signed(s.net)} ({pct(s.net_pct)})"),
         ("Realized", f"{signed(s.realized)} ({pct(s.realized_pct)})"),
