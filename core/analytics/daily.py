@@ -213,15 +213,18 @@ class DailyReports:
         self.last_reported = session.day
         if summary is not None:
             # Owners that only sent orders (never filled) are not carried into the next day's rows.
+            owners = self.ledger.owners
             self._set_open({r.strategy: r.cumulative for r in summary.strategies
-                            if r.strategy in self.ledger.owners or r.cumulative}, summary.equity_close)
+                            if r.strategy in owners or r.cumulative}, summary.equity_close)
         else:
             self._set_open(None, None)
         self._arm(self.sessions.after(session))
         if summary is not None:
             self.published += 1
-            if log.isEnabledFor(logging.INFO):
-                log.info("daily summary %s: net %s, %d fill(s)", session.day, money(summary.net), summary.fills)
+            # DEBUG: the alert router's log sink writes the summary's title (its net) at INFO already,
+            # and a replay of a daily file closes a session on every bar.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("daily summary %s: net %s, %d fill(s)", session.day, money(summary.net), summary.fills)
             self.bus.publish(ev.DailySummaryReady(summary))
 
     def _price_of(self, symbol: str) -> Decimal | None:
