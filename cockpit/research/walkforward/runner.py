@@ -14,7 +14,9 @@ session, the trades closed in it, those still open at its end. Those warm-up ses
 past of the window (the train window's end, for a test window), never its future.
 
 What a worker keeps between runs: the exchange calendars (process-wide in core.data.calendar),
-and the cut files on disk, written once per worker and window.
+the cut files on disk, written once per worker and window, and the bar reader's parse cache
+(``bar_cache``): in the walk-forward's scratch folder when this machine has it, so every
+worker of a local pool parses a window's files once for the whole grid; else the worker's own.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class _Worker:
         self.scratch = scratch
         base = Path(scratch) if scratch and Path(scratch).is_dir() else None
         self.root = Path(tempfile.mkdtemp(prefix="cockpit-walkforward-", dir=base))
+        # The parse cache, shared by this machine's workers (an entry is written to a temporary
+        # name and renamed: two workers writing the same one never tear it).
+        self.bar_cache = (base if base is not None else self.root) / "bar-cache"
         self.runs = 0
         if base is None:
             atexit.register(shutil.rmtree, self.root, True)
@@ -140,7 +145,7 @@ def _backtest(job: RunJob, files: list[Path]) -> tuple[tuple[EquityDay, ...], tu
 
     rng = job.range
     result = run_backtest(run_settings(job, files), strategies=[job.strategy], start=rng.data_start, end=rng.end,
-                          params={job.strategy: dict(job.params)})
+                          params={job.strategy: dict(job.params)}, bar_cache=_this_worker(job.scratch).bar_cache)
     scope = result.strategies[job.strategy]
     tz = ZoneInfo(job.settings.engine.market_tz)
     days = tuple(d for d in scope.days if d.day >= rng.trade_start)
