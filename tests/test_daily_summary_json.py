@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -24,7 +24,8 @@ any_money = st.one_of(
     st.sampled_from([Decimal("-0"), Decimal("1E+7"), Decimal("0E-30"), Decimal("-0.000000005"), Decimal("2.5E-9")]),
 )
 opt_money = st.one_of(st.none(), any_money)
-moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC))
+moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1),
+                       timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]))
 
 trades = st.builds(TradeLine, names, names, st.sampled_from(["long", "short", 'odd "one"']), any_money, any_money,
                    moments, moments)

@@ -15,6 +15,7 @@ stored rows are byte for byte what they were.
 from __future__ import annotations
 
 import json.encoder
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
@@ -65,6 +66,23 @@ _SORTED_SEVERITIES = tuple(sorted(SEVERITIES))
 # Money as quoted JSON text, remembered (core/domain/daily_summary_numbers.py): read inline as
 # ``_q(v) or _Q(v)``.
 _q, _Q = quoted_money.get, quoted_money.make
+
+
+# A session's open and close are the calendar's own UTC datetimes, written at every close (and
+# the open again the next day): their text remembered. Only UTC ones: two equal UTC datetimes
+# write the same text, an equal instant in another zone does not.
+_ISO: dict[datetime, str] = {}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is not UTC:
+        return moment.isoformat()
+    found = _ISO.get(moment)
+    if found is None:
+        if len(_ISO) >= 4096:
+            _ISO.clear()
+        found = _ISO[moment] = moment.isoformat()
+    return found
 
 
 def _om(value: Decimal | None) -> str:
@@ -138,7 +156,7 @@ def summary_json(s: DailySummary) -> str:
         q(s.net) or Q(s.net), om(s.net_pct), i(s.orders),
         "[" + ", ".join([_position(p) for p in s.positions]) + "]" if s.positions else "[]",
         q(s.realized) or Q(s.realized), om(s.realized_pct), i(s.reconnects), i(s.refusals), i(s.rejected),
-        s.session_close.isoformat(), s.session_open.isoformat(),
+        _iso(s.session_close), _iso(s.session_open),
         "[" + ", ".join([_strategy(r) for r in s.strategies]) + "]" if s.strategies else "[]",
         q(s.total) or Q(s.total), om(s.total_pct), i(s.trades_closed), _quote(s.trading_state),
         q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct), q(s.worst_day_pnl) or Q(s.worst_day_pnl),
