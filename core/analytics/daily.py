@@ -93,7 +93,7 @@ class DailyReports:
             ev.FillApplied: self._on_fill, ev.OrderChanged: self._on_order, ev.IntentRejected: self._on_refused,
             ev.BreakFound: self._on_break, ev.BreakResolved: self._on_resolved,
             ev.BrokerConnectionChanged: self._on_broker, ev.FeedHealthChanged: self._on_feed,
-            ev.TradingStateChanged: self._on_state, ev.EquityRecorded: self._on_equity, Bar: self._on_bar,
+            ev.TradingStateChanged: self._on_state, ev.EquityRecorded: self._on_equity,
         }
         # A fault here is logged and never stops trading: the summary is a report, not state.
         for event_type, handler in handlers.items():
@@ -107,8 +107,9 @@ class DailyReports:
         """Read the history back: the last summary, the owners' books, the session so far.
 
         Called once the engine has started (book loaded, broker connected, recovered).
-        ``resume_at``: where a replay resumes (its cursor; None for a fresh one, which arms at
-        its first bar); a live clock's session is the one at its current time. Fills that
+        ``resume_at``: where a replay resumes (its cursor, or a fresh one's first bar; None: a
+        fresh one arms at its first bar, which it then watches for); a live clock's session is
+        the one at its current time. Fills that
         reach the bus meanwhile are held and applied once, after the stored ones."""
         last = report_rows(await self.store.fetchall(
             "SELECT date, summary FROM daily_reports ORDER BY date DESC LIMIT 1"), log.warning)
@@ -142,6 +143,8 @@ class DailyReports:
         if session is not None:
             await self._count_stored(boundary)
             self._arm(session)
+        else:  # a fresh replay that did not say when it begins: its first bar says which session it is
+            self.bus.subscribe(Bar, self._on_bar, critical=False)
         self.tally.engine_starts += 1
 
     def _set_open(self, cumulative: dict[str, Decimal] | None, equity: Decimal | None) -> None:

@@ -110,6 +110,14 @@ class OwnerLedger:
 
     def apply(self, fill: FillRecord) -> list[Trade]:
         shares = fill.shares()
+        if len(shares) == 1:  # one owner (the usual fill): its commission whole, as _split gives it
+            (owner, signed), = shares
+            if signed == 0:
+                return []
+            commission = fill.commission - ZERO  # what _split([w]) gives: total - sum([]), the same Decimal
+            self.commissions[owner] = self.commissions.get(owner, ZERO) + commission
+            self.realized.setdefault(owner, ZERO)
+            return self._move(owner, fill, signed, commission)
         commissions = _split(fill.commission, [abs(q) for _, q in shares])
         closed: list[Trade] = []
         for (owner, signed), commission in zip(shares, commissions, strict=True):

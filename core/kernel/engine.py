@@ -258,8 +258,16 @@ class Engine:
                      self.cursor.ts if self.cursor else None, len(history))
         if isinstance(self.clock, SimClock) and self.cursor is not None:
             self.clock.advance_to(self.cursor.ts)
-        await self.daily.start(self.cursor.ts if self.cursor else None)
+        await self.daily.start(self.cursor.ts if self.cursor else self._first_bar_at())
         self.bus.publish(EngineStarted(self.broker.kind, self.feed.name, tuple(s.name for s in self.strategies)))
+
+    def _first_bar_at(self) -> datetime | None:
+        """A fresh replay's first bar time (the daily summaries' first session), None for a live feed:
+        told at start, the summaries need not watch every bar for it."""
+        if not isinstance(self.feed, ReplayFeed) or not isinstance(self.clock, SimClock):
+            return None
+        firsts = [bars[0].ts for bars in self.feed.bars.values() if bars]
+        return min(firsts) if firsts else None
 
     async def _meta(self, key: str, make: Callable[[], str]) -> str:
         row = await self.store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
