@@ -28,7 +28,8 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -96,12 +97,26 @@ class _Worker:
             from multiprocessing.util import Finalize
 
             Finalize(None, shutil.rmtree, (self.root, True), exitpriority=10)  # a pool worker's exit skips atexit
-        for name, level in (("cockpit", logging.WARNING), ("cockpit.data", logging.ERROR),
-                            ("cockpit.feed", logging.ERROR)):
-            logging.getLogger(name).setLevel(level)
 
 
 _worker: _Worker | None = None
+#: The engine's loggers while a job runs (the data files' warnings repeat for every grid point).
+_QUIET = (("cockpit", logging.WARNING), ("cockpit.data", logging.ERROR), ("cockpit.feed", logging.ERROR))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The levels above while a job runs, the caller's again after (an in-process executor's
+    caller keeps its own logging)."""
+    loggers = [(logging.getLogger(name), level) for name, level in _QUIET]
+    saved = [logger.level for logger, _ in loggers]
+    for logger, level in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for (logger, _), level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
 
 
 def _this_worker(scratch: str) -> _Worker:
@@ -117,7 +132,8 @@ def run_job(job: RunJob) -> RunOutcome:
     worker.runs += 1
     files = write_slices(job.slices, worker.root / "data")
     started = time.perf_counter()
-    days, closed, open_trades = _backtest(job, files)
+    with _quiet():
+        days, closed, open_trades = _backtest(job, files)
     held = (min(s.first for s in job.slices if s.first), max(s.last for s in job.slices if s.last)) \
         if any(s.first for s in job.slices) else (None, None)
     warmup = sum(s.rows_before(job.range.trade_start) for s in job.slices)
