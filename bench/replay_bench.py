@@ -218,6 +218,9 @@ def main() -> int:
     ap.add_argument("--no-backtrader", action="store_true")
     ap.add_argument("--no-nautilus", action="store_true")
     ap.add_argument("--no-process", action="store_true", help="skip the whole-process cockpit runs")
+    ap.add_argument("--no-backtest-side", action="store_true",
+                    help="skip 'ours bt q=4': the engine as `cockpit backtest` configures it (no alert router, "
+                         "dead-man or backups)")
     ap.add_argument("--profile", choices=[d.key for d in DATASETS], help="also cProfile one of our runs (q=4)")
     ap.add_argument("--profile-top", type=int, default=30)
     ap.add_argument("--tmpdir", default=None, help="where state dirs and the bar cache go (default: system temp)")
@@ -239,6 +242,9 @@ def main() -> int:
     ours_sides = [f"ours q={q}" for q in args.quotes]
     for q, side in zip(args.quotes, ours_sides, strict=True):
         runners[side] = lambda ds, q=q: run_ours(ds, q, tmp, cache_dir)
+    if not args.no_backtest_side:
+        ours_sides.append("ours bt q=4")
+        runners["ours bt q=4"] = lambda ds: run_ours(ds, 4, tmp, cache_dir, backtest=True)
     peers: list[str] = []
     if not args.no_backtrader:
         try:
@@ -265,7 +271,8 @@ def main() -> int:
             peers.append("nautilus")
     sides = list(runners)
     print(f"ours: build_engine + start (store, migrations, file load) + run + shutdown; paper broker, risk gate, "
-          f"OMS, SQLite (FULL, WAL), audit trail, daily reports, alerts; bar cache: "
+          f"OMS, SQLite (WAL), audit trail, daily reports, alerts ('ours bt': as `cockpit backtest`, no alerts); "
+          f"bar cache: "
           f"{'in one folder for the bench (warm after the first run)' if HAS_BAR_CACHE else 'none (parses every run)'}")
 
     # Warm-up: imports, the exchange calendar, our bar cache (this run pays for parsing).

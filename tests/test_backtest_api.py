@@ -171,3 +171,28 @@ async def test_a_stopped_run_leaves_a_closed_readable_store(settings, tmp_path: 
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         last = conn.execute("SELECT max(date) FROM daily_reports").fetchone()[0]
     assert "2008-04-01" < last < "2008-09-30"
+
+
+def test_runs_that_share_a_bar_cache_parse_each_file_once_and_trade_the_same(settings, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.data.feeds.replay as replay
+
+    parsed: list[str] = []
+    real = replay.read_bar_file
+    monkeypatch.setattr(replay, "read_bar_file", lambda path, *a, **k: parsed.append(Path(path).name) or real(path, *a, **k))
+    cache = tmp_path / "shared-cache"
+    alone = run_backtest(settings, start=START, end=END, store=tmp_path / "alone")  # the cache inside its store
+    assert len(parsed) == len(settings.feed.files)
+    parsed.clear()
+    first = run_backtest(settings, start=START, end=END, store=tmp_path / "first", bar_cache=cache)
+    assert len(parsed) == len(settings.feed.files)  # a new cache: each file parsed once
+    parsed.clear()
+    second = run_backtest(settings, start=START, end=END, bar_cache=cache)  # a throwaway store this time
+    assert parsed == []  # every file from the shared cache
+    assert [f.key() for f in first.fills] == [f.key() for f in second.fills] == [f.key() for f in alone.fills]
+    assert first.metrics_json() == second.metrics_json()
+    assert len(list(cache.glob("*.bars"))) == len(settings.feed.files)
+    assert not (tmp_path / "first" / "cache").exists()  # the run wrote its cache where it was told
+    assert not (tmp_path / "config-state").exists()
+    with pytest.raises(BacktestError, match="bar_cache"):
+        run_backtest(settings, start=START, end=END, bar_cache=Path("bad\x00name"))

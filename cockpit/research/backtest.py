@@ -69,7 +69,7 @@ class BacktestInterrupted(Exception):
 
 def run_backtest(settings: Settings, *, strategies: Sequence[str] | None = None, start: date | None = None,
                  end: date | None = None, params: Params | None = None, store: Path | None = None,
-                 progress: Progress | None = None) -> BacktestResult:
+                 progress: Progress | None = None, bar_cache: Path | None = None) -> BacktestResult:
     """Run one backtest of ``settings`` and return what it did.
 
     - ``strategies``: the configured strategies to run (None: those the config enables); the
@@ -79,6 +79,12 @@ def run_backtest(settings: Settings, *, strategies: Sequence[str] | None = None,
     - ``store``: the state dir to write the run into, which must not exist yet or be empty; it
       is kept (``cockpit metrics --state-dir STORE`` reads it). None: a temporary directory
       (``tempfile``, honouring TMPDIR), removed before this returns.
+    - ``bar_cache``: a folder for the replay's parse cache (core/data/bar_cache.py) and its
+      exchange-calendar table, shared by the runs that name it, so a file is parsed once for
+      all of them (the walk-forward passes one in its scratch folder). None: the config's
+      ``feed.bar_cache_dir``, which by default is inside the run's store (a throwaway store
+      never finds an entry again). The cache never changes what a run does: an entry is keyed
+      by the file's bytes and how it is read.
 
     Contract (the walk-forward pool calls this hundreds of times):
 
@@ -87,7 +93,7 @@ def run_backtest(settings: Settings, *, strategies: Sequence[str] | None = None,
     - callable in a worker process; returns a picklable value; prints nothing: the engine's
       log records go to ``result.warnings`` (WARNING and up, at most 50) and nowhere else
       while it runs; one backtest at a time per process (one asyncio loop each);
-    - writes only inside ``store`` or its own temporary directory: the config's state dir,
+    - writes only inside ``store``, ``bar_cache`` or its own temporary directory: the config's state dir,
       control socket, log file, backups, alert sinks (Discord, email) and dead-man are not
       used; a path in the config cannot point it elsewhere. The data files are only read;
     - ``settings`` is not changed;
@@ -106,7 +112,7 @@ def run_backtest(settings: Settings, *, strategies: Sequence[str] | None = None,
             loop.add_signal_handler(signal.SIGINT, stop.set)
         try:
             return await run_backtest_async(settings, strategies=strategies, start=start, end=end, params=params,
-                                            store=store, progress=progress, stop=stop)
+                                            store=store, progress=progress, stop=stop, bar_cache=bar_cache)
         finally:
             if handled:
                 loop.remove_signal_handler(signal.SIGINT)
@@ -120,19 +126,20 @@ def run_backtest(settings: Settings, *, strategies: Sequence[str] | None = None,
 async def run_backtest_async(settings: Settings, *, strategies: Sequence[str] | None = None,
                              start: date | None = None, end: date | None = None, params: Params | None = None,
                              store: Path | None = None, progress: Progress | None = None,
-                             stop: asyncio.Event | None = None) -> BacktestResult:
+                             stop: asyncio.Event | None = None, bar_cache: Path | None = None) -> BacktestResult:
     """``run_backtest`` on the caller's event loop (same arguments, same contract); setting
     ``stop`` ends the run early: after a clean shutdown it raises ``BacktestInterrupted``."""
     if store is None:
         # Checked before a directory exists: bad input writes nothing.
         backtest_settings(settings, Path(tempfile.gettempdir()), strategies=strategies, start=start, end=end,
-                          params=params)
+                          params=params, bar_cache=bar_cache)
         with tempfile.TemporaryDirectory(prefix="cockpit-backtest-") as tmp:
-            return await _run(settings, Path(tmp) / "state", strategies, start, end, params, progress, stop)
+            return await _run(settings, Path(tmp) / "state", strategies, start, end, params, progress, stop, bar_cache)
     state_dir = _fresh_dir(store)
-    backtest_settings(settings, state_dir, strategies=strategies, start=start, end=end, params=params)
+    backtest_settings(settings, state_dir, strategies=strategies, start=start, end=end, params=params,
+                      bar_cache=bar_cache)
     state_dir.mkdir(parents=True, exist_ok=True)
-    return await _run(settings, state_dir, strategies, start, end, params, progress, stop)
+    return await _run(settings, state_dir, strategies, start, end, params, progress, stop, bar_cache)
 
 
 def _fresh_dir(store: Path) -> Path:
@@ -150,10 +157,12 @@ def _fresh_dir(store: Path) -> Path:
 
 
 def backtest_settings(settings: Settings, state_dir: Path, *, strategies: Sequence[str] | None = None,
-                      start: date | None = None, end: date | None = None, params: Params | None = None) -> Settings:
+                      start: date | None = None, end: date | None = None, params: Params | None = None,
+                      bar_cache: Path | None = None) -> Settings:
     """A copy of ``settings`` for a backtest into ``state_dir``: the replay as fast as it goes,
     between ``start`` and ``end``; only ``strategies`` enabled, with ``params`` over the config's;
-    nothing that waits for an operator or writes outside the state dir (dead-man, backups).
+    nothing that waits for an operator or writes outside the state dir (dead-man, backups); the
+    parse cache in ``bar_cache`` when given (unless the config turns the cache off).
     BacktestError names what is wrong."""
     if settings.broker.kind != "paper" or settings.feed.kind != "replay":
         raise BacktestError(f"a backtest replays bar files through the paper broker: this config has broker.kind = "
@@ -166,6 +175,12 @@ def backtest_settings(settings: Settings, state_dir: Path, *, strategies: Sequen
         feed["start"] = start
     if end is not None:
         feed["end"] = end
+    if bar_cache is not None:
+        try:
+            check_path("bar_cache", bar_cache)
+            feed["bar_cache_dir"] = str(Path(bar_cache).expanduser().resolve())
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise BacktestError(f"bar_cache: {exc}") from None
     try:
         run.feed = FeedConfig.model_validate(feed)
     except ValidationError as exc:
@@ -283,8 +298,9 @@ class _Progress:
 
 async def _run(settings: Settings, state_dir: Path, strategies: Sequence[str] | None, start: date | None,
                end: date | None, params: Params | None, progress: Progress | None,
-               stop: asyncio.Event | None) -> BacktestResult:
-    run = backtest_settings(settings, state_dir, strategies=strategies, start=start, end=end, params=params)
+               stop: asyncio.Event | None, bar_cache: Path | None = None) -> BacktestResult:
+    run = backtest_settings(settings, state_dir, strategies=strategies, start=start, end=end, params=params,
+                            bar_cache=bar_cache)
     chosen = [n for n, cfg in run.strategies.items() if cfg.enabled]
     try:
         lock = StateLock(state_dir).__enter__()

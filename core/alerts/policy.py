@@ -83,6 +83,7 @@ class DedupePolicy:
                  resolvable: frozenset[str] = frozenset()) -> None:
         """``resolvable``: the kinds that are conditions (a later resolution clears them)."""
         self.window = window_seconds
+        self._horizon = timedelta(seconds=window_seconds)  # the window as a span (made once)
         self.resolvable = resolvable
         self.clock = clock
         self.emit = emit
@@ -105,7 +106,7 @@ class DedupePolicy:
             return
         self._prune(now)
         window = self._windows.get(alert.key)
-        if window is None or now >= window.since + timedelta(seconds=self.window) and window.pending == 0:
+        if window is None or now >= window.since + self._horizon and window.pending == 0:
             if window is not None:
                 del self._windows[alert.key]
             self._windows[alert.key] = _Window(now)
@@ -164,7 +165,7 @@ class DedupePolicy:
 
     def _prune(self, now: datetime) -> None:
         """Forget windows that closed without repeats (one per unique key, fills among them)."""
-        horizon = timedelta(seconds=self.window)
+        horizon = self._horizon
         windows = self._windows
         while windows:
             key, window = next(iter(windows.items()))

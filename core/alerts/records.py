@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.alerts.model import Alert
+from core.alerts.model import Alert, Severity
 from core.domain.serialize import dt, json_text
 from core.persistence.store import Store
 
@@ -66,10 +66,15 @@ async def migrate(store: Store) -> None:
     await store.migrate(COMPONENT, MIGRATIONS)
 
 
+_SEVERITY_TEXT = {s: str(s) for s in Severity}  # an IntEnum's str() reads its name each time
+
+
 def record_alert(store: Store, alert: Alert) -> None:
+    severity = alert.severity
     store.append(INSERT_ALERT, (
-        alert.id, dt(alert.at), alert.kind, str(alert.severity), alert.key, alert.title, alert.text,
-        json_text([list(pair) for pair in alert.fields]), alert.count, alert.window_seconds, int(alert.resolved)))
+        alert.id, alert.at.isoformat(), alert.kind, _SEVERITY_TEXT.get(severity) or str(severity), alert.key,
+        alert.title, alert.text, json_text([list(pair) for pair in alert.fields]), alert.count, alert.window_seconds,
+        int(alert.resolved)))
 
 
 def record_delivery(store: Store, alert_id: str, sink: str, status: str, tries: int, reason: str | None,

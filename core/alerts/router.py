@@ -213,7 +213,7 @@ class AlertRouter:
         that a sink failed is not queued for that sink)."""
         if not self.started or self.stopping:
             return
-        alert = replace(alert, id=self._new_id())
+        alert = alert.with_id(self._new_id())
         self.alerts += 1
         records.record_alert(self.store, alert)
         exclude = dict(alert.fields).get("sink") if alert.kind == UNDELIVERED_KIND else None

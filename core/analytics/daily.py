@@ -44,7 +44,7 @@ from core.common.clock import Clock, SimClock, TimerHandle
 from core.control import alert_text
 from core.data.calendar import ExchangeSession
 from core.domain import events as ev
-from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
+from core.domain.daily_summary import DailySummary, PositionLine, StrategyLine, TradeLine
 from core.domain.model import Bar, OrderStatus
 from core.domain.text import money
 from core.persistence.store import Store
@@ -93,7 +93,7 @@ class DailyReports:
             ev.FillApplied: self._on_fill, ev.OrderChanged: self._on_order, ev.IntentRejected: self._on_refused,
             ev.BreakFound: self._on_break, ev.BreakResolved: self._on_resolved,
             ev.BrokerConnectionChanged: self._on_broker, ev.FeedHealthChanged: self._on_feed,
-            ev.TradingStateChanged: self._on_state, ev.EquityRecorded: self._on_equity, Bar: self._on_bar,
+            ev.TradingStateChanged: self._on_state, ev.EquityRecorded: self._on_equity,
         }
         # A fault here is logged and never stops trading: the summary is a report, not state.
         for event_type, handler in handlers.items():
@@ -107,8 +107,9 @@ class DailyReports:
         """Read the history back: the last summary, the owners' books, the session so far.
 
         Called once the engine has started (book loaded, broker connected, recovered).
-        ``resume_at``: where a replay resumes (its cursor; None for a fresh one, which arms at
-        its first bar); a live clock's session is the one at its current time. Fills that
+        ``resume_at``: where a replay resumes (its cursor, or a fresh one's first bar; None: a
+        fresh one arms at its first bar, which it then watches for); a live clock's session is
+        the one at its current time. Fills that
         reach the bus meanwhile are held and applied once, after the stored ones."""
         last = report_rows(await self.store.fetchall(
             "SELECT date, summary FROM daily_reports ORDER BY date DESC LIMIT 1"), log.warning)
@@ -142,6 +143,8 @@ class DailyReports:
         if session is not None:
             await self._count_stored(boundary)
             self._arm(session)
+        else:  # a fresh replay that did not say when it begins: its first bar says which session it is
+            self.bus.subscribe(Bar, self._on_bar, critical=False)
         self.tally.engine_starts += 1
 
     def _set_open(self, cumulative: dict[str, Decimal] | None, equity: Decimal | None) -> None:
@@ -213,14 +216,18 @@ class DailyReports:
         self.last_reported = session.day
         if summary is not None:
             # Owners that only sent orders (never filled) are not carried into the next day's rows.
+            owners = self.ledger.owners
             self._set_open({r.strategy: r.cumulative for r in summary.strategies
-                            if r.strategy in self.ledger.owners or r.cumulative}, summary.equity_close)
+                            if r.strategy in owners or r.cumulative}, summary.equity_close)
         else:
             self._set_open(None, None)
         self._arm(self.sessions.after(session))
         if summary is not None:
             self.published += 1
-            log.info("daily summary %s: net %s, %d fill(s)", session.day, money(summary.net), summary.fills)
+            # DEBUG: the alert router's log sink writes the summary's title (its net) at INFO already,
+            # and a replay of a daily file closes a session on every bar.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("daily summary %s: net %s, %d fill(s)", session.day, money(summary.net), summary.fills)
             self.bus.publish(ev.DailySummaryReady(summary))
 
     def _price_of(self, symbol: str) -> Decimal | None:
@@ -304,47 +311,53 @@ class DailyReports:
         book = self.portfolio
         equity = book.equity()
         t.sample(equity)
-        net = equity - t.open_equity
-        unrealized = net - t.realized + t.commissions
-        total = t.realized + unrealized
         base = t.open_equity
-        trades = sorted(t.trades, key=lambda x: x.pnl)
+        net = equity - base
+        realized, commissions = t.realized, t.commissions
+        unrealized = net - realized + commissions
+        total = realized + unrealized
         closed_by: dict[str, int] = {}
-        for trade in trades:
-            closed_by[trade.owner] = closed_by.get(trade.owner, 0) + 1
-        owners = sorted(self.ledger.owners | set(t.orders) | set(t.refusals) | set(self.open_cumulative))
+        if t.trades:
+            trades = sorted(t.trades, key=lambda x: x.pnl)
+            for trade in trades:
+                closed_by[trade.owner] = closed_by.get(trade.owner, 0) + 1
+            best, worst = _line(trades[-1]), _line(trades[0])
+        else:
+            trades, best, worst = [], None, None
+        ledger = self.ledger
+        owners = sorted(ledger.owners | t.orders.keys() | t.refusals.keys() | self.open_cumulative.keys())
         strategies = []
+        price_of, open_realized, open_commissions = self._price_of, self.open_realized, self.open_commissions
+        open_cumulative, ledger_realized, ledger_commissions = self.open_cumulative, ledger.realized, ledger.commissions
         for owner in owners:
-            cumulative = self.ledger.cumulative(owner, self._price_of)
-            realized = self.ledger.realized.get(owner, ZERO) - self.open_realized.get(owner, ZERO)
-            commissions = self.ledger.commissions.get(owner, ZERO) - self.open_commissions.get(owner, ZERO)
-            owner_net = cumulative - self.open_cumulative.get(owner, ZERO)
+            cumulative, market_value, open_positions = ledger.figures(owner, price_of)
+            owner_realized = ledger_realized.get(owner, ZERO) - open_realized.get(owner, ZERO)
+            owner_commissions = ledger_commissions.get(owner, ZERO) - open_commissions.get(owner, ZERO)
+            owner_net = cumulative - open_cumulative.get(owner, ZERO)
             strategies.append(StrategyLine(
-                owner, realized, owner_net - realized + commissions, commissions, owner_net, _pct(owner_net, base),
-                cumulative, t.orders[owner], t.fills[owner], t.refusals[owner], closed_by.get(owner, 0),
-                self.ledger.market_value(owner, self._price_of), self.ledger.open_positions(owner)))
+                owner, owner_realized, owner_net - owner_realized + owner_commissions, owner_commissions, owner_net,
+                _pct(owner_net, base), cumulative, t.orders[owner], t.fills[owner], t.refusals[owner],
+                closed_by.get(owner, 0), market_value, open_positions))
+        held = [p for p in book.positions.values() if p.qty != 0]
+        if len(held) > 1:
+            held.sort(key=lambda p: p.symbol)
         positions = tuple(
             PositionLine(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value, p.unrealized_pnl,
                          tuple(sorted(book.holders(p.symbol).items())))
-            for p in sorted(book.positions.values(), key=lambda p: p.symbol) if p.qty != 0)
+            for p in held)
         limit = self.loss_limit()
+        alerts = t.alerts
         return DailySummary(
-            date=session.day, calendar=self.sessions.name, session_open=session.open, session_close=session.close,
-            half_day=session.half_day, equity_open=t.open_equity, equity_close=equity,
-            realized=t.realized, unrealized=unrealized, commissions=t.commissions, total=total, net=net,
-            realized_pct=_pct(t.realized, base), unrealized_pct=_pct(unrealized, base), total_pct=_pct(total, base),
-            net_pct=_pct(net, base), orders=sum(t.orders.values()), fills=sum(t.fills.values()),
-            adjustments=t.adjustments, refusals=sum(t.refusals.values()), rejected=t.rejected,
-            trades_closed=len(trades), best_trade=_line(trades[-1]) if trades else None,
-            worst_trade=_line(trades[0]) if trades else None,
-            max_intraday_drawdown=t.max_drawdown, max_intraday_drawdown_pct=_pct(t.max_drawdown, base),
-            drawdown_samples=t.samples, daily_loss_limit=limit, worst_day_pnl=t.worst_pnl,
-            loss_limit_used_pct=(max(ZERO, -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO,
-            loss_limit_hit=t.loss_limit_hit, trading_state=self.trading_state(),
-            breaks_found=t.breaks_found, breaks_resolved=t.breaks_resolved, disconnects=t.disconnects,
-            reconnects=t.reconnects, data_incidents=t.data_incidents,
-            alerts=tuple((s, t.alerts[s]) for s in SEVERITIES), engine_starts=t.engine_starts,
-            positions=positions, strategies=tuple(strategies),
+            session.day, self.sessions.name, session.open, session.close, session.half_day, base, equity,
+            realized, unrealized, commissions, total, net, _pct(realized, base), _pct(unrealized, base),
+            _pct(total, base), _pct(net, base), sum(t.orders.values()), sum(t.fills.values()), t.adjustments,
+            sum(t.refusals.values()), t.rejected, len(trades), best, worst, t.max_drawdown,
+            _pct(t.max_drawdown, base), t.samples, limit, t.worst_pnl,
+            (max(ZERO, -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO, t.loss_limit_hit,
+            self.trading_state(), t.breaks_found, t.breaks_resolved, t.disconnects, t.reconnects, t.data_incidents,
+            (("info", alerts["info"]), ("warning", alerts["warning"]), ("error", alerts["error"]),
+             ("critical", alerts["critical"])),
+            t.engine_starts, positions, tuple(strategies),
         )
 
 

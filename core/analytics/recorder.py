@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from core.common.bus import Bus
 from core.common.clock import Clock
+from core.domain.daily_summary_json import summary_json
 from core.domain.events import DailySummaryReady
-from core.domain.serialize import json_text, money
+from core.domain.serialize import money
 from core.persistence.store import Store
 
 COMPONENT = "reports"
@@ -53,4 +54,4 @@ class ReportsRecorder:
         day = s.date.isoformat()
         self.store.put(("daily_report", day), PUT_REPORT,
                        (day, s.session_close.isoformat(), money(s.equity_open), money(s.equity_close), money(s.net),
-                        json_text(s.to_json(), sort_keys=True), self.wall_clock.now().isoformat()))
+                        summary_json(s), self.wall_clock.now().isoformat()))

@@ -17,6 +17,7 @@ from core.data.calendar import ExchangeSession, SessionTimes
 _SPAN_BEFORE = timedelta(days=40)
 _SPAN_AFTER = timedelta(days=400)
 _FULL_DAY = timedelta(hours=6, minutes=30)
+_AHEAD = timedelta(days=15)  # more than session_of makes sure the table covers first
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,13 @@ class SessionClock:
 
     def after(self, session: Session) -> Session:
         """The session after ``session``."""
+        sessions, span = self._sessions, self._span
+        day = session.close.date()  # a table's closes are UTC (and whole seconds)
+        if span is not None and span[0] <= day and day + _AHEAD <= span[1]:
+            # session_of(close + 1 us), without its look-up: the table covers the next two weeks
+            i = bisect_left(self._closes, int(session.close.timestamp()) + 1)
+            if i < len(sessions):
+                return sessions[i]
         return self.session_of(session.close + timedelta(microseconds=1))
 
     def before(self, session: Session) -> Session | None:

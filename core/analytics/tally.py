@@ -4,7 +4,6 @@ measured on."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -13,18 +12,28 @@ from core.analytics.trades import Trade
 ZERO = Decimal(0)
 
 
+class Counts(dict[str, int]):
+    """``collections.Counter``'s reading (a missing key counts 0 and is not added) without its
+    cost: a tally of counts per owner or severity is made at every session close."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
 @dataclass(slots=True)
 class DayTally:
     open_equity: Decimal
-    orders: Counter[str] = field(default_factory=Counter)  # per owner
-    fills: Counter[str] = field(default_factory=Counter)  # trade fills per the fill's owner
+    orders: Counts = field(default_factory=Counts)  # per owner
+    fills: Counts = field(default_factory=Counts)  # trade fills per the fill's owner
     adjustments: int = 0
-    refusals: Counter[str] = field(default_factory=Counter)  # per strategy (the gate's)
+    refusals: Counts = field(default_factory=Counts)  # per strategy (the gate's)
     rejected: int = 0
     realized: Decimal = ZERO  # as the book booked it
     commissions: Decimal = ZERO
     trades: list[Trade] = field(default_factory=list)
-    alerts: Counter[str] = field(default_factory=Counter)  # per severity
+    alerts: Counts = field(default_factory=Counts)  # per severity
     breaks_found: int = 0
     breaks_resolved: int = 0
     disconnects: int = 0

@@ -110,6 +110,14 @@ class OwnerLedger:
 
     def apply(self, fill: FillRecord) -> list[Trade]:
         shares = fill.shares()
+        if len(shares) == 1:  # one owner (the usual fill): its commission whole, as _split gives it
+            (owner, signed), = shares
+            if signed == 0:
+                return []
+            commission = fill.commission - ZERO  # what _split([w]) gives: total - sum([]), the same Decimal
+            self.commissions[owner] = self.commissions.get(owner, ZERO) + commission
+            self.realized.setdefault(owner, ZERO)
+            return self._move(owner, fill, signed, commission)
         commissions = _split(fill.commission, [abs(q) for _, q in shares])
         closed: list[Trade] = []
         for (owner, signed), commission in zip(shares, commissions, strict=True):
@@ -176,6 +184,25 @@ class OwnerLedger:
 
     def open_positions(self, owner: str) -> int:
         return sum(1 for (o, _), held in self.holdings.items() if o == owner and held.qty != 0)
+
+    def figures(self, owner: str, price_of: PriceOf) -> tuple[Decimal, Decimal, int]:
+        """``(cumulative(owner), market_value(owner), open_positions(owner))`` in one pass over
+        the holdings (the same sums, added in the same order)."""
+        unrealized = value = ZERO
+        held_open = 0
+        for (o, symbol), held in self.holdings.items():
+            if o == owner:
+                mark = price_of(symbol)
+                qty = held.qty
+                if mark is not None:
+                    unrealized += (mark - held.avg_cost) * qty
+                    value += mark * qty
+                else:
+                    value += held.avg_cost * qty
+                if qty != 0:
+                    held_open += 1
+        cumulative = self.realized.get(owner, ZERO) - self.commissions.get(owner, ZERO) + unrealized
+        return cumulative, value, held_open
 
     def cumulative(self, owner: str, price_of: PriceOf) -> Decimal:
         """The owner's net P&L since its first fill: realized - commissions + unrealized at the marks."""

@@ -45,3 +45,9 @@ class Alert:
     resolved: bool = False
     html: str | None = None  # a richer body for sinks that can show it (the daily summary's email)
     id: str = field(default="")  # set by the router: the store's key for delivery records
+
+    def with_id(self, id: str) -> Alert:  # the field's name
+        """``dataclasses.replace(self, id=id)``, without its field-by-field keyword pass (the router
+        numbers every alert; a replay raises one per session close)."""
+        return Alert(self.kind, self.severity, self.title, self.text, self.key, self.at, self.fields, self.count,
+                     self.window_seconds, self.resolved, self.html, id)

@@ -12,10 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.domain import daily_summary_text as words
-from core.domain.alert import Alert, Severity
+from core.domain.alert import Alert
 from core.domain.daily_summary import DailySummary
 from core.domain.model import Execution, Order, OrderStatus, OrderType, Side
-from core.domain.text import money
 
 
 @dataclass(slots=True, frozen=True)
@@ -351,13 +350,4 @@ class DailySummaryReady:
 
     def alert(self, *, html: bool = True) -> Alert:
         """The summary as an alert; ``html=False`` leaves the HTML body out (no sink shows it)."""
-        s = self.summary
-        return Alert(
-            kind="daily.summary", severity=Severity.INFO, title=words.title(s), text=words.plain(s),
-            key=f"daily.summary:{s.date.isoformat()}", at=s.session_close,
-            fields=(("net", words.signed(s.net)), ("net %", words.pct(s.net_pct)),
-                    ("realized", words.signed(s.realized)), ("unrealized", words.signed(s.unrealized)),
-                    ("commissions", money(s.commissions)), ("fills", str(s.fills)),
-                    ("equity", money(s.equity_close))),
-            html=words.html(s) if html else None,
-        )
+        return words.alert(self.summary, html=html)

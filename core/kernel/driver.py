@@ -158,7 +158,11 @@ class EventDriver:
 
     async def run_units(self, head: list[PendingQuote | Bar], bars: list[Bar], maker: QuoteMaker) -> None:
         """A one-file replay at full speed: ``head`` (what is left of the bar a resume starts
-        in) event by event, then ``bars``, each standing for its quotes and itself."""
+        in) event by event, then ``bars``, each standing for its quotes and itself.
+
+        Whether a bus subscriber needs every quote is read again after each ``await`` only: a
+        subscription can only come from a task that ran meanwhile (the loop runs nothing else
+        between two awaits)."""
         assert self.sim is not None
         oms, event, done, sim = self.oms, self.event, self.engine.batch_done, self.sim
         advance, due_by, on_bar = sim.advance_to, sim.due_by, self.bar
@@ -176,8 +180,10 @@ class EventDriver:
                 count = 0
                 if await done(self.cur_ts, self.n_at_ts, BATCH):
                     return
+        every_quote = needs_every(Quote)
+        last = BATCH - unit  # a bar starting at a count above this has the batch's end inside it
         for bar in bars:
-            if count + unit > BATCH:  # the batch ends inside this bar: its events one by one
+            if count > last:  # the batch ends inside this bar: its events one by one
                 events: list[PendingQuote | Bar] = [*maker.pending(bar), bar]
                 for ev in events:
                     event(ev)
@@ -188,14 +194,16 @@ class EventDriver:
                         count = 0
                         if await done(self.cur_ts, self.n_at_ts, BATCH):
                             return
+                every_quote = needs_every(Quote)
                 continue
             sym = bar.symbol
             advance(bar.start)  # the first quote's time: what is due by then fires before it
-            if oms.has_unsent or quote_hooks.get(sym) or wants(sym) or needs_every(Quote) or due_by(bar.ts):
+            if every_quote or oms.has_unsent or quote_hooks.get(sym) or wants(sym) or due_by(bar.ts):
                 for q in maker.pending(bar):
                     event(q)
                     if oms.has_unsent:
                         await self.send()
+                        every_quote = needs_every(Quote)
             elif n == 1:
                 self._count(bar.start)  # the open, at the start (which may be the last bar's end)
             elif bar.ts - bar.start < TINY_BAR:  # quotes that may share stamps: counted one by one
@@ -206,10 +214,12 @@ class EventDriver:
             on_bar(bar)
             if oms.has_unsent:
                 await self.send()
+                every_quote = needs_every(Quote)
             count += unit
             if count == BATCH:
                 count = 0
                 if await done(self.cur_ts, self.n_at_ts, BATCH):
                     return
+                every_quote = needs_every(Quote)
         if count:
             await done(self.cur_ts, self.n_at_ts, count)

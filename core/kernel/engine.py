@@ -8,6 +8,7 @@ to the store before they are sent; everything else is written in batches.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from collections import defaultdict
@@ -74,6 +75,14 @@ from core.strategy import Strategy
 log = logging.getLogger("cockpit.engine")
 
 E = TypeVar("E")
+
+#: How often a replay at full speed on the simulated clock commits (wall seconds), at the least.
+#: Such a replay is reproducible from its files: a crash loses at most this much of it, and the
+#: restart replays it again from the committed cursor (every commit is one transaction of the
+#: book, the venue's records and the cursor together, so a SIGKILL never leaves a torn store).
+#: Committing every ``flush_interval_ms`` instead cost a replay 10-20% (the commits' own work on
+#: the loop, and the database thread taking the interpreter from it).
+REPLAY_FLUSH_SECONDS = 1.0
 
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 _PUT_CURSOR = (
@@ -155,6 +164,7 @@ class Engine:
         self.quotes_made = 0  # of a replay's synthetic quotes, those someone needed (the last run)
         self._watched = False
         self._next_flush = 0.0
+        self._flush_every = settings.engine.flush_interval_ms / 1000  # seconds between commits of the run loop
         self._flushing: asyncio.Future[None] | None = None
         self.last_batch_at: float | None = None  # loop time: how fresh the feed is, in wall terms
         self._last_data_wall: datetime | None = None  # wall time of the last batch (stale check)
@@ -164,6 +174,7 @@ class Engine:
         self._cursor_dirty = False
         self._dirty_marks: set[str] = set()
         self._stop = asyncio.Event()
+        self._frozen = False  # run() froze the objects that existed when it began (see _freeze_for_replay)
         self.stop_reason: tuple[str, bool] | None = None  # why run() ended, and whether it failed
         self._bar_handlers: dict[str, list[Callable[[Bar], None]]] = defaultdict(list)
         self._quote_handlers: dict[str, list[Callable[[Quote], None]]] = defaultdict(list)
@@ -261,8 +272,16 @@ class Engine:
                      self.cursor.ts if self.cursor else None, len(history))
         if isinstance(self.clock, SimClock) and self.cursor is not None:
             self.clock.advance_to(self.cursor.ts)
-        await self.daily.start(self.cursor.ts if self.cursor else None)
+        await self.daily.start(self.cursor.ts if self.cursor else self._first_bar_at())
         self.bus.publish(EngineStarted(self.broker.kind, self.feed.name, tuple(s.name for s in self.strategies)))
+
+    def _first_bar_at(self) -> datetime | None:
+        """A fresh replay's first bar time (the daily summaries' first session), None for a live feed:
+        told at start, the summaries need not watch every bar for it."""
+        if not isinstance(self.feed, ReplayFeed) or not isinstance(self.clock, SimClock):
+            return None
+        firsts = [bars[0].ts for bars in self.feed.bars.values() if bars]
+        return min(firsts) if firsts else None
 
     async def _meta(self, key: str, make: Callable[[], str]) -> str:
         row = await self.store.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
@@ -574,10 +593,14 @@ class Engine:
             self._watch_feed()
         self.backups.start()
         loop = asyncio.get_running_loop()
-        self._next_flush = loop.time() + self.settings.engine.flush_interval_ms / 1000
+        self._flush_every = self.settings.engine.flush_interval_ms / 1000
+        if self.settings.feed.speed == "max" and isinstance(self.clock, SimClock):
+            self._flush_every = max(self._flush_every, REPLAY_FLUSH_SECONDS)  # a replay as fast as it goes
+        self._next_flush = loop.time() + self._flush_every
         self._flushing = None
         driver = EventDriver(self, self.cursor)
         self.stop_reason = ("the run loop did not finish", True)
+        self._frozen = self._frozen or self._freeze_for_replay()
         try:
             feed = self.feed
             units = None
@@ -619,13 +642,28 @@ class Engine:
                 await self._flushing
         return not self._stop.is_set()
 
+    def _freeze_for_replay(self) -> bool:
+        """A replay at full speed on the simulated clock runs with what exists when it starts (its
+        bars, the engine, the imports) out of the garbage collector's view, as the cockpit's own
+        host does for a live engine (cockpit/gc_policy.py): a full collection then walks only what
+        the run made (on the FESX minute file one took ~125 ms of a one-second run; a walk-forward
+        worker's or a bench's process holds far more). Given back when the run ends (``gc.unfreeze``),
+        so cyclic garbage of the time before is still collected later: by ``shutdown`` (the final
+        commit's rows are made after the run); nothing is done when something froze objects
+        already (that host: its own policy stands)."""
+        if self.settings.feed.speed != "max" or not isinstance(self.clock, SimClock) or gc.get_freeze_count():
+            return False
+        gc.freeze()
+        return True
+
     async def batch_done(self, cur_ts: datetime | None, n_at_ts: int, size: int) -> bool:
         """The bookkeeping after each batch of ``size`` events; True when the run must stop.
 
         The equity is observed (and a point recorded), the daily loss limit checked, a
         liquidation stepped, the cursor moved to the batch's last event; the store commits in
-        the background every ``flush_interval_ms`` (the engine goes on with the next batch while
-        the database thread writes this one); then the loop lets other tasks run.
+        the background every ``flush_interval_ms`` (a replay at full speed: at least every
+        ``REPLAY_FLUSH_SECONDS``; the engine goes on with the next batch while the database thread
+        writes this one); then the loop lets other tasks run.
         """
         loop = asyncio.get_running_loop()
         self.events_processed += size
@@ -652,12 +690,20 @@ class Engine:
                 flushing.result()  # a failed commit stops the engine: state must not drift
             # The buffers are swapped at once; the database thread writes them meanwhile.
             self._flushing = asyncio.ensure_future(self.store.flush())
-            self._next_flush = loop.time() + self.settings.engine.flush_interval_ms / 1000
+            self._next_flush = loop.time() + self._flush_every
         await asyncio.sleep(0)
         return self._stop.is_set()
 
     async def shutdown(self) -> None:
         """Stop strategies, flush everything, disconnect, close the store."""
+        try:
+            await self._shutdown()
+        finally:
+            if self._frozen:  # what run() froze, back in the collector's view (see _freeze_for_replay)
+                self._frozen = False
+                gc.unfreeze()
+
+    async def _shutdown(self) -> None:
         for strategy in self.strategies:
             try:
                 strategy.on_stop()

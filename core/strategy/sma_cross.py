@@ -44,6 +44,13 @@ class _Window:
         self.fast_sum = self.slow_sum = _ZERO  # exact sums of the last ``fast`` and of all closes
         self.long: bool | None = None  # the last decision handed to the context
 
+    def full_push(self, close: Decimal, fast: int) -> None:
+        """``push`` on a window that holds ``slow`` closes already (the common case, inlined)."""
+        closes = self.closes
+        self.slow_sum = EXACT.add(EXACT.subtract(self.slow_sum, closes[0]), close)
+        self.fast_sum = EXACT.add(EXACT.subtract(self.fast_sum, closes[-fast]), close)
+        closes.append(close)
+
     def push(self, close: Decimal, fast: int) -> None:
         """Add ``close``; the sums drop the closes that leave their windows (exactly)."""
         closes = self.closes
@@ -80,16 +87,23 @@ class SmaCross(Strategy):
 
     def on_start(self) -> None:
         self._state = {s: _Window(self.params.slow) for s in self.symbols}
+        self._fast, self._slow = self.params.fast, self.params.slow
+        # fast_above_slow on a full window: fast_sum * slow > slow_sum * fast, the factors made once
+        self._fast_d, self._slow_d = Decimal(self._fast), Decimal(self._slow)
 
     def on_bar(self, bar: Bar) -> None:
         st = self._state.get(bar.symbol)
-        if st is None or not bar.close.is_finite():
+        close = bar.close
+        if st is None or not close.is_finite():
             return
-        fast = self.params.fast
-        st.push(bar.close, fast)
-        if len(st.closes) < self.params.slow:
-            return
-        long = st.fast_above_slow(fast)
+        fast = self._fast
+        if len(st.closes) == self._slow:  # full: the sums drop a close each (exactly as push does)
+            st.full_push(close, fast)
+        else:
+            st.push(close, fast)
+            if len(st.closes) < self._slow:
+                return
+        long = EXACT.multiply(st.fast_sum, self._slow_d) > EXACT.multiply(st.slow_sum, self._fast_d)
         if long == st.long:
             return
         st.long = long

@@ -14,7 +14,9 @@ session, the trades closed in it, those still open at its end. Those warm-up ses
 past of the window (the train window's end, for a test window), never its future.
 
 What a worker keeps between runs: the exchange calendars (process-wide in core.data.calendar),
-and the cut files on disk, written once per worker and window.
+the cut files on disk, written once per worker and window, and the bar reader's parse cache
+(``bar_cache``): in the walk-forward's scratch folder when this machine has it, so every
+worker of a local pool parses a window's files once for the whole grid; else the worker's own.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -85,18 +88,35 @@ class _Worker:
         self.scratch = scratch
         base = Path(scratch) if scratch and Path(scratch).is_dir() else None
         self.root = Path(tempfile.mkdtemp(prefix="cockpit-walkforward-", dir=base))
+        # The parse cache, shared by this machine's workers (an entry is written to a temporary
+        # name and renamed: two workers writing the same one never tear it).
+        self.bar_cache = (base if base is not None else self.root) / "bar-cache"
         self.runs = 0
         if base is None:
             atexit.register(shutil.rmtree, self.root, True)
             from multiprocessing.util import Finalize
 
             Finalize(None, shutil.rmtree, (self.root, True), exitpriority=10)  # a pool worker's exit skips atexit
-        for name, level in (("cockpit", logging.WARNING), ("cockpit.data", logging.ERROR),
-                            ("cockpit.feed", logging.ERROR)):
-            logging.getLogger(name).setLevel(level)
 
 
 _worker: _Worker | None = None
+#: The engine's loggers while a job runs (the data files' warnings repeat for every grid point).
+_QUIET = (("cockpit", logging.WARNING), ("cockpit.data", logging.ERROR), ("cockpit.feed", logging.ERROR))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """The levels above while a job runs, the caller's again after (an in-process executor's
+    caller keeps its own logging)."""
+    loggers = [(logging.getLogger(name), level) for name, level in _QUIET]
+    saved = [logger.level for logger, _ in loggers]
+    for logger, level in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for (logger, _), level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
 
 
 def _this_worker(scratch: str) -> _Worker:
@@ -112,7 +132,8 @@ def run_job(job: RunJob) -> RunOutcome:
     worker.runs += 1
     files = write_slices(job.slices, worker.root / "data")
     started = time.perf_counter()
-    days, closed, open_trades = _backtest(job, files)
+    with _quiet():
+        days, closed, open_trades = _backtest(job, files)
     held = (min(s.first for s in job.slices if s.first), max(s.last for s in job.slices if s.last)) \
         if any(s.first for s in job.slices) else (None, None)
     warmup = sum(s.rows_before(job.range.trade_start) for s in job.slices)
@@ -140,7 +161,7 @@ def _backtest(job: RunJob, files: list[Path]) -> tuple[tuple[EquityDay, ...], tu
 
     rng = job.range
     result = run_backtest(run_settings(job, files), strategies=[job.strategy], start=rng.data_start, end=rng.end,
-                          params={job.strategy: dict(job.params)})
+                          params={job.strategy: dict(job.params)}, bar_cache=_this_worker(job.scratch).bar_cache)
     scope = result.strategies[job.strategy]
     tz = ZoneInfo(job.settings.engine.market_tz)
     days = tuple(d for d in scope.days if d.day >= rng.trade_start)

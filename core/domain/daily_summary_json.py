@@ -1,0 +1,164 @@
+"""The daily summary's stored JSON, written directly: ``summary_json(s)`` is exactly
+``json.dumps(s.to_json(), sort_keys=True)`` (the text ``daily_reports.summary`` holds), without
+building the dict of dicts first.
+
+A replay of a daily file closes a session on every bar, so this text is written once per bar:
+through the generic path (``to_json``, then the JSON encoder sorting every level's keys) it was
+a visible share of a replay. Here the keys are laid out once, in sorted order, into ``%``
+templates; each value is the same text ``to_json`` makes (``money``, ``dec``, ISO times), quoted
+as the encoder quotes it (strings through the encoder's own ``encode_basestring_ascii``, so a
+name with a quote or a non-ASCII letter is escaped the same way). tests/test_daily_summary_json.py
+checks the two agree on drawn summaries, and tests/test_replay_same_store.py that a replay's
+stored rows are byte for byte what they were.
+"""
+
+from __future__ import annotations
+
+import json.encoder
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
+from core.domain.daily_summary_numbers import dec, quoted_money
+
+__all__ = ["summary_json"]
+
+_quote = json.encoder.encode_basestring_ascii  # json.dumps's own (the C one when available)
+
+
+def _template(keys: dict[str, str]) -> str:
+    """``{"key": <slot>, ...}`` with the keys sorted as ``sort_keys`` sorts them; a slot is
+    ``%s`` (already JSON: quoted money, numbers, null, objects) or ``"%s"`` (text that needs no
+    escaping: decimal quantities, ISO times)."""
+    return "{" + ", ".join(f"{_quote(k)}: {keys[k]}" for k in sorted(keys)) + "}"
+
+
+_TEXT, _RAW = '"%s"', "%s"
+
+# Each template's slots are filled in the sorted order of its keys: the functions below follow it.
+_TRADE = _template({"strategy": _RAW, "symbol": _RAW, "direction": _RAW, "qty": _TEXT, "pnl": _RAW,
+                    "opened_at": _TEXT, "closed_at": _TEXT})
+_POSITION = _template({"symbol": _RAW, "qty": _TEXT, "avg_cost": _RAW, "last": _RAW, "market_value": _RAW,
+                       "unrealized": _RAW, "owners": _RAW})
+_STRATEGY = _template({k: _RAW for k in ("strategy", "realized", "unrealized", "commissions", "net", "net_pct",
+                                          "cumulative", "orders", "fills", "refusals", "trades_closed",
+                                          "market_value", "open_positions")})
+_SUMMARY_KEYS = {k: _RAW for k in (
+    "calendar", "half_day", "equity_open", "equity_close", "realized", "unrealized", "commissions", "total",
+    "net", "realized_pct", "unrealized_pct", "total_pct", "net_pct", "orders", "fills", "adjustments", "refusals",
+    "rejected", "trades_closed", "best_trade", "worst_trade", "max_intraday_drawdown", "max_intraday_drawdown_pct",
+    "drawdown_samples", "daily_loss_limit", "worst_day_pnl", "loss_limit_used_pct", "loss_limit_hit",
+    "trading_state", "breaks_found", "breaks_resolved", "disconnects", "reconnects", "data_incidents", "alerts",
+    "engine_starts", "positions", "strategies")}
+_SUMMARY_KEYS.update({"date": _TEXT, "session_open": _TEXT, "session_close": _TEXT})
+_SUMMARY = _template(_SUMMARY_KEYS)
+_ORDER = tuple(sorted(_SUMMARY_KEYS))
+assert _ORDER == (  # summary_json's values follow this order
+    "adjustments", "alerts", "best_trade", "breaks_found", "breaks_resolved", "calendar", "commissions",
+    "daily_loss_limit", "data_incidents", "date", "disconnects", "drawdown_samples", "engine_starts", "equity_close",
+    "equity_open", "fills", "half_day", "loss_limit_hit", "loss_limit_used_pct", "max_intraday_drawdown",
+    "max_intraday_drawdown_pct", "net", "net_pct", "orders", "positions", "realized", "realized_pct", "reconnects",
+    "refusals", "rejected", "session_close", "session_open", "strategies", "total", "total_pct", "trades_closed",
+    "trading_state", "unrealized", "unrealized_pct", "worst_day_pnl", "worst_trade")
+_SORTED_SEVERITIES = tuple(sorted(SEVERITIES))
+
+
+# Money as quoted JSON text, remembered (core/domain/daily_summary_numbers.py): read inline as
+# ``_q(v) or _Q(v)``.
+_q, _Q = quoted_money.get, quoted_money.make
+
+
+# A session's open and close are the calendar's own UTC datetimes, written at every close (and
+# the open again the next day): their text remembered. Only UTC ones: two equal UTC datetimes
+# write the same text, an equal instant in another zone does not.
+_ISO: dict[datetime, str] = {}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is not UTC:
+        return moment.isoformat()
+    found = _ISO.get(moment)
+    if found is None:
+        if len(_ISO) >= 4096:
+            _ISO.clear()
+        found = _ISO[moment] = moment.isoformat()
+    return found
+
+
+def _om(value: Decimal | None) -> str:
+    return "null" if value is None else _q(value) or _Q(value)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _int(value: int) -> str:
+    """An int as the encoder writes one (``int.__repr__``; True and False are true/false)."""
+    if value is True or value is False:
+        return _bool(value)
+    return int.__repr__(value)
+
+
+def _trade(t: TradeLine | None) -> str:
+    if t is None:
+        return "null"
+    # sorted: closed_at, direction, opened_at, pnl, qty, strategy, symbol
+    return _TRADE % (t.closed_at.isoformat(), _quote(t.direction), t.opened_at.isoformat(), _q(t.pnl) or _Q(t.pnl),
+                     dec(t.qty), _quote(t.strategy), _quote(t.symbol))
+
+
+def _owners(owners: tuple[tuple[str, Decimal], ...]) -> str:
+    if not owners:
+        return "{}"
+    held = {o: dec(q) for o, q in owners}  # as to_json: a repeated owner keeps its last quantity
+    return "{" + ", ".join(f"{_quote(o)}: \"{held[o]}\"" for o in sorted(held)) + "}"
+
+
+def _position(p: PositionLine) -> str:
+    # sorted: avg_cost, last, market_value, owners, qty, symbol, unrealized
+    q, Q = _q, _Q
+    return _POSITION % (q(p.avg_cost) or Q(p.avg_cost), "null" if p.last is None else f'"{dec(p.last)}"',
+                        q(p.market_value) or Q(p.market_value), _owners(p.owners), dec(p.qty), _quote(p.symbol),
+                        q(p.unrealized) or Q(p.unrealized))
+
+
+def _strategy(r: StrategyLine) -> str:
+    # sorted: commissions, cumulative, fills, market_value, net, net_pct, open_positions, orders, realized,
+    # refusals, strategy, trades_closed, unrealized
+    q, Q, i = _q, _Q, _int
+    return _STRATEGY % (q(r.commissions) or Q(r.commissions), q(r.cumulative) or Q(r.cumulative), i(r.fills),
+                        q(r.market_value) or Q(r.market_value), q(r.net) or Q(r.net), _om(r.net_pct),
+                        i(r.open_positions), i(r.orders), q(r.realized) or Q(r.realized), i(r.refusals),
+                        _quote(r.strategy), i(r.trades_closed), q(r.unrealized) or Q(r.unrealized))
+
+
+_QUIET_ALERTS = (("info", 0), ("warning", 0), ("error", 0), ("critical", 0))
+
+
+def _alerts(alerts: tuple[tuple[str, int], ...]) -> str:
+    if alerts == _QUIET_ALERTS:
+        return '{"critical": 0, "error": 0, "info": 0, "warning": 0}'
+    counts = dict(alerts)
+    return "{" + ", ".join(f"{_quote(k)}: {_int(counts[k])}" for k in sorted(counts)) + "}"
+
+
+def summary_json(s: DailySummary) -> str:
+    """``json.dumps(s.to_json(), sort_keys=True)``, the same text."""
+    q, Q, om, i = _q, _Q, _om, _int
+    return _SUMMARY % (  # in the sorted order of the keys (_ORDER)
+        i(s.adjustments), _alerts(s.alerts), _trade(s.best_trade), i(s.breaks_found), i(s.breaks_resolved),
+        _quote(s.calendar), q(s.commissions) or Q(s.commissions), q(s.daily_loss_limit) or Q(s.daily_loss_limit),
+        i(s.data_incidents), s.date.isoformat(), i(s.disconnects), i(s.drawdown_samples), i(s.engine_starts),
+        q(s.equity_close) or Q(s.equity_close), q(s.equity_open) or Q(s.equity_open), i(s.fills),
+        _bool(s.half_day), _bool(s.loss_limit_hit), q(s.loss_limit_used_pct) or Q(s.loss_limit_used_pct),
+        q(s.max_intraday_drawdown) or Q(s.max_intraday_drawdown), om(s.max_intraday_drawdown_pct),
+        q(s.net) or Q(s.net), om(s.net_pct), i(s.orders),
+        "[" + ", ".join([_position(p) for p in s.positions]) + "]" if s.positions else "[]",
+        q(s.realized) or Q(s.realized), om(s.realized_pct), i(s.reconnects), i(s.refusals), i(s.rejected),
+        _iso(s.session_close), _iso(s.session_open),
+        "[" + ", ".join([_strategy(r) for r in s.strategies]) + "]" if s.strategies else "[]",
+        q(s.total) or Q(s.total), om(s.total_pct), i(s.trades_closed), _quote(s.trading_state),
+        q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct), q(s.worst_day_pnl) or Q(s.worst_day_pnl),
+        _trade(s.worst_trade),
+    )

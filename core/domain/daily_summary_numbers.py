@@ -1,0 +1,106 @@
+"""The daily summary's numbers as text, remembered: the same figure is written the same way
+many times (the equity at a close is the next day's opening equity, a quiet day's figures are
+zeros, a percentage appears in the title, the body and the fields), and a replay of a daily file
+writes a summary per bar.
+
+Each ``Remembered`` stands for one function and gives exactly what it gives
+(``core.domain.serialize`` for the stored JSON, ``core.domain.text`` and the summary's own
+``signed``/``pct`` for the words). Those depend on the number's value only, never on how it is
+written (``1.5`` and ``1.50`` read the same), except for a zero's sign (``text.money`` of
+``-0`` is ``-0.00``). So the memory is a dict keyed by value that holds no zero (equal values other
+than zeros have the same sign); a zero is looked up by its sign, unless the function writes
+every zero the same way (``signed_zero=False``: the stored JSON's "0"). Non-finite
+values and values of 1e21 or more are made each time (``text.money`` writes one it cannot round
+to the cent as it is written: ``1E+30``). Each table is emptied when it reaches ``KEPT``
+entries. Text is made in the calling thread's decimal context, as the originals do; the engine
+never changes its context.
+
+The hot paths read the table first and make only what it lacks: ``r.get(v) or r.make(v)``, a
+dict look-up instead of a call (a ``Decimal``'s hash is cheap). A signalling NaN (never the
+result of arithmetic) cannot be hashed: such a look-up raises ``TypeError``, and the callers
+fall back to their reference path (``summary_json``, ``daily_summary_text``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from core.domain import serialize, text
+
+__all__ = ["KEPT", "Remembered", "dec", "money", "money_text", "pct", "pct_text", "signed"]
+
+KEPT = 8192
+_LARGEST = 20  # adjusted exponent: 1e21 and above are made each time
+_PCT = Decimal("0.01")
+
+
+class Remembered:
+    """``fn`` (of one ``Decimal``, depending on its value and a zero's sign only), remembered.
+
+    ``signed_zero`` False: ``fn`` writes every zero the same way (``serialize.money``: "0"), so
+    zeros are kept in the table too."""
+
+    __slots__ = ("fn", "get", "signed_zero", "table", "zeros")
+
+    def __init__(self, fn: Callable[[Decimal], str], *, signed_zero: bool = True) -> None:
+        self.fn = fn
+        self.signed_zero = signed_zero
+        self.table: dict[Decimal, str] = {}
+        self.get = self.table.get  # what the table holds for a value, or None
+        self.zeros: dict[bool, str] = {}  # a zero's text, by its sign (signed_zero)
+
+    def make(self, value: Decimal) -> str:
+        """``fn(value)``, kept for next time when it may be."""
+        if not value and self.signed_zero:  # a zero (0, -0, 0E-30 ...; NaN is not falsy): by its sign
+            sign = value.is_signed()
+            found = self.zeros.get(sign)
+            if found is None:
+                found = self.zeros[sign] = self.fn(value)
+            return found
+        found = self.fn(value)
+        if value.is_finite() and value.adjusted() <= _LARGEST:
+            table = self.table
+            if len(table) >= KEPT:
+                table.clear()
+            table[value] = found
+        return found
+
+    def __call__(self, value: Decimal) -> str:
+        return self.get(value) or self.make(value)
+
+
+def _signed(value: Decimal) -> str:
+    """``+1,234.50``, ``-80.00``, ``0.00``."""
+    shown = text.money(value)  # to the cent: "0.00" is what rounds to zero
+    if shown == "0.00" or shown.startswith("-"):
+        return shown
+    return f"+{shown}" if shown[0].isdigit() else shown  # NaN, infinity: shown as they are
+
+
+def _pct(value: Decimal) -> str:
+    rounded = value.quantize(_PCT, rounding=ROUND_HALF_EVEN)
+    return f"{'+' if rounded > 0 else ''}{rounded}%"
+
+
+def reference_pct(value: Decimal | None) -> str:
+    """``+1.23%``, ``-0.50%``, ``0.00%``; ``n/a`` for none."""
+    return "n/a" if value is None else _pct(value)
+
+
+def _quoted_money(value: Decimal) -> str:
+    return f'"{serialize.money(value)}"'
+
+
+# serialize.money and dec write -0 as "0" (checked by tests/test_daily_summary_json.py)
+money = Remembered(serialize.money, signed_zero=False)  # stored JSON: exact to 1e-8
+quoted_money = Remembered(_quoted_money, signed_zero=False)  # the same, in its JSON quotes
+dec = Remembered(serialize.dec, signed_zero=False)  # stored JSON: quantities, prices
+money_text = Remembered(text.money)  # words: 81,029.95
+signed = Remembered(_signed)  # words: +1,234.50
+pct_text = Remembered(_pct)  # words: +1.23%
+
+
+def pct(value: Decimal | None) -> str:
+    """``+1.23%``, ``-0.50%``, ``0.00%``; ``n/a`` for none."""
+    return "n/a" if value is None else pct_text.get(value) or pct_text.make(value)
