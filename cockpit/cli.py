@@ -156,8 +156,6 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--speed", type=_speed, metavar="X", default=argparse.SUPPRESS, help="replay pace")
     run.add_argument("--start-halted", action="store_true", default=argparse.SUPPRESS,
                      help="come up with trading HALTED (audited)")
-    run.add_argument("--start-halted", action="store_true", default=argparse.SUPPRESS,
-                     help="come up with trading HALTED (audited)")
 
 
 def _add_readers(sub: Any) -> None:
