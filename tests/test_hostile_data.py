@@ -31,7 +31,7 @@ from core.control.alert_text import describe
 from core.data.bar_files import BarFileError, bundled_path, parse_bar_bytes, read_bar_file
 from core.data.bar_rows import MAX_PRICE, MIN_PRICE
 from core.data.feeds.replay import DataFileError, ReplayFeed
-from core.domain.events import StrategyQuarantined
+from core.domain.events import IntentRejected, StrategyQuarantined
 from core.domain.model import Bar
 from core.strategy import KINDS, Strategy, StrategyParams
 from tests.conftest import ROOT
@@ -153,6 +153,8 @@ class Exploding(Strategy):
         n = self.seen[bar.symbol] = self.seen.get(bar.symbol, 0) + 1
         if bar.symbol == "NVDA" and n == 5:
             raise ArithmeticError("boom on NVDA")
+        if bar.symbol == "SPY" and n == 10:  # after the quarantine: NVDA from another symbol's hook
+            self.target_position("NVDA", 2)
         if n == 1:
             self.target_position(bar.symbol, 1)
 
@@ -185,11 +187,17 @@ async def test_a_strategy_that_raises_on_one_symbol_is_quarantined_for_that_symb
     engine = build_engine(load_config(_two_symbol_config(tmp_path), state_dir=tmp_path / "state"), new_id=lambda: "q0")
     seen: list[StrategyQuarantined] = []
     engine.bus.subscribe(StrategyQuarantined, seen.append)
+    refused: list[IntentRejected] = []
+    engine.bus.subscribe(IntentRejected, refused.append)
     await engine.start()
     try:
         assert await engine.run() is True
         [strategy] = engine.strategies
         assert strategy.enabled  # still trading
+        # ordering NVDA from its SPY hook is refused too (before, only NVDA's own hooks were cut off)
+        assert [(r.symbol, r.qty) for r in refused] == [("NVDA", 1)]
+        assert refused[0].reason == "exploding is quarantined for NVDA until a restart (ArithmeticError: boom on NVDA)"
+        assert engine.portfolio.owner_qty("exploding", "NVDA") == 1
         assert seen == [StrategyQuarantined("exploding", "NVDA", "ArithmeticError: boom on NVDA")]
         assert strategy.seen["NVDA"] == 5  # no NVDA bar after the one it raised on
         assert strategy.seen["SPY"] > 30  # every SPY bar of the two months

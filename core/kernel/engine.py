@@ -50,6 +50,7 @@ from core.domain.events import (
     FeedHealthChanged,
     FillApplied,
     HoldChanged,
+    IntentRejected,
     SettingChanged,
     SignalRaised,
     StrategyQuarantined,
@@ -759,6 +760,9 @@ class Engine:
         if working:
             self.cancel_orders(strategy, symbol)
         delta = qty - current
+        if delta and self.quarantined and self._refused_quarantined(
+                strategy, symbol, Side.BUY if delta > 0 else Side.SELL, abs(delta)):
+            return
         if delta:
             side = Side.BUY if delta > 0 else Side.SELL
             # Held with the order it makes: both reach the subscribers once the broker has the order
@@ -780,6 +784,8 @@ class Engine:
         if self.warming_up:
             return
         assert self.oms is not None
+        if self.quarantined and self._refused_quarantined(strategy, symbol, side, qty, order_type):
+            return
         self.bus.hold(SignalRaised(strategy, symbol, {"side": side, "qty": qty, "type": order_type,  # as above
                                                          "limit": limit_price}))
         self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price,
@@ -793,6 +799,18 @@ class Engine:
             self.oms.cancel(order.client_order_id)
 
     # ---- internals -----------------------------------------------------------------
+
+    def _refused_quarantined(self, strategy: str, symbol: str, side: Side, qty: Decimal,
+                             order_type: OrderType = OrderType.MARKET) -> bool:
+        """A quarantined strategy ordering its quarantined symbol from another hook (a bar of
+        another symbol, a fill): refused with the reason, like the gate's refusals."""
+        error = self.quarantined.get((strategy, symbol))
+        if error is None:
+            return False
+        self.bus.publish(IntentRejected(self.clock.now(), strategy, symbol, side, qty,
+                                        f"{strategy} is quarantined for {symbol} until a restart ({error})",
+                                        order_type=order_type))
+        return True
 
     def _guard(self, strategy: Strategy, hook: Callable[[E], None], symbol: str | None) -> Callable[[E], None]:
         """Run a strategy hook only while enabled; an exception quarantines, never stops the engine.
