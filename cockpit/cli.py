@@ -527,6 +527,12 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:
         if is_disk_full(exc):
             raise CliError(str(DiskFull(settings.state_dir))) from None
+        import sqlite3
+
+        if isinstance(exc, sqlite3.DatabaseError):  # a damaged store: the runbook's "store will not open"
+            raise CliError(f"the store in {settings.state_dir} cannot be read ({exc}): restore it from a backup "
+                           f"(`cockpit backup list`, then `cockpit restore BACKUP`; `cockpit runbook`, section 7)"
+                           ) from None
         # Unexpected: the traceback goes to the log file, one line to the operator.
         import logging
 

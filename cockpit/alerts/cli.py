@@ -153,7 +153,8 @@ async def _in_process(only: str | None, settings: Settings, db: Path) -> list[di
     from core.audit.verify import copy_problems
     from core.common.clock import LiveClock
     from core.config import ConfigError
-    from core.persistence.store import Store
+    from core.persistence.disk_full import DiskFull
+    from core.persistence.store import MigrationRefused, Store
 
     lcfg = settings.logging
     try:  # the log sink writes where the engine's log goes, not to this terminal
@@ -172,7 +173,11 @@ async def _in_process(only: str | None, settings: Settings, db: Path) -> list[di
             raise AlertsCliError(f"no alert sink {only!r} is configured (configured: {', '.join(names)}; a sink "
                                  "with no settings is off)", EXIT_USAGE)
     store = Store(db, copy_checks=(copy_problems,))  # a pre-migration backup checks the chain too
-    await store.open()
+    try:
+        await store.open()
+    except (sqlite3.DatabaseError, DiskFull, MigrationRefused) as exc:  # the runbook's "store will not open"
+        raise AlertsCliError(f"cannot open the store {db}: {exc} (the runbook: restore from a backup, "
+                             f"`cockpit backup list`)", 3) from None
     try:
         await records.migrate(store)
         results = await probe(sinks, LiveClock(), settings.alerts.send_timeout_seconds, store,
