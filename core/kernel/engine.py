@@ -611,6 +611,8 @@ class Engine:
                 await driver.run_units(*units, feed.maker)
             else:
                 await driver.run_batches(self.feed.stream(self.cursor, self.settings.feed.speed, self._stop))
+            if self.store.failed is not None:
+                await self.store.flush()  # raises: a commit failed since the last batch (the run did not end well)
             if not self._stop.is_set():
                 self.daily.feed_exhausted()  # a replay that ends at a close completes that day
             self.stop_reason = ("a stop was requested", False) if self._stop.is_set() else ("the feed is exhausted",
@@ -685,6 +687,8 @@ class Engine:
             await controls.step_liquidation()
         self.cursor = Cursor(cur_ts, n_at_ts) if cur_ts is not None else self.cursor
         self._cursor_dirty = True
+        if self.store.failed is not None:
+            await self.store.flush()  # raises: a commit failed (a backup's, say), so state must not drift on
         flushing = self._flushing
         if loop.time() >= self._next_flush and (flushing is None or flushing.done()):
             if flushing is not None:
