@@ -97,7 +97,8 @@ _COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("walkforward", "optimise a grid in-sample, test the choice out-of-sample, window by window: does it hold up?",
      "walkforward"),
     ("ib-sim", "run the IB Gateway simulator (rehearse IBKR mode without an account)", "ib-sim"),
-    ("watchdog", "the process watchdog (docker): flattens and alerts when the engine dies or hangs", "watchdog"),
+    ("watchdog", "the process watchdog (docker): flattens and alerts when the engine dies or hangs; --check: is one "
+                 "running", "watchdog"),
     ("runbook", "print the runbook (what to do when something is wrong), as installed", "runbook"),
     ("paper", "the paper broker's account", "paper"),
 )
