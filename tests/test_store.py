@@ -93,3 +93,54 @@ async def test_a_put_given_as_a_function_is_made_once_at_the_flush_from_the_late
     await store.close()
     with sqlite3.connect(tmp_path / "s.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM meta WHERE key IN ('x', 'y')").fetchone()[0] == 0
+
+
+async def test_a_write_ahead_commits_everything_buffered_on_the_loops_thread(tmp_path: Path) -> None:
+    import threading
+
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"])
+    threads: list[str] = []
+    store.before_flush(lambda: threads.append(threading.current_thread().name))
+    store.append("INSERT INTO t VALUES (?, ?)", ("a", "1"))
+    store.put(("t", "b"), "INSERT INTO t VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", ("b", "2"))
+    await store.write_ahead()
+    assert (store.write_aheads, store.write_ahead_fallbacks, store.commits) == (1, 0, 1)
+    with sqlite3.connect(tmp_path / "s.sqlite") as other:
+        assert other.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [("a", "1"), ("b", "2")]
+    assert threads == [threading.main_thread().name]
+    await store.close()
+
+
+async def test_a_write_ahead_the_lock_keeps_busy_goes_through_the_thread_and_waits(tmp_path: Path) -> None:
+    """Another connection holds SQLite's write lock: the loop's thread tries for at most
+    WRITE_AHEAD_BUSY_SECONDS, then the same rows go through aiosqlite's thread, which waits for the
+    lock while the loop runs on."""
+    import asyncio
+
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
+    blocker = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    store.append("INSERT INTO t VALUES (?)", ("a",))
+    task = asyncio.ensure_future(store.write_ahead())
+    while store.write_ahead_fallbacks == 0:
+        await asyncio.sleep(0)  # the loop is free while the thread waits
+    assert not task.done()
+    blocker.execute("COMMIT")
+    await task
+    assert (store.write_aheads, store.write_ahead_fallbacks, store.failed) == (0, 1, None)
+    assert blocker.execute("SELECT k FROM t").fetchall() == [("a",)]
+    blocker.close()
+    await store.close()
+
+
+async def test_with_power_durability_the_write_ahead_goes_through_the_thread(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite", durability="power")  # an fsync per commit: never on the loop
+    await store.open()
+    store.append("INSERT INTO meta (key, value) VALUES (?, ?)", ("a", "1"))
+    await store.write_ahead()
+    assert (store.write_aheads, store.commits) == (0, 1)
+    await store.close()

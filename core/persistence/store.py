@@ -6,9 +6,10 @@ prefix of the engine's history. Callers that must be durable before acting (an o
 before it is sent) await ``write_ahead()``: the same one transaction of everything buffered,
 made on the loop's own thread through a second connection when no other commit is in flight
 (no hop to aiosqlite's thread and back, which cost about a millisecond), else after the one in
-flight. That connection waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock (another
-process writing): then the transaction goes through aiosqlite's thread as ``flush()`` does, so
-the loop is never held longer.
+flight. That connection waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock
+(another process writing): then the transaction goes through aiosqlite's thread as ``flush()``
+does, so the loop is never held longer. With durability "power" (an fsync per commit) the
+write-ahead goes through aiosqlite's thread too: the loop is never held for an fsync.
 
 Two kinds of write: ``append`` (history rows, kept in order) and ``put`` (current-state
 rows keyed by what they describe; only the latest put per key is written). A put may hand a
@@ -221,12 +222,14 @@ class Store:
             "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
         await self.migrate("core", CORE_MIGRATIONS)
-        # The write-ahead's own connection (the loop's thread only), set as the store's is.
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=WRITE_AHEAD_BUSY_SECONDS)
-        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute("PRAGMA foreign_keys=ON")
-        self._loop_conn = conn
+        if self.durability == "process":
+            # The write-ahead's own connection (the loop's thread only), set as the store's is. Not with
+            # "power": each commit then waits for an fsync (milliseconds), which must not hold the loop.
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=WRITE_AHEAD_BUSY_SECONDS)
+            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._loop_conn = conn
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
         """Apply the migrations of ``component`` not applied yet; return the version now."""
