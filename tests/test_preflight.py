@@ -132,6 +132,21 @@ def test_only_sessions_reported_on_the_live_clock_count_as_paper_traded(tmp_path
     assert paper_sessions(Context(settings, conn, now)).ok
 
 
+def test_a_delayed_ib_fallback_fails_the_go_live_check(tmp_path: Path) -> None:
+    from cockpit.preflight.checks import live_prices
+
+    feed = {"kind": "ibkr", "symbols": ["AAPL"], "fallbacks": [{"kind": "ibkr", "name": "late", "port": 4012,
+                                                                "market_data_type": 3}]}
+    settings = load_config(CONFIG, overrides={"broker": {"kind": "ibkr"}, "feed": feed})
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    result = live_prices(Context(settings, None, now))
+    assert not result.ok and "late (market_data_type 3)" in result.detail and "market_data_type = 1" in result.fix
+    feed["fallbacks"][0]["market_data_type"] = 1
+    settings = load_config(CONFIG, overrides={"broker": {"kind": "ibkr"}, "feed": feed})
+    assert live_prices(Context(settings, None, now)).ok
+    assert live_prices(Context(load_config(CONFIG), None, now)).ok  # paper: no real orders
+
+
 def test_a_pacing_violation_in_the_recent_sessions_fails(tmp_path: Path) -> None:
     settings = load_config(CONFIG)
     conn = _db(tmp_path, [("broker.pacing", "ibkr", {"message": "Max rate of messages per second"})])

@@ -316,5 +316,21 @@ def runbook(ctx: Context) -> CheckResult:
                        "reinstall the cockpit package (the runbook ships in it as cockpit/RUNBOOK.md)")
 
 
+def live_prices(ctx: Context) -> CheckResult:
+    """Orders are gated and priced on the active feed's quotes, a fallback's too: IB's delayed
+    data (15-20 minutes late, stamped as it arrives) would pass the quote-age check."""
+    name = "fallback feeds carry live prices"
+    if ctx.settings.broker.kind != "ibkr":
+        return CheckResult(name, True, f"broker {ctx.settings.broker.kind}: no real orders", "")
+    delayed = [f"{fb.name} (market_data_type {fb.market_data_type})" for fb in ctx.settings.feed.fallbacks
+               if fb.kind == "ibkr" and fb.market_data_type != 1]
+    if delayed:
+        return CheckResult(name, False, f"delayed or frozen IB data as a fallback: {', '.join(delayed)}",
+                           "set market_data_type = 1 (a second gateway's live data) or remove the fallback: the "
+                           "engine would trade on quotes 15-20 minutes old while it is active")
+    n = len(ctx.settings.feed.fallbacks)
+    return CheckResult(name, True, f"{n} fallback(s), all live data" if n else "no fallback feed", "")
+
+
 CHECKS: tuple[Check, ...] = (paper_sessions, no_unresolved_break, risk_limits_exercised, pacing, alert_sinks_tested,
-                             walkforward_reports, allocation_covers, deadman_and_watchdog, runbook)
+                             walkforward_reports, allocation_covers, live_prices, deadman_and_watchdog, runbook)

@@ -499,7 +499,7 @@ class Settings(BaseSettings):
         for i, fb in enumerate(self.feed.fallbacks, start=1):
             if self.broker.kind == "ibkr" and fb.kind == "synthetic":
                 raise ValueError(f"feed.fallbacks[{i}]: a synthetic feed's random prices would drive real IBKR "
-                                 f"orders: use an ibkr fallback (a second gateway, or market_data_type = 3), or "
+                                 f"orders: use an ibkr fallback (a second gateway), or "
                                  f"rehearse failover with broker.kind = 'paper' and feed.kind = 'synthetic'")
         if self.feed.kind == "ibkr" and self.broker.kind != "ibkr":
             raise ValueError("feed.kind = 'ibkr' reads prices through the IB session: set broker.kind = 'ibkr' "
