@@ -140,3 +140,20 @@ async def test_the_audit_trail_of_a_traded_day_is_in_the_order_things_happened(m
         assert kinds == ["gate.pass", "order.sent", "order.ack", "order.fill"], kinds
     firsts = [next(i for i, (k, s) in enumerate(rows) if s == o.client_order_id) for o in orders]
     assert firsts == sorted(firsts)
+
+
+async def test_a_refused_start_rejects_what_was_queued_and_sends_nothing(make_rig) -> None:
+    """A LIVE start the go-live check refuses: orders a strategy queued at start never reach the
+    broker on the way down (cockpit/engine_host.py calls Engine.reject_unsent before raising)."""
+    rig = await make_rig()
+    placed: list[str] = []
+    rig.broker.place = lambda order: placed.append(order.client_order_id)  # type: ignore[method-assign]
+    statuses: list[tuple[object, OrderStatus, str | None]] = []
+    rig.bus.subscribe(OrderChanged, lambda e: statuses.append((e.previous, e.order.status, e.order.reason)))
+    rig.quote("AAPL", "100", OPEN)
+    order = rig.oms.submit(OrderRequest("test", "AAPL", Side.BUY, Decimal(5), OrderType.MARKET), TimeInForce.DAY)
+    assert order is not None and rig.oms.has_unsent
+    assert rig.oms.reject_unsent("not sent: refused") == 1
+    await rig.oms.send_pending()
+    assert placed == [] and not rig.oms.has_unsent and order.status is OrderStatus.REJECTED
+    assert statuses == [(None, OrderStatus.NEW, None), (OrderStatus.NEW, OrderStatus.REJECTED, "not sent: refused")]

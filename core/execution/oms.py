@@ -312,6 +312,18 @@ class OrderManager:
     def has_unsent(self) -> bool:
         return bool(self._to_send)
 
+    def reject_unsent(self, reason: str) -> int:
+        """Queued orders that never left are REJECTED with ``reason`` (a refused start: none may go
+        out on its way down); returns how many."""
+        batch, self._to_send = self._to_send, []
+        rejected = 0
+        for order in batch:
+            if order.status is OrderStatus.NEW:
+                self._set_status(order, OrderStatus.REJECTED, reason)
+                rejected += 1
+        self.bus.release()
+        return rejected
+
     async def send_pending(self) -> None:
         """Commit queued orders, then hand them to the broker (write-ahead).
 
