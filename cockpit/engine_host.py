@@ -98,9 +98,6 @@ class EngineHost:
                          ", ".join(names), who, self.override_preflight)
             return
         engine.controls.preflight_decided("refused", names, actor="engine")
-        dropped = engine.reject_unsent("not sent: the go-live check refused this LIVE start")
-        if dropped:
-            log.warning("%d order(s) a strategy made at start were not sent: the LIVE start is refused", dropped)
         raise PreflightRefused(
             "refusing to trade a LIVE account: the go-live check fails: "
             + "; ".join(f"{f.name} ({f.detail})" for f in failing)[:900]

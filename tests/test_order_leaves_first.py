@@ -144,7 +144,7 @@ async def test_the_audit_trail_of_a_traded_day_is_in_the_order_things_happened(m
 
 async def test_a_refused_start_rejects_what_was_queued_and_sends_nothing(make_rig) -> None:
     """A LIVE start the go-live check refuses: orders a strategy queued at start never reach the
-    broker on the way down (cockpit/engine_host.py calls Engine.reject_unsent before raising)."""
+    broker on the way down (the handler's preflight_decided('refused') calls OrderManager.reject_unsent)."""
     rig = await make_rig()
     placed: list[str] = []
     rig.broker.place = lambda order: placed.append(order.client_order_id)  # type: ignore[method-assign]

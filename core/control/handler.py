@@ -196,8 +196,15 @@ class CommandHandler:
         log.warning("operator %s by %s refused: %s", command.name, actor, message)
 
     def preflight_decided(self, outcome: str, failing: list[str], *, actor: str, reason: str | None = None) -> None:
-        """How the start of a live account went against the go-live check: on the bus (audited)."""
+        """How the start of a live account went against the go-live check: on the bus (audited).
+        A refused start sends nothing on its way down: what the strategies queued at start is
+        REJECTED here, not sent by the shutdown."""
         self.engine.bus.publish(PreflightDecided(outcome, tuple(failing), actor, reason))
+        oms = self.engine.oms
+        if outcome == "refused" and oms is not None:
+            dropped = oms.reject_unsent("not sent: the go-live check refused this LIVE start")
+            if dropped:
+                log.warning("%d order(s) a strategy made at start were not sent: the LIVE start is refused", dropped)
 
     def traded_symbols(self) -> list[str]:
         """Every symbol the engine trades or holds: the feed's, the strategies', the book's."""

@@ -740,10 +740,6 @@ class Engine:
                     self.oms.log.flush()  # lines noted in the last step, before the process may end
                 await self.store.close()
 
-    def reject_unsent(self, reason: str) -> int:
-        """Before a refused start shuts down: what the strategies queued never reaches the broker."""
-        return self.oms.reject_unsent(reason) if self.oms is not None else 0
-
     def snapshot(self, max_orders: int = 50) -> EngineSnapshot:
         """A frozen picture of the book and the orders (the read model's), for a frame or a call."""
         return self.read_model.snapshot(max_orders)
