@@ -46,7 +46,7 @@ from core.common.input_checks import state_relative as state_relative
 from core.config.alerts import AlertRoute as AlertRoute  # re-exported: the alert router's section
 from core.config.alerts import AlertsConfig as AlertsConfig
 from core.config.capital import Allocation, parse_allocation, total_problem, unknown_names
-from core.config.checks import check_environment, check_path, first_problem, zone
+from core.config.checks import check_environment, check_path, first_problem, json_list_or_text, zone
 from core.config.feeds import FallbackFeedConfig as FallbackFeedConfig
 from core.config.feeds import FeedQualityConfig as FeedQualityConfig
 from core.config.ibkr import IbkrConfig
@@ -270,15 +270,10 @@ class RiskConfig(_Section):
     def _symbols_text(cls, value: Any) -> Any:
         # "AAPL, MSFT" or "AAPL MSFT" from an environment variable or the cockpit; "*" = every symbol
         if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                try:
-                    return json.loads(text)
-                except ValueError:
-                    raise ValueError(f"allowed_symbols: not a JSON list: {text!r}") from None
-            return [] if text in ("", "*") else text.replace(",", " ").split()
+            found = json_list_or_text("allowed_symbols", value)
+            if isinstance(found, list):
+                return found
+            return [] if found in ("", "*") else found.replace(",", " ").split()
         return value
 
     @field_validator("allowed_symbols")

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from core.config.checks import json_list_or_text
+
 __all__ = ["DEFAULT_PORTS", "AlertsSinksConfig", "DiscordConfig", "EmailConfig", "LOOPBACK_HOSTS", "address_of"]
 
 # http:// is allowed only for these hosts: a local stand-in for Discord in tests.
@@ -169,15 +171,10 @@ class EmailConfig(_SinkSection):
     def _to_text(cls, value: Any) -> Any:
         # "a@x.org, b@y.org" (or a JSON list) from an environment variable
         if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
-
-                try:
-                    return json.loads(text)
-                except ValueError:
-                    raise ValueError(f"to: not a JSON list: {text[:60]!r}") from None
-            return [part.strip() for part in text.split(",") if part.strip()]
+            found = json_list_or_text("to", value)
+            if isinstance(found, list):
+                return found
+            return [part.strip() for part in found.split(",") if part.strip()]
         return value
 
     @field_validator("to")

@@ -18,3 +18,19 @@ from core.common.input_checks import (
 
 __all__ = ["MAX_DEPTH", "MAX_ENV_VALUE", "MAX_ITEMS", "MAX_TEXT", "check_environment", "check_path", "first_problem",
            "text_problem", "zone"]
+
+
+def json_list_or_text(key: str, text: str) -> list[object] | str:
+    """A list value given as text (an environment variable, the cockpit's prompt): a JSON list
+    parsed, anything else stripped for the caller to split its own way."""
+    text = text.strip()
+    if not text.startswith("["):
+        return text
+    import json
+
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{key}: not a JSON list: {text[:60]!r}") from None
+    return found if isinstance(found, list) else text
+
