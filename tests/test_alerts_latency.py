@@ -8,22 +8,21 @@ import asyncio
 import gc
 import statistics
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.alerts_latency import Flipper, TimedFeed  # the bench's feed and strategy, the same code
 from brokers.paper import PaperBroker
 from core.alerts.model import Alert
 from core.common.bus import Bus
 from core.common.clock import SimClock
 from core.config import AlertsConfig, DeadmanConfig, EngineConfig, PaperConfig, RiskConfig, Settings
 from core.domain.events import OrderChanged
-from core.domain.model import Bar, OrderStatus, Quote
+from core.domain.model import OrderStatus
 from core.kernel.engine import Engine
 from core.persistence.store import Store
-from core.strategy.base import Strategy
 
 QUOTES = 250
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -46,52 +45,13 @@ class HungSink:
         pass
 
 
-class TimedFeed:
-    """One quote per batch, each stamped with the moment it was handed to the engine."""
-
-    name = "timed"
-
-    def __init__(self) -> None:
-        self.symbols = ["AAA"]
-        self.sent_at: list[float] = []
-
-    def load(self) -> None:
-        pass
-
-    def fingerprint(self) -> str:
-        return "timed"
-
-    def bars_before(self, cursor: Any) -> list[Bar]:
-        return []
-
-    async def stream(self, after: Any, speed: float | str, stop: asyncio.Event) -> AsyncIterator[list[Quote]]:
-        for n in range(QUOTES):
-            price = Decimal(100) + Decimal(n % 7) / 10
-            quote = Quote("AAA", T0 + timedelta(seconds=10 * n), price - Decimal("0.01"), price + Decimal("0.01"),
-                          price, Decimal(1_000_000))
-            self.sent_at.append(time.perf_counter())
-            yield [quote]
-
-
-class Flipper(Strategy):
-    """Long 1, flat, long 1 ...: every quote fills the last order (a fill alert) and places one."""
-
-    def __init__(self) -> None:
-        super().__init__("flip", ["AAA"], {})
-        self.n = 0
-
-    def on_quote(self, quote: Quote) -> None:
-        self.n += 1
-        self.target_position("AAA", Decimal(self.n % 2))
-
-
 async def tick_to_order(tmp: Path, sinks: list[Any]) -> list[float]:
     """Microseconds from each quote to the order it caused, sent to the venue."""
     settings = Settings(engine=EngineConfig(state_dir=tmp), deadman=DeadmanConfig(enabled=False),
                         risk=RiskConfig(max_orders_per_minute_per_strategy=1000, max_orders_per_minute_total=1000),
                         alerts=AlertsConfig(routes={"hung": {"kinds": ["*"]}}, queue_size=50, drain_seconds=0))
     clock, wall, bus, store = SimClock(), SimClock(T0), Bus(), Store(tmp / "cockpit.sqlite")
-    feed = TimedFeed()
+    feed = TimedFeed(QUOTES)
     broker = PaperBroker(store=store, clock=clock, bus=bus, config=PaperConfig(latency_ms=0, slippage_bps=Decimal(0)),
                          market_tz="America/New_York", new_id=lambda: "lat")
     engine = Engine(settings=settings, store=store, clock=clock, bus=bus, broker=broker, feed=feed,
