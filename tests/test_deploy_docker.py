@@ -123,13 +123,63 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     assert docker is not None
     if subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode != 0:
         pytest.skip("the docker CLI has no compose plugin (`docker compose version` fails)")
+    stack = _stack_copy(tmp_path)
+    result = subprocess.run([docker, "compose", "-f", str(stack / "compose.yaml"), "config", "--quiet"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+
+DOCKER_COMPOSE_V1 = shutil.which("docker-compose")
+
+
+def _stack_copy(tmp_path: Path) -> Path:
+    """The deploy/docker folder with its env files made from the examples, as the README says."""
     stack = tmp_path / "docker"
     shutil.copytree(DOCKER, stack)
     for example in stack.glob("*.env.example"):
         shutil.copy(example, stack / example.name.removesuffix(".example"))
-    result = subprocess.run([docker, "compose", "-f", str(stack / "compose.yaml"), "config", "--quiet"],
-                            capture_output=True, text=True, timeout=60)
+    return stack
+
+
+def _compose_v1(stack: Path, name: str) -> subprocess.CompletedProcess[str]:
+    assert DOCKER_COMPOSE_V1 is not None
+    return subprocess.run([DOCKER_COMPOSE_V1, "-p", "cockpit", "-f", str(stack / name), "config"],
+                          capture_output=True, text=True, timeout=60, cwd=stack)
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE_V1 is None, reason="no docker-compose (CI installs Debian's)")
+def test_docker_compose_v1_validates_the_file_against_the_compose_schema(tmp_path: Path) -> None:
+    """Debian's docker-compose (1.29, .ci/run installs it) checks the file against the Compose
+    Specification's schema: every key, the depends_on conditions, the anchors' merge, the env
+    files. It predates the top-level ``name:`` (compose v2 reads it as the project name), so it
+    reads a copy without that line, with ``-p cockpit`` in its place."""
+    stack = _stack_copy(tmp_path)
+    text = COMPOSE.read_text()
+    assert re.search(r"^name: cockpit$", text, re.M)
+    (stack / "v1.yaml").write_text(re.sub(r"^name: cockpit\n", "", text, flags=re.M))
+    result = _compose_v1(stack, "v1.yaml")
     assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    assert set(rendered["services"]) == {"ib-gateway", "watchdog", "cockpit"}
+    assert set(rendered["volumes"]) == {"cockpit-state", "ib-gateway-settings"}
+    # the anchor merged: both cockpit services restart, share the state volume and read the config
+    for name in ("watchdog", "cockpit"):
+        service = rendered["services"][name]
+        assert service["image"] == "cockpit:local", service
+        assert any(v.startswith("cockpit-state:/var/lib/cockpit") for v in service["volumes"]), service
+        assert service["environment"]["COCKPIT_IBKR__HOST"] == "ib-gateway"
+    assert rendered["services"]["cockpit"]["depends_on"]["watchdog"]["condition"] == "service_healthy"
+    ports = rendered["services"]["ib-gateway"]["ports"]
+    assert ports and all(str(p).startswith("127.0.0.1:") for p in ports), ports
+    # The check is real: a misspelt key and a bad condition are refused, each named.
+    (stack / "typo.yaml").write_text(re.sub(r"^  restart: unless-stopped$", "  restrat: unless-stopped",
+                                            (stack / "v1.yaml").read_text(), flags=re.M))
+    typo = _compose_v1(stack, "typo.yaml")
+    assert typo.returncode != 0 and "restrat" in typo.stderr, typo.stderr
+    (stack / "cond.yaml").write_text((stack / "v1.yaml").read_text().replace("service_healthy", "service_hapy"))
+    cond = _compose_v1(stack, "cond.yaml")
+    assert cond.returncode != 0 and "service_hapy" in cond.stderr, cond.stderr
 
 
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
