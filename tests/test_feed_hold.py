@@ -175,8 +175,13 @@ async def _until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
     raise AssertionError(f"never: {what}")
 
 
-async def test_engine_holds_strategies_on_a_delayed_feed_and_tells_everyone(tmp_path: Path) -> None:
+async def test_engine_holds_strategies_on_a_delayed_feed_and_tells_everyone(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
     from cockpit.control.api import status
+    from cockpit.control.inprocess import InProcessApi
+    from cockpit.control_cli import _status
     from cockpit.tui.status_line import status_line
     from core.domain.events import IntentRejected, OrderChanged
 
@@ -213,6 +218,18 @@ async def test_engine_holds_strategies_on_a_delayed_feed_and_tells_everyone(tmp_
         assert feeds["ib_delayed"]["delayed"] and feeds["ib_delayed"]["not_live"] == DELAYED
         assert feeds["ib_delayed"]["active"] and not feeds["ibkr"]["delayed"]
         assert "STRATEGIES HELD: ib_delayed not live" in status_line(engine.snapshot(), "running").plain
+        reply = await InProcessApi(engine).request("GET", "/status")  # the API's own response model checks it
+        assert reply.status == 200 and reply.body["feed_hold"] == HELD, reply.body
+
+        class Answered:  # `cockpit status` prints what the API answered
+            def get(self, _path: str) -> dict:
+                return reply.body
+
+        capsys.readouterr()
+        _status(Answered(), argparse.Namespace(json=False))
+        text = capsys.readouterr().out
+        assert f"HELD      strategy orders {HELD} (operator orders and flattens still go)" in text
+        assert "ib_delayed (ibkr) ACTIVE, healthy: " in text and f"NOT LIVE: {DELAYED}" in text
 
         a.stale = False  # back, and healthy for failback_seconds on the wall clock
         for _ in range(12):

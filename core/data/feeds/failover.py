@@ -8,6 +8,10 @@ engine. A source is unhealthy while it is stale (no item passed the gate for its
 unhealthy the next healthy one in order takes over; a source earlier in the order takes over
 again once it has been healthy for ``failback_seconds``.
 
+A source whose prices are not live (``FeedSource.not_live``: an IB fallback on delayed or frozen
+data) is used like any other, but each ``FeedSwitched`` says so: the risk gate holds strategy
+orders while it is active (core/risk/gate.py, ``feed_hold``).
+
 Across a switch the engine never sees a symbol's item older than the last one it got, or the
 same quote twice: the switch filter drops them (a crossed quote never passes a gate).
 
