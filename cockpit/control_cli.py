@@ -141,6 +141,8 @@ def _feed_line(f: dict[str, Any], alone: bool) -> str:
     """One feed source: the active one with its event count, the others (standby) with their health."""
     health = "healthy" if f.get("healthy", True) else f"UNHEALTHY: {f.get('reason', '')}"
     quarantined = f", {f['quarantined']:,} quarantined" if f.get("quarantined") else ""
+    if f.get("delayed"):
+        quarantined += f", NOT LIVE: {f.get('not_live')}"
     if f.get("active", True):
         role = "" if alone else f" ACTIVE, {health}"
         if alone and not f.get("healthy", True):
@@ -172,6 +174,8 @@ def _status(client: Any, args: argparse.Namespace) -> int:
         lines.append("reduce-only " + ", ".join(s["reduce_only_symbols"]))
     if s["hold"]:
         lines.append(f"HOLD      {s['hold']}")
+    if s.get("feed_hold"):
+        lines.append(f"HELD      strategy orders {s['feed_hold']} (operator orders and flattens still go)")
     if s["breaks"]:
         lines.append("BREAKS    " + ", ".join(b["symbol"] for b in s["breaks"]) + " (blocked: `cockpit breaks`)")
     return _out(args, s, "\n".join(lines))

@@ -27,7 +27,8 @@ def live_feed(settings: Settings, primary: Feed, *, bus: Bus, wall: Clock, clock
     sources = [FeedSource(name, cfg.kind, primary, QualityGate(name, cfg.quality), cfg.stale_seconds)]
     for fb in cfg.fallbacks:
         feed = _fallback(fb, primary.symbols, clock)
-        sources.append(FeedSource(fb.name, fb.kind, feed, QualityGate(fb.name, fb.quality), fb.stale_seconds))
+        sources.append(FeedSource(fb.name, fb.kind, feed, QualityGate(fb.name, fb.quality), fb.stale_seconds,
+                                  not_live=fb.not_live()))
     in_session: Callable[[datetime], bool] | None = ExchangeSession().is_open if cfg.kind == "ibkr" else None
     return FailoverFeed(sources, wall, bus.publish, failback_seconds=cfg.failback_seconds, in_session=in_session)
 

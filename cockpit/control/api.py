@@ -239,6 +239,7 @@ def status(engine: Engine) -> dict[str, Any]:
         "mode": snap.mode,
         "broker": {"kind": snap.broker_kind, "connected": snap.broker_connected, "status": snap.broker_status},
         "hold": snap.hold,
+        "feed_hold": snap.feed_hold,
         "breaks": model.breaks(),
         "last_reconcile": model.last_reconcile(),
         "feeds": [{**f, "events": snap.events_processed if f["active"] else None,

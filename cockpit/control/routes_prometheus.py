@@ -40,6 +40,7 @@ PENDING_MAX = 1000  # orders waiting to be timed (created by a strategy, not yet
 REFUSAL_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(pattern)) for kind, pattern in (
     ("hold", r"^no new orders: "),
     ("halted", r"^trading HALTED "),
+    ("feed_held", r"^held: the active feed "),
     ("break_blocked", r"blocked by a reconciliation break"),
     ("bad_input", r"^(quantity must|limit order needs)"),
     ("long_only", r" is long-only: "),

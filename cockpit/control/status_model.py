@@ -29,6 +29,8 @@ class FeedOut(BaseModel):
     events: int | None  # events the engine processed (the active feed only)
     last_event_at: str | None
     age_seconds: float | None
+    delayed: bool  # its prices are not live (IB delayed or frozen data): strategies are held while it is active
+    not_live: str | None  # why (None: live)
 
 
 class StrategyOut(BaseModel):
@@ -85,6 +87,7 @@ class StatusOut(BaseModel):
     mode: str
     broker: BrokerOut
     hold: Any
+    feed_hold: str | None  # strategy orders held: the active feed is not live (operator orders still go)
     breaks: list[dict[str, Any]]
     last_reconcile: dict[str, Any] | None
     feeds: list[FeedOut]

@@ -318,7 +318,9 @@ def runbook(ctx: Context) -> CheckResult:
 
 def live_prices(ctx: Context) -> CheckResult:
     """Orders are gated and priced on the active feed's quotes, a fallback's too: IB's delayed
-    data (15-20 minutes late, stamped as it arrives) would pass the quote-age check."""
+    data (15-20 minutes late, stamped as it arrives) would pass the quote-age check. At run time
+    the risk gate holds strategy orders while such a feed is active (``feed_hold``); a live
+    account should not need that last resort."""
     name = "fallback feeds carry live prices"
     if ctx.settings.broker.kind != "ibkr":
         return CheckResult(name, True, f"broker {ctx.settings.broker.kind}: no real orders", "")
@@ -327,7 +329,8 @@ def live_prices(ctx: Context) -> CheckResult:
     if delayed:
         return CheckResult(name, False, f"delayed or frozen IB data as a fallback: {', '.join(delayed)}",
                            "set market_data_type = 1 (a second gateway's live data) or remove the fallback: the "
-                           "engine would trade on quotes 15-20 minutes old while it is active")
+                           "engine would hold every strategy while it is active, and price your own orders on quotes "
+                           "15-20 minutes old")
     n = len(ctx.settings.feed.fallbacks)
     return CheckResult(name, True, f"{n} fallback(s), all live data" if n else "no fallback feed", "")
 

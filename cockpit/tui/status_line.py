@@ -45,6 +45,8 @@ def status_line(snap: EngineSnapshot | None, engine_state: str) -> Text:
         parts.append((f"BREAK {','.join(snap.breaks)}: press b", "bold reverse red"))
     elif snap.hold and snap.broker_connected:
         parts.append(("RECONCILING", "bold reverse yellow"))
+    if snap.feed_hold:  # the active feed is IB delayed or frozen data: strategy orders are refused
+        parts.append((f"STRATEGIES HELD: {active['name'] if active else 'feed'} not live", "bold reverse yellow"))
     parts.append((snap.taken_at.astimezone(snap.market_tz).strftime("%Y-%m-%d %H:%M %Z"), ""))
     parts.append((f"equity {snap.equity:,.2f}", ""))
     parts.append((f"day {snap.day_pnl:+,.2f}", "red" if snap.day_pnl < 0 else "green"))

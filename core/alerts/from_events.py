@@ -14,6 +14,7 @@ risk.refused             any other (routine) gate refusal: the pane and the log 
 risk.daily_loss          the daily loss limit moved trading to REDUCING / HALTED     resume
 trading.state            trading left ACTIVE for another reason (halt, dead-man)     resume
 risk.hold                no new orders for now (disconnected, reconciling)           lifted
+risk.feed_hold           strategy orders held: the active feed is not live (delayed)  live feed
 reconcile.break          a break blocks a symbol                                     resolved
 reconcile.differences    a pass found differences (applied or settling)
 broker.disconnected      the broker went; each failed reconnect counts into it       connected
@@ -58,7 +59,7 @@ from core.portfolio.book import Portfolio
 
 #: Kinds that are conditions: they stay firing until an alert with ``resolved`` clears them.
 RESOLVABLE: frozenset[str] = frozenset({
-    "risk.daily_loss", "trading.state", "risk.hold", "reconcile.break", "broker.disconnected", "feed.stale",
+    "risk.daily_loss", "trading.state", "risk.hold", "risk.feed_hold", "reconcile.break", "broker.disconnected", "feed.stale",
     "deadman.warning", "deadman.missed", "backup.failed",
 })
 DAILY_SUMMARY = "daily.summary"  # the kind a DailySummaryReady.alert() uses
@@ -203,6 +204,15 @@ def _hold(e: ev.HoldChanged, at: datetime, _book: BookLookup | None) -> list[Ale
     if e.hold is None:
         return [_alert("risk.hold", "risk.hold", severity, "New orders may go again", line, at, resolved=True)]
     return [_alert("risk.hold", "risk.hold", severity, "No new orders", line, at, (("why", e.hold),))]
+
+
+def _feed_hold(e: ev.FeedHoldChanged, at: datetime, _book: BookLookup | None) -> list[Alert]:
+    severity, line = _line(e)
+    if e.hold is None:
+        return [_alert("risk.feed_hold", "risk.feed_hold", severity, f"Strategies trade again: feed {e.feed} is live",
+                       line, at, (("feed", e.feed),), resolved=True)]
+    return [_alert("risk.feed_hold", "risk.feed_hold", severity, f"Strategy orders HELD: feed {e.feed} is not live",
+                   line, at, (("feed", e.feed), ("why", e.hold)))]
 
 
 def _break(e: ev.BreakFound, at: datetime, _book: BookLookup | None) -> list[Alert]:
@@ -374,7 +384,7 @@ MAPPERS: dict[type, Mapper] = {
     ev.LiquidationFinished: _liquidation, ev.FeedHealthChanged: _feed, ev.EngineError: _error,
     ev.FeedSwitched: _switched, ev.DataQualityIssue: _quality, ev.BrokerPacingViolation: _pacing,
     ev.StrategyQuarantined: _quarantined, ev.EngineStarted: _started, ev.EngineStopped: _stopped,
-    ev.AllocationChanged: _allocation,
+    ev.AllocationChanged: _allocation, ev.FeedHoldChanged: _feed_hold,
     ev.BackupWritten: _backup_written, ev.BackupFailed: _backup_failed, ev.PreflightDecided: _preflight,
 }
 

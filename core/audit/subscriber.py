@@ -23,6 +23,7 @@ from core.domain.events import (
     DeadmanChanged,
     EngineError,
     FeedHealthChanged,
+    FeedHoldChanged,
     FeedSwitched,
     FillApplied,
     IntentRejected,
@@ -45,6 +46,8 @@ RECONCILE_MISSED_FILL = "reconcile.missed_fill"
 BACKUP_WRITTEN = "backup.written"
 BACKUP_FAILED = "backup.failed"
 BACKUP_RESTORED = "backup.restored"
+FEED_HOLD = "risk.feed_hold"  # strategy orders held: the active feed is not live (IB delayed data)
+FEED_HOLD_LIFTED = "risk.feed_hold_lifted"
 
 _STATUS_KIND = {
     OrderStatus.SUBMITTED: kinds.ORDER_SENT,
@@ -70,7 +73,7 @@ class AuditRecorder:
             CommandHandled: self.on_command, EngineError: self.on_error, StrategyQuarantined: self.on_quarantine,
             BrokerPacingViolation: self.on_pacing, PreflightDecided: self.on_preflight,
             FeedHealthChanged: self.on_feed,
-            FeedSwitched: self.on_feed_switch,
+            FeedSwitched: self.on_feed_switch, FeedHoldChanged: self.on_feed_hold,
             DataQualityIssue: self.on_quality, AllocationChanged: self.on_allocation,
             AllocationsStarted: self.on_allocations_started,
             BackupWritten: self.on_backup, BackupFailed: self.on_backup_failed, BackupRestored: self.on_restored,
@@ -168,6 +171,10 @@ class AuditRecorder:
     def on_feed_switch(self, e: FeedSwitched) -> None:
         self.audit.record("feed.failback" if e.failback else "feed.failover", actor="engine", subject=e.to_feed,
                           reason=e.reason, previous=e.from_feed)
+
+    def on_feed_hold(self, e: FeedHoldChanged) -> None:
+        self.audit.record(FEED_HOLD if e.hold is not None else FEED_HOLD_LIFTED, actor="engine", subject=e.feed,
+                          reason=e.hold or "the active feed is live")
 
     def on_quality(self, e: DataQualityIssue) -> None:
         self.audit.record("data.quarantine" if e.opened else "data.clean", actor="engine", subject=e.symbol,

@@ -23,7 +23,7 @@ _KIND_PATTERN = re.compile(r"[a-z0-9_.*?-]{1,64}")
 
 #: What a trader away from the screen must hear about, for each sink that leaves the box.
 RISK_AND_ERRORS = ["risk.daily_loss", "risk.collar", "risk.fat_finger", "trading.state", "reconcile.break",
-                   "broker.disconnected", "broker.pacing", "feed.stale", "feed.switch", "data.quality",
+                   "broker.disconnected", "broker.pacing", "feed.stale", "feed.switch", "risk.feed_hold", "data.quality",
                    "engine.error", "strategy.quarantined", "deadman.*", "daily.summary", "flatten.direct",
                    "backup.failed", "preflight.*"]
 DEFAULT_ROUTES: dict[str, dict[str, Any]] = {

@@ -17,6 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
+#: Why an IB feed's prices are not live, per ``market_data_type`` (1, live, is not here). IB stamps
+#: such quotes on arrival, so the quality gate's age checks pass them: while one is the active feed
+#: the risk gate holds strategy orders (core/risk/gate.py, ``feed_hold``).
+NOT_LIVE: dict[int, str] = {
+    2: "IB frozen data (the last prices IB kept, not live)",
+    3: "IB delayed data (15-20 min late)",
+    4: "IB delayed-frozen data (15-20 min late, or the last prices IB kept)",
+}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
@@ -72,6 +81,10 @@ class FallbackFeedConfig(_Section):
     client_id: int = Field(11, ge=0, le=2**31 - 1)
     market_data_type: Literal[1, 2, 3, 4] = 1  # 1 live, 2 frozen, 3 delayed, 4 delayed-frozen
     connect_timeout: float = Field(10.0, gt=0, le=600, allow_inf_nan=False)
+
+    def not_live(self) -> str | None:
+        """Why this feed's prices are not live (IB delayed or frozen data), None when they are."""
+        return NOT_LIVE.get(self.market_data_type) if self.kind == "ibkr" else None
 
     @field_validator("name")
     @classmethod

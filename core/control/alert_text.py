@@ -138,6 +138,12 @@ def _switched(e: ev.FeedSwitched) -> tuple[int, str, str]:
     return (ERROR, "feed", f"FEED FAILOVER {e.from_feed} -> {e.to_feed}: {e.reason}")
 
 
+def _feed_hold(e: ev.FeedHoldChanged) -> tuple[int, str, str]:
+    if e.hold is None:
+        return (WARNING, "risk", f"strategy orders may go again: the active feed {e.feed} is live")
+    return (ERROR, "risk", f"strategy orders {e.hold} (operator orders and flattens still go)")
+
+
 def _quality(e: ev.DataQualityIssue) -> tuple[int, str, str]:
     if not e.opened:
         return (WARNING, "data", f"{e.feed} {e.symbol}: {e.reason} over ({e.count} item(s) in the episode)")
@@ -171,7 +177,7 @@ _DESCRIBERS: dict[type, Callable[[Any], tuple[int, str, str] | None]] = {
     ev.DeadmanChanged: _deadman, ev.CommandHandled: _command, ev.LiquidationFinished: _liquidation,
     ev.EngineError: _error, ev.StrategyQuarantined: _quarantined, ev.FeedHealthChanged: _feed,
     ev.FeedSwitched: _switched, ev.DataQualityIssue: _quality, ev.BrokerPacingViolation: _pacing,
-    ev.AllocationChanged: _allocation,
+    ev.AllocationChanged: _allocation, ev.FeedHoldChanged: _feed_hold,
 }
 
 EVENT_TYPES: tuple[type, ...] = tuple(_DESCRIBERS)

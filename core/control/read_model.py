@@ -104,6 +104,8 @@ class EngineSnapshot:
     broker_status: str = ""
     breaks: tuple[str, ...] = ()  # symbols with an unresolved reconciliation break
     hold: str | None = None  # why no new order passes right now (broker down, reconciling)
+    # why no strategy order passes right now (the active feed is not live: IB delayed data)
+    feed_hold: str | None = None
     feed_healthy: bool = True  # False while the feed is stale
     # (strategy, symbol) pairs quarantined this run: that strategy no longer trades that symbol
     quarantined: tuple[tuple[str, str], ...] = ()
@@ -234,6 +236,7 @@ class ReadModel:
             broker_status=e.broker.status,
             breaks=tuple(e.reconciler.breaks),
             hold=e.gate.hold,
+            feed_hold=e.gate.feed_hold,
             feed_healthy=self.feed_healthy(),
             feeds=self.feeds(),
             quarantined=tuple(sorted((name, sym) for name, syms in self.quarantined.items() for sym in syms)),
@@ -261,10 +264,11 @@ class ReadModel:
         if not isinstance(feed, FailoverFeed):
             return ({"name": feed.name, "kind": e.settings.feed.kind, "active": True, "healthy": e.feed_healthy,
                      "reason": "" if e.feed_healthy else "stale", "quarantined": 0, "passed": e.events_processed,
-                     "last_good_at": None, "by_reason": {}},)
+                     "last_good_at": None, "by_reason": {}, "delayed": False, "not_live": None},)
         return tuple({"name": v.name, "kind": v.kind, "active": v.active, "healthy": v.healthy, "reason": v.reason,
                       "quarantined": v.quarantined, "passed": v.passed,
-                      "last_good_at": v.last_good.isoformat() if v.last_good else None, "by_reason": v.by_reason}
+                      "last_good_at": v.last_good.isoformat() if v.last_good else None, "by_reason": v.by_reason,
+                      "delayed": v.not_live is not None, "not_live": v.not_live}
                      for v in feed.views())
 
     def capital(self) -> tuple[CapitalView, ...]:
@@ -348,6 +352,7 @@ _CHANGES: tuple[type, ...] = (
     ev.FillApplied, ev.TradingStateChanged, ev.SettingChanged, ev.BrokerConnectionChanged, ev.HoldChanged,
     ev.ReconcilePassed, ev.BreakFound, ev.BreakResolved, ev.DeadmanChanged, ev.LiquidationFinished,
     ev.CommandHandled, ev.EngineError, ev.FeedHealthChanged, ev.FeedSwitched, ev.DataQualityIssue,
+    ev.FeedHoldChanged,
 )
 
 

@@ -209,6 +209,20 @@ class FeedSwitched:
     to_feed: str
     reason: str
     failback: bool  # back to a feed earlier in the order (the primary, usually)
+    # why the new feed's prices are not live (IB delayed or frozen data); None: they are live
+    not_live: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class FeedHoldChanged:
+    """The risk gate holds strategy orders because the active feed is not live (``hold``: the
+    refusal's reason), or lifts that hold (``hold`` None) once a live feed is active again.
+
+    Separate from ``HoldChanged`` (broker down, reconciling: no order at all) and from the
+    operator's halt: this one lets the operator's orders and flattens through."""
+
+    feed: str  # the active feed
+    hold: str | None
 
 
 @dataclass(slots=True, frozen=True)

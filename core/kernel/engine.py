@@ -34,6 +34,7 @@ from core.control.handler import CommandHandler
 from core.control.read_model import EngineSnapshot, ReadModel
 from core.data.calendar import ExchangeSession
 from core.data.feeds.base import Feed
+from core.data.feeds.failover import FailoverFeed
 from core.data.feeds.replay import Cursor, ReplayFeed
 from core.domain.commands import Halt
 from core.domain.events import (
@@ -48,6 +49,8 @@ from core.domain.events import (
     EngineStopped,
     EquityRecorded,
     FeedHealthChanged,
+    FeedHoldChanged,
+    FeedSwitched,
     FillApplied,
     HoldChanged,
     IntentRejected,
@@ -121,7 +124,8 @@ class Engine:
         self.portfolio = Portfolio()
         self.audit = AuditLog(store, wall_clock, engine_clock=clock)
         self.gate = RiskGate(settings.risk, on_state_change=self._on_state_change,
-                             capital=CapitalAllocation(settings.allocation, (s.name for s in strategies)))
+                             capital=CapitalAllocation(settings.allocation, (s.name for s in strategies)),
+                             on_feed_hold=self._on_feed_hold)
         self._stored_allocations: dict[str, str] = {}  # run-time changes from the store, taken at start
         # Presence is asked in wall-clock time, whatever the replay speed (tests pass a SimClock).
         self.wall_clock = wall_clock or LiveClock()
@@ -138,6 +142,8 @@ class Engine:
                                on_miss=self._deadman_missed)
         # The daily P&L summary at each session close, and its table (core/analytics).
         self.reports_recorder = ReportsRecorder(store, bus, self.wall_clock)
+        # A switch to a feed that is not live (IB delayed data) holds strategy orders; back on a live one lifts it.
+        bus.subscribe(FeedSwitched, self.gate.on_feed_switched)
         # Its sessions come from the exchange calendar, kept in the cache folder between runs.
         self.daily = DailyReports(bus=bus, clock=clock, store=store, portfolio=self.portfolio,
                                   exchange=ExchangeSession(cache_dir=settings.bar_cache_dir),
@@ -225,6 +231,8 @@ class Engine:
         await self.audit.load()
         await self._load_book()
         await self._load_settings()
+        if isinstance(self.feed, FailoverFeed):  # the active feed at start decides, as a switch would
+            self.gate.follow_feed(self.feed.active.name, self.feed.active.not_live)
         self.oms = OrderManager(
             store=self.store, broker=self.broker, portfolio=self.portfolio, gate=self.gate,
             clock=self.clock, bus=self.bus, instance_id=instance_id,
@@ -436,6 +444,9 @@ class Engine:
         self.persist_setting("trading_state", str(new))
         self.persist_setting("trading_state_reason", reason)
         self.bus.publish(TradingStateChanged(str(old), str(new), reason))
+
+    def _on_feed_hold(self, feed: str, hold: str | None) -> None:
+        self.bus.publish(FeedHoldChanged(feed, hold))
 
     def _deadman_event(self, kind: str, detail: dict[str, object]) -> None:
         fields = dict(detail)

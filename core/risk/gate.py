@@ -30,6 +30,15 @@ Interface
   ``unblock_symbol``): no new order in that symbol but a liquidation's until resolved.
 - ``hold`` (a reason, or None): while set, no new order passes but a liquidation's (the
   broker is down, or the engine is reconciling after a reconnect).
+- ``feed_hold`` (a reason, or None): the active feed is not live (IB delayed or frozen data,
+  15-20 minutes late but stamped on arrival, so the quote-age check passes it). While set no
+  *strategy* order passes, a closing one neither: a strategy deciding on 15-minute-old prices
+  is blind either way. The operator's orders (``source`` "operator", the command path) and the
+  liquidation's (a flatten, the dead-man's) still go, as under the operator's REDUCING: the
+  operator sees the hold and decides. Only ``follow_feed`` writes it, from the active feed
+  (``on_feed_switched``: the engine subscribes it to ``FeedSwitched``; a failback to a live
+  feed lifts it by itself). It is not the trading state: it never lifts an operator's halt,
+  and a resume does not lift it. Every change calls ``on_feed_hold(feed, hold)``.
 - Cancels are never gated: a cancel always passes, in every state.
 
 Trading states
@@ -49,6 +58,7 @@ Checks, in order (the first that fails is the reason)
 0. daily loss: ``-view.day_pnl() > daily_loss_limit`` trips the state (latched, above)
 0a. ``hold`` refuses everything (but liquidation orders)
 1. state HALTED refuses everything (but liquidation orders, above)
+1b. ``feed_hold`` refuses every order but the operator's and the liquidation's
 1a. a symbol in ``blocked_symbols`` refuses everything (but liquidation orders)
 2. input: qty finite, positive, whole shares; a LIMIT order has a finite positive price
 3. the symbol is in ``reduce_only_symbols`` (and the order is not ``reduce_only``), then
@@ -108,6 +118,7 @@ from pydantic import ValidationError
 
 from core.config import ConfigError, RiskConfig
 from core.domain import text
+from core.domain.events import FeedSwitched
 from core.domain.model import ZERO, OrderType, Side
 from core.risk.capital import CapitalAllocation, Holding
 
@@ -118,6 +129,8 @@ RATE_WINDOW = timedelta(seconds=60)
 #: pass HALTED (the liquidation halts trading first) and skip the rate and duplicate
 #: guards (a retry of the same size must go); every other check still applies.
 LIQUIDATION_SOURCE = "liquidation"
+#: The sources a ``feed_hold`` lets through: the operator decides on the prices they see.
+OPERATOR_SOURCES = frozenset({"operator", LIQUIDATION_SOURCE})
 _DUPLICATE_PRUNE_AT = 4096  # distinct orders remembered before expired ones are dropped
 
 
@@ -203,6 +216,7 @@ class RiskView(Protocol):
 
 
 StateListener = Callable[[TradingState, TradingState, str], None]
+FeedHoldListener = Callable[[str, str | None], None]
 
 
 class RiskGate:
@@ -215,6 +229,7 @@ class RiskGate:
         *,
         on_state_change: StateListener | None = None,
         capital: CapitalAllocation | None = None,
+        on_feed_hold: FeedHoldListener | None = None,
     ) -> None:
         self.limits = limits
         # Capital per strategy (check 11a); the engine sets its equity at start.
@@ -232,12 +247,40 @@ class RiskGate:
         self.blocked_symbols: dict[str, str] = {}
         # Why no new order may go at all right now (broker down, reconciling after a reconnect).
         self.hold: str | None = None
+        # Why strategy orders may not go (the active feed is not live); written by follow_feed only.
+        self._feed_hold: str | None = None
+        self.on_feed_hold = on_feed_hold
 
     def block_symbol(self, symbol: str, reason: str) -> None:
         self.blocked_symbols[symbol] = reason
 
     def unblock_symbol(self, symbol: str) -> None:
         self.blocked_symbols.pop(symbol, None)
+
+    # ---- the feed hold ---------------------------------------------------------------
+
+    @property
+    def feed_hold(self) -> str | None:
+        return self._feed_hold
+
+    def follow_feed(self, feed: str, not_live: str | None) -> str | None:
+        """The active feed is ``feed``; ``not_live`` says why its prices are not live (None: they
+        are). Holds strategy orders while it is not live, lifts the hold when it is; returns the hold."""
+        hold = None if not_live is None else (
+            f"held: the active feed {feed} is {not_live}; strategies trade again when a live feed is back")
+        if hold != self._feed_hold:
+            self._feed_hold = hold
+            if hold is None:
+                log.warning("strategy orders may go again: the active feed %s is live", feed)
+            else:
+                log.error("strategy orders %s", hold)
+            if self.on_feed_hold is not None:
+                self.on_feed_hold(feed, hold)
+        return hold
+
+    def on_feed_switched(self, e: FeedSwitched) -> None:
+        """A ``FeedSwitched`` subscriber: follow the new active feed."""
+        self.follow_feed(e.to_feed, e.not_live)
 
     # ---- the trading state ---------------------------------------------------------
 
@@ -347,6 +390,8 @@ class RiskGate:
             return f"no new orders: {self.hold}"
         if self._state is TradingState.HALTED and not liquidating:
             return f"trading HALTED ({self._state_reason}): no new orders, only cancels"
+        if self._feed_hold is not None and req.source not in OPERATOR_SOURCES:
+            return self._feed_hold
         if req.symbol in self.blocked_symbols and not liquidating:
             return (f"{req.symbol} is blocked by a reconciliation break until the operator resolves it "
                     f"(key b, or `cockpit resolve {req.symbol} accept|adopt|flatten`): "

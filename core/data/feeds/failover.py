@@ -8,6 +8,10 @@ engine. A source is unhealthy while it is stale (no item passed the gate for its
 unhealthy the next healthy one in order takes over; a source earlier in the order takes over
 again once it has been healthy for ``failback_seconds``.
 
+A source whose prices are not live (``FeedSource.not_live``: an IB fallback on delayed or frozen
+data) is used like any other, but each ``FeedSwitched`` says so: the risk gate holds strategy
+orders while it is active (core/risk/gate.py, ``feed_hold``).
+
 Across a switch the engine never sees a symbol's item older than the last one it got, or the
 same quote twice: the switch filter drops them (a crossed quote never passes a gate).
 
@@ -47,6 +51,7 @@ class FeedSource:
     feed: Feed
     gate: QualityGate
     stale_seconds: float
+    not_live: str | None = None  # why its prices are not live (IB delayed data): strategies are held on it
     healthy: bool = True
     reason: str = "starting"
     last_good: datetime | None = None  # wall time of the last item that passed the gate
@@ -74,6 +79,7 @@ class FeedView:
     passed: int
     last_good: datetime | None
     by_reason: dict[str, int]  # quarantined (and flagged) items per check
+    not_live: str | None = None  # why its prices are not live (IB delayed or frozen data)
 
 
 class FailoverFeed:
@@ -177,7 +183,8 @@ class FailoverFeed:
 
     def views(self) -> list[FeedView]:
         return [FeedView(s.name, s.kind, i == self.active_index, s.healthy, s.reason, s.gate.quarantined,
-                         s.gate.passed, s.last_good, dict(s.gate.counts)) for i, s in enumerate(self.sources)]
+                         s.gate.passed, s.last_good, dict(s.gate.counts), s.not_live)
+                for i, s in enumerate(self.sources)]
 
     def check_now(self) -> None:
         """Judge every source's health now (the timer does this on its own)."""
@@ -331,4 +338,4 @@ class FailoverFeed:
         old.buffer.clear()
         new.buffer.clear()  # what it sent while idle is history: the engine takes its next items
         log.warning("feed: %s -> %s (%s)", old.name, new.name, reason)
-        self.publish(FeedSwitched(old.name, new.name, reason, failback))
+        self.publish(FeedSwitched(old.name, new.name, reason, failback, new.not_live))
