@@ -367,6 +367,22 @@ def _stored_reports(conn: sqlite3.Connection, warn: Warn, day: str | None = None
     return report_rows(conn.execute("SELECT date, summary FROM daily_reports WHERE date = ?", (day,)), warn)
 
 
+def _stored_curves(conn: sqlite3.Connection, warn: Warn) -> list[dict[str, Any]]:
+    """``_stored_reports`` cut to what the equity curves read (``curve_rows``): the equity
+    columns, and only the strategies of each summary parsed. A summary that is not JSON, or an
+    SQLite without its JSON functions: every row read in full."""
+    from core.analytics.stored import CURVES_SQL, curve_rows
+
+    if not _has_table(conn, "daily_reports"):
+        return []
+    try:
+        rows = conn.execute(CURVES_SQL).fetchall()
+    except sqlite3.OperationalError:  # malformed JSON in some row, or no json_extract in this SQLite
+        return _stored_reports(conn, warn)
+    return curve_rows(rows, lambda day: conn.execute("SELECT date, summary FROM daily_reports WHERE date = ?",
+                                                     (day,)).fetchall(), warn)
+
+
 @_exact
 def daily_reports(conn: sqlite3.Connection, day: str | None = None, warn: Warn | None = None) -> list[dict[str, Any]]:
     """The stored daily summaries, oldest first (one day with ``day``, an ISO date)."""
@@ -423,7 +439,7 @@ def performance(conn: sqlite3.Connection, *, strategy: str | None = None, risk_f
 
     warn = warn or stderr_warnings()
     tz = ZoneInfo(market_tz)
-    reports = _stored_reports(conn, warn)
+    reports = _stored_curves(conn, warn)
     days = account_days(reports) if reports else _points_days(conn, tz, warn)
     source = "daily_reports" if reports else "equity_points" if days else None
     fills = fill_records(conn.execute(FILLS_SQL), conn.execute(ALLOCATIONS_SQL) if _has_table(

@@ -172,3 +172,83 @@ class DedupePolicy:
             if window.pending or now < window.since + horizon:
                 break
             del windows[key]
+
+
+#: A replay faster than live sends at most one daily summary per this many wall seconds.
+FOLD_SECONDS = 60.0
+
+
+@dataclass(slots=True)
+class Folded:
+    """What a fold held back before the summary it lets out: how many, their first and last day."""
+
+    count: int
+    first: str
+    last: str
+
+
+class SummaryFold:
+    """Daily summaries of a replay that closes sessions faster than a trader reads them: at most
+    one goes out per ``seconds`` of wall time, the latest, saying how many it stands for; at the
+    end of the run (``flush``) the last session's. The ones held back are never worded (the
+    wording is most of a session close's cost); their rows are in the store all the same.
+
+    ``send(item, folded)`` words and sends ``item`` (``folded``: what was held back before it,
+    None for none). A summary that comes ``seconds`` after the last one sent goes out at once."""
+
+    def __init__(self, seconds: float, clock: Clock, send: Callable[[object, Folded | None], None]) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.send = send
+        self._horizon = timedelta(seconds=seconds)
+        self._since: datetime | None = None  # when the last one went out (the window it opened)
+        self._held: object | None = None  # the latest summary not sent yet
+        self._folded: Folded | None = None  # the ones before it, never to be sent
+        self._held_day = ""
+        self._timer: TimerHandle | None = None
+        self.folded = 0  # summaries never sent this run (their rows are in the store)
+
+    def offer(self, item: object, day: str) -> None:
+        now = self.clock.now()
+        if self._held is None and (self._since is None or now >= self._since + self._horizon):
+            self._since = now
+            self.send(item, None)
+            return
+        if self._held is not None:  # the one held is overtaken: folded, never worded
+            self.folded += 1
+            f = self._folded
+            self._folded = Folded(1, self._held_day, self._held_day) if f is None else \
+                Folded(f.count + 1, f.first, self._held_day)
+        self._held, self._held_day = item, day
+        if self._timer is None and self._since is not None:
+            self._timer = self.clock.call_at(self._since + self._horizon, self._release)
+
+    def _release(self) -> None:
+        self._timer = None
+        held, folded = self._held, self._folded
+        self._held, self._folded = None, None
+        if held is not None:
+            self._since = self.clock.now()
+            self.send(held, folded)
+
+    def flush(self) -> None:
+        """The one held goes out now (the end of the run: the last session's summary)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._release()
+
+
+def with_folded(alert: Alert, folded: Folded, reader: str = "cockpit report daily") -> Alert:
+    """The summary that stands for ``folded`` others says so: in its title (the log's and the
+    pane's line), its text, its HTML body and a field."""
+    n = folded.count
+    days = folded.first if n == 1 else f"{folded.first} to {folded.last}"
+    said = "1 earlier session's summary is" if n == 1 else f"{n:,} earlier sessions' summaries are"
+    line = (f"+ {said} in the store ({days}), not sent: the replay closed sessions faster than one a minute; "
+            f"read them with `{reader}` (one session: `{reader} --date YYYY-MM-DD`)")
+    html = alert.html
+    if html is not None:
+        from html import escape  # only a sink with an HTML body gets here
+        html = f"{html}<p>{escape(line)}</p>"
+    return replace(alert, title=f"{alert.title} (+{n:,} earlier folded)", text=f"{alert.text}\n\n{line}",
+                   fields=(*alert.fields, ("folded", str(n))), html=html)

@@ -29,13 +29,13 @@ from core.alerts import records
 from core.alerts.from_events import MAPPERS, RESOLVABLE, BookLookup, alerts_for, order_may_alert, self_describing_events
 from core.alerts.lane import Lane, LaneStats
 from core.alerts.model import Alert, Severity
-from core.alerts.policy import DedupePolicy
+from core.alerts.policy import DedupePolicy, Folded, SummaryFold, with_folded
 from core.alerts.probe import ProbeResult, probe
 from core.alerts.sink import Sink
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import AlertsConfig
-from core.domain.events import FillApplied, OrderChanged
+from core.domain.events import DailySummaryReady, EngineStopped, FillApplied, OrderChanged
 from core.persistence.store import Store
 
 log = logging.getLogger("cockpit.alerts")
@@ -72,6 +72,7 @@ class RouterStats:
     undelivered_before: int
     overflow: int  # alerts a full sink queue refused
     intake_overflow: int  # events a full intake refused (before they became alerts)
+    folded: int  # daily summaries a fast replay never sent (``SummaryFold``; their rows are stored)
     sinks: dict[str, LaneStats]
 
 
@@ -92,7 +93,10 @@ class RandomIds:
 
 class AlertRouter:
     def __init__(self, config: AlertsConfig, bus: Bus, store: Store, clock: Clock, sinks: Sequence[Sink] = (),
-                 book: BookLookup | None = None, new_id: Callable[[], str] | None = None) -> None:
+                 book: BookLookup | None = None, new_id: Callable[[], str] | None = None,
+                 fold_seconds: float | None = None) -> None:
+        """``fold_seconds``: the engine's clock runs faster than live (a replay): daily summaries
+        are folded to at most one per that many wall seconds (``SummaryFold``)."""
         self.config = config
         self.bus = bus
         self.store = store
@@ -101,6 +105,7 @@ class AlertRouter:
         self._new_id = new_id or RandomIds().next
         self.lanes: dict[str, Lane] = {}
         self.policy = DedupePolicy(config.dedupe_window_seconds, clock, self._dispatch, RESOLVABLE)
+        self.fold = SummaryFold(fold_seconds, clock, self._send_summary) if fold_seconds is not None else None
         self._event_types: list[type] = [*MAPPERS, *self_describing_events()]
         self._intake: deque[Alert | tuple[object, datetime, BookLookup | None]] = deque()
         self._pumping = False
@@ -186,14 +191,18 @@ class AlertRouter:
     def _pump(self, limit: int = 256) -> None:
         """Word what came in, apply the policy, queue for the sinks; ``limit`` at a time, so a
         flood of fills yields to the engine between chunks."""
-        intake = self._intake
+        intake, fold = self._intake, self.fold
         try:
             for _ in range(min(limit, len(intake))):
                 item = intake.popleft()
                 try:
                     if isinstance(item, Alert):
                         self.policy.offer(item)
+                    elif fold is not None and type(item[0]) is DailySummaryReady:
+                        fold.offer(item, item[0].summary.date.isoformat())  # worded only if it goes out
                     else:
+                        if fold is not None and type(item[0]) is EngineStopped:
+                            fold.flush()  # the last session's summary before the stop's alert
                         for alert in alerts_for(*item, html=self.html):
                             self.policy.offer(alert)
                 except Exception:  # one event that cannot be worded must not stop the others
@@ -207,6 +216,12 @@ class AlertRouter:
             if intake:
                 self._pumping = True
                 asyncio.get_running_loop().call_soon(self._pump)
+
+    def _send_summary(self, item: object, folded: Folded | None) -> None:
+        """The fold lets a daily summary out: worded now, saying what it stands for."""
+        assert isinstance(item, tuple)
+        for alert in alerts_for(*item, html=self.html):
+            self.policy.offer(alert if folded is None else with_folded(alert, folded))
 
     def _dispatch(self, alert: Alert) -> None:
         """The policy let ``alert`` out: record it and queue it for every routed sink (a notice
@@ -247,6 +262,7 @@ class AlertRouter:
     def stats(self) -> RouterStats:
         lanes = self.lanes.values()
         return RouterStats(alerts=self.alerts, suppressed=self.policy.suppressed,
+                           folded=self.fold.folded if self.fold is not None else 0,
                            undelivered=sum(lane.stats.undelivered for lane in lanes),
                            undelivered_before=self.undelivered_before,
                            overflow=sum(lane.stats.overflow for lane in lanes), intake_overflow=self.intake_overflow,
@@ -275,6 +291,8 @@ class AlertRouter:
         self.following = False
         while self._intake:  # the events before the stop (EngineStopped last) become alerts now
             self._pump(limit=len(self._intake))
+        if self.fold is not None:
+            self.fold.flush()
         self.policy.flush()
         lanes = list(self.lanes.values())
         if self.config.drain_seconds > 0 and not all(lane.idle for lane in lanes):

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from core.domain.frozen import quick_init
 from core.domain.serialize import dec, money
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -29,6 +30,7 @@ def _opt_money(value: Decimal | None) -> str | None:
     return None if value is None else money(value)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TradeLine:
     """One round trip closed today (see core/analytics/trades.py for what a trade is)."""
@@ -47,6 +49,7 @@ class TradeLine:
                 "closed_at": self.closed_at.isoformat()}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PositionLine:
     """A position held at the close, valued at the close's mark, with who holds it."""
@@ -65,6 +68,7 @@ class PositionLine:
                 "unrealized": money(self.unrealized), "owners": {o: dec(q) for o, q in self.owners}}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StrategyLine:
     """One owner's day (a strategy, or operator / external): its own P&L and activity.
@@ -95,6 +99,7 @@ class StrategyLine:
                 "open_positions": self.open_positions}
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DailySummary:
     date: date

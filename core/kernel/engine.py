@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from core.alerts.from_events import PortfolioLookup
+from core.alerts.policy import FOLD_SECONDS
 from core.alerts.router import AlertRouter
 from core.alerts.sink import Sink
 from core.analytics.daily import DailyReports
@@ -88,6 +89,13 @@ E = TypeVar("E")
 #: the loop, and the database thread taking the interpreter from it).
 REPLAY_FLUSH_SECONDS = 1.0
 
+
+def faster_than_live(clock: Clock, speed: float | str) -> bool:
+    """The engine's clock is simulated and paced faster than wall time (a replay at ``max`` or
+    at more than one simulated second per wall second): its sessions may close faster than
+    anyone reads their summaries. A live clock, or a replay at live pace, is not."""
+    return isinstance(clock, SimClock) and (speed == "max" or isinstance(speed, (int, float)) and speed > 1)
+
 _PUT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 _PUT_CURSOR = (
     "INSERT INTO feed_cursor (feed, ts, n_at_ts) VALUES (?,?,?)"
@@ -133,8 +141,10 @@ class Engine:
         self.recorder = StoreRecorder(store, bus, self.portfolio, clock, self.wall_clock)
         self.audit_recorder = AuditRecorder(self.audit, bus, lambda: self.store.is_open)
         # Alerts follow the bus too, timed in wall-clock time (a replay's day is not a trader's).
+        # A replay faster than live folds its daily summaries (a trader reads one a minute at most).
         self.alerts = AlertRouter(settings.alerts, bus, store, self.wall_clock, alert_sinks,
-                                  book=PortfolioLookup(self.portfolio))
+                                  book=PortfolioLookup(self.portfolio),
+                                  fold_seconds=FOLD_SECONDS if faster_than_live(clock, settings.feed.speed) else None)
         # False (a backtest: nobody to tell): the router never follows the bus, so no event is
         # worded or recorded as an alert. Trading is the same either way.
         self._alerting = alerting
