@@ -156,6 +156,7 @@ def _status(client: Any, args: argparse.Namespace) -> int:
     dm = s["deadman"]
     left = f", {dm['seconds_left']:.0f}s left" if dm["seconds_left"] is not None else ""
     lines = [
+        *_refused_lines(s),
         f"trading   {s['trading_state']}" + (f" ({s['trading_reason']})" if s["trading_reason"] else ""),
         f"mode      {s['mode']}, broker {s['broker']['kind']} "
         f"{'connected' if s['broker']['connected'] else 'DISCONNECTED'}: {s['broker']['status']}",
@@ -179,6 +180,15 @@ def _status(client: Any, args: argparse.Namespace) -> int:
     if s["breaks"]:
         lines.append("BREAKS    " + ", ".join(b["symbol"] for b in s["breaks"]) + " (blocked: `cockpit breaks`)")
     return _out(args, s, "\n".join(lines))
+
+
+def _refused_lines(s: dict[str, Any]) -> list[str]:
+    """A parked run (a LIVE start the go-live check refused) says so first."""
+    if s.get("run_state") != "refused":
+        return []
+    failing = ", ".join((s.get("preflight") or {}).get("failing") or []) or "?"
+    return [f"run       REFUSED: the go-live check fails ({failing}); parked: nothing is sent, no broker session, "
+            "waiting for a stop (fix them: `cockpit preflight`; then restart)"]
 
 
 def _flatten(client: Any, args: argparse.Namespace) -> int:

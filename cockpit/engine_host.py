@@ -39,8 +39,9 @@ class EngineHost:
         self.engine = engine
         # The CLI and scripts reach the engine here; a bad TCP token refuses now (ConfigError).
         self.control = ControlServer(engine, engine.settings)
-        self.state = "starting"  # starting, running, replay finished, stopped, stopping, failed
+        self.state = "starting"  # starting, running, refused (parked), replay finished, stopped, stopping, failed
         self.done = asyncio.Event()  # set when the run ends, however it ends
+        self._stop_asked = asyncio.Event()  # what a parked run (a refused LIVE start) waits for
         self._running = False
         self._stop_task: asyncio.Task[None] | None = None
         self._signals: list[signal.Signals] = []
@@ -60,7 +61,9 @@ class EngineHost:
             await self.engine.start(halt=run.halt() if run is not None else None)
             if run is not None:
                 run.started()
-            self._live_guard()
+            refused = self._live_guard()
+            if refused is not None:
+                return await self._parked(refused)
             await self.control.start()
             freeze_startup_objects()
             self.state = "running"
@@ -77,12 +80,14 @@ class EngineHost:
         finally:
             self.done.set()
 
-    def _live_guard(self) -> None:
+    def _live_guard(self) -> str | None:
         """A real-money account starts only when the go-live check passes, or with an override
-        that the audit trail keeps (who, why, which checks failed)."""
+        that the audit trail keeps (who, why, which checks failed). A refusal raises
+        PreflightRefused (exit 2), or with ``[engine] on_refused_start = "wait"`` returns why,
+        for the run to park."""
         engine = self.engine
         if not engine.read_model.live_account():
-            return
+            return None
         from cockpit.identity import operator_id
         from cockpit.preflight.guard import PreflightRefused, failing_checks
 
@@ -90,21 +95,43 @@ class EngineHost:
         names = [f.name for f in failing]
         if not failing:
             engine.controls.preflight_decided("pass", [], actor="engine")
-            return
+            return None
         if self.override_preflight:
             who = operator_id("cli")
             engine.controls.preflight_decided("override", names, actor=who, reason=self.override_preflight)
             log.critical("LIVE account started despite a failing go-live check (%s): override by %s: %s",
                          ", ".join(names), who, self.override_preflight)
-            return
+            return None
         engine.controls.preflight_decided("refused", names, actor="engine")
+        start_cfg = engine.settings.engine  # [engine]
+        if start_cfg.on_refused_start == "wait":
+            return f"the go-live check refused this LIVE start: {', '.join(names)} fail"[:400]
         raise PreflightRefused(
             "refusing to trade a LIVE account: the go-live check fails: "
             + "; ".join(f"{f.name} ({f.detail})" for f in failing)[:900]
             + ". Fix them (`cockpit preflight` lists each fix) or start with --override-preflight REASON (audited)")
 
+    async def _parked(self, reason: str) -> bool:
+        """The refused LIVE start that waits (docker: exiting would be restarted into the same
+        refusal, an alert and an IB login each time). Its alert delivered, its broker session
+        closed and every command refused (the engine's park), it answers on its control API
+        (`cockpit status`: run_state "refused") until a stop is asked; the run record never
+        says it traded, and its stop is a clean one, so the watchdog leaves it alone."""
+        await self.engine.controls.park(reason)
+        await self.control.start()
+        self.state = "refused"
+        log.critical("LIVE start refused, parked: %s. Nothing is sent and the broker session is closed; waiting "
+                     "for a stop (SIGTERM). Fix them (`cockpit preflight` lists each fix) and start again, or "
+                     "start with --override-preflight REASON (audited)", reason)
+        self.notifier.ready(self._status())  # up and answering (under systemd too), though not trading
+        self._watchdog = asyncio.ensure_future(self.notifier.watchdog(self._status))
+        await self._stop_asked.wait()
+        self.state = "stopped"
+        return False
+
     def request_stop(self) -> None:
         """Ask the run to end after the event in hand (safe from a signal handler)."""
+        self._stop_asked.set()
         self.engine.request_stop()
 
     async def stop(self) -> None:
@@ -127,14 +154,14 @@ class EngineHost:
             return self.state
 
     async def _stop(self) -> None:
-        if self.state == "running":
+        if self.state in ("running", "refused"):
             self.state = "stopping"
         if self.run_record is not None:
             self.run_record.stopping()  # the control socket closes next: the watchdog must not read it as a hang
         self.notifier.stopping(self._status())
         if self._watchdog is not None:
             self._watchdog.cancel()
-        self.engine.request_stop()
+        self.request_stop()
         if self._running:
             await self.done.wait()  # the run loop ends before the store closes under it
         try:

@@ -10,6 +10,9 @@ later starts stay halted without it). Every side touches it only while holding t
 (the one exception: the watchdog answering a hung engine, which holds the lock and reads the
 latch only at its next start).
 
+The watchdog leaves it too, without the flatten, for a run that went down with the machine (a
+power cut, a reboot: cockpit/watchdog/reboot.py).
+
 Docker's restart policy brings the engine back at once and systemd's emergency unit leaves it
 stopped until the operator starts it; either way the start after an emergency is halted.
 """

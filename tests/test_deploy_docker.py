@@ -103,6 +103,8 @@ def test_engine_config_in_compose_points_at_the_gateway_and_its_restart_is_insid
     assert settings.broker.kind == "ibkr" and settings.feed.kind == "ibkr"
     assert settings.ibkr.host == "ib-gateway"  # the service name on the compose network
     assert settings.ibkr.port == GATEWAY_API_PORTS[gateway["TRADING_MODE"]]
+    # A refused LIVE start parks instead of exiting into the restart policy (systemd keeps "exit").
+    assert services["cockpit"]["restart"] == "unless-stopped" and settings.engine.on_refused_start == "wait"
 
     window = settings.ibkr.window
     assert window is not None

@@ -234,6 +234,8 @@ def status(engine: Engine) -> dict[str, Any]:
     dm = snap.deadman
     settings = model.settings_summary()
     return {
+        "run_state": model.run_state(),
+        "preflight": model.preflight_view(),
         "trading_state": snap.trading_state,
         "trading_reason": snap.trading_reason,
         "mode": snap.mode,

@@ -81,7 +81,18 @@ class AllocationOut(BaseModel):
     uncovered: list[str]  # enabled strategies without an allocation
 
 
+class PreflightOut(BaseModel):
+    """A LIVE account's start against the go-live check: pass, refused or override."""
+
+    outcome: str
+    failing: list[str]  # the checks that fail (`cockpit preflight` says each fix)
+    actor: str
+    reason: str | None
+
+
 class StatusOut(BaseModel):
+    run_state: str  # "running", or "refused": a LIVE start refused by the go-live check, parked until SIGTERM
+    preflight: PreflightOut | None  # None: not a LIVE account
     trading_state: str
     trading_reason: str | None
     mode: str

@@ -25,7 +25,7 @@ KEEP_HANDLED = 20  # the last runs it handled (each run is handled once)
 @dataclass(frozen=True, slots=True)
 class Handled:
     run: str
-    verdict: str  # "died" or "hung"
+    verdict: str  # "died", "hung" or "rebooted"
     at: str
     outcome: str  # one line: what the response did
 

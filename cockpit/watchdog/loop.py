@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 from cockpit.control.client import ApiRefused, ControlClient, NoEngine
 from cockpit.identity import operator_id
-from cockpit.run_record import RUNNING, RunRecord, read_run
+from cockpit.run_record import RUNNING, RunRecord, current_boot_id, read_run
 from cockpit.state_lock import Probe
 from cockpit.watchdog.heartbeat import StatusFile
 from cockpit.watchdog.respond import respond
-from cockpit.watchdog.verdict import DIED, HUNG, Watch, follow, on_free_lock, on_held_lock
+from cockpit.watchdog.verdict import HUNG, Watch, follow, on_free_lock, on_held_lock
 from core.config import Settings
 
 log = logging.getLogger("cockpit.watchdog")
@@ -35,6 +35,7 @@ class Watchdog:
         self.out = out
         self.actor = operator_id("watchdog")
         self.monotonic = monotonic
+        self.boot_id = current_boot_id()  # a run from another boot went down with the machine: no flatten
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.status = StatusFile(self.state_dir, self.actor, self.cfg.stale_seconds)
         self.watch: Watch | None = None
@@ -80,10 +81,11 @@ class Watchdog:
             if probe.free:
                 self.watch = None
                 record = read_run(self.state_dir)
-                if on_free_lock(record, record is not None and handled(record.run)) and probe.take():
+                if on_free_lock(record, record is not None and handled(record.run), self.boot_id) and probe.take():
                     record = read_run(self.state_dir)  # again, under the exclusive lock
-                    if record is not None and on_free_lock(record, handled(record.run)) == DIED:
-                        await self._respond(record, DIED, lock_held=True)
+                    verdict = on_free_lock(record, handled(record.run), self.boot_id) if record is not None else None
+                    if record is not None and verdict is not None:
+                        await self._respond(record, verdict, lock_held=True)
                 return
         record = read_run(self.state_dir)
         self.watch = follow(self.watch, record)

@@ -8,6 +8,8 @@
    through the configured sinks (cockpit/direct_flatten/emergency.py: the very code of
    `cockpit flatten --all --direct --yes`); the paper broker holds nothing outside the
    engine: an alert only.
+A run that went down with the machine (REBOOTED: cockpit/watchdog/reboot.py) gets 1 and 2 and
+an alert, never the flatten.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from cockpit.direct_flatten.audit_sink import AuditSink
 from cockpit.direct_flatten.emergency import emergency_flatten
 from cockpit.halt_latch import HaltLatch, write_latch
 from cockpit.run_record import RunRecord
-from cockpit.watchdog.verdict import DIED
+from cockpit.watchdog import reboot
+from cockpit.watchdog.verdict import DIED, REBOOTED
 from core.alerts.model import Alert, Severity
 from core.config import Settings
 
@@ -31,6 +34,8 @@ PAPER_ALERT_KIND = "engine.error"  # routed like the engine's own errors (Discor
 
 
 def what_happened(record: RunRecord, verdict: str, hung_seconds: float) -> str:
+    if verdict == REBOOTED:
+        return reboot.what_happened(record)
     if verdict == DIED:
         ended = f"stopped with an error ({record.reason})" if record.reason else "was killed or crashed"
         return f"died without a clean stop ({ended})"
@@ -52,6 +57,11 @@ async def respond(settings: Settings, record: RunRecord, verdict: str, *, actor:
         out(f"watchdog: NOT latched (the next start will not be halted by the watchdog): {exc}")
     if lock_held:
         await _audit(settings, record, verdict, happened, actor, out)
+    if verdict == REBOOTED:
+        book = reboot.held_book(settings.state_dir)
+        out(f"watchdog: no emergency flatten: a reboot is not an engine crash; the book per the store: {book}")
+        await send_alert(reboot.reboot_alert(settings, record, actor, at, book), settings, out, lock_held=lock_held)
+        return "rebooted: the machine restarted while the engine was trading: no flatten; the next start is halted"
     reason = f"watchdog: {record.name()} {happened}"
     if settings.broker.kind == "ibkr":
         trigger = Trigger(unit=record.name(), result=happened)
@@ -83,6 +93,6 @@ async def _audit(settings: Settings, record: RunRecord, verdict: str, happened: 
     try:
         sink.record(AUDIT_KIND, subject=record.run, verdict=verdict, what=happened, pid=record.pid, host=record.host,
                     started_at=record.started_at, trading_since=record.trading_since, state=record.state,
-                    stop_reason=record.reason or None)
+                    stop_reason=record.reason or None, boot_id=record.boot_id)
     finally:
         await sink.close()

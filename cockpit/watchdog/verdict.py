@@ -5,7 +5,11 @@
 - The lock is held, the run record says running, and the control socket has not answered for
   ``hung_seconds``: it is HUNG. A run that is ``stopping`` is never hung (its socket is closed
   on purpose); if its stop outlasts the stop timeout it is killed, and then it DIED.
-A clean stop (SIGTERM, ``q``, the replay's end) is neither; nor is a run that never traded (a
+- The lock is free and such a run started in another boot of the machine (its run record's
+  boot id is not this boot's): it went down with the machine (a power cut, a reboot): REBOOTED,
+  not DIED. No flatten (systemd's OnFailure= never fires on a reboot either); the next start is
+  halted and an alert says so. Either boot id unknown: DIED, as before.
+A clean stop (SIGTERM, ``q``, the replay's end) is none of these; nor is a run that never traded (a
 refused or failed start), nor one already handled.
 """
 
@@ -15,14 +19,15 @@ from dataclasses import dataclass
 
 from cockpit.run_record import RUNNING, RunRecord
 
-DIED, HUNG = "died", "hung"
+DIED, HUNG, REBOOTED = "died", "hung", "rebooted"
 
 
-def on_free_lock(record: RunRecord | None, handled: bool) -> str | None:
-    """The lock is free: DIED, or None (nothing to do)."""
+def on_free_lock(record: RunRecord | None, handled: bool, boot_id: str | None = None) -> str | None:
+    """The lock is free: DIED, REBOOTED (``boot_id``: this boot's, None if unknown), or None
+    (nothing to do)."""
     if record is None or handled or not record.died_trading:
         return None
-    return DIED
+    return REBOOTED if record.other_boot(boot_id) else DIED
 
 
 @dataclass(slots=True)

@@ -81,6 +81,17 @@ class EngineConfig(_Section):
     # Come up reconciled, feeds on, trading HALTED (as if the operator pressed halt, audited);
     # `cockpit resume` trades. The same as `cockpit --start-halted`, for every start.
     start_halted: bool = False
+    # A LIVE start the go-live check refuses: "exit" ends the process (exit 2; systemd neither
+    # restarts it nor counts it a failure); "wait" stays up PARKED (docker: a restart policy
+    # would start it again and again, an alert and an IB login each time): nothing sent, the
+    # broker session closed, the control API answering `cockpit status` (run_state "refused"),
+    # until SIGTERM stops it clean.
+    on_refused_start: Literal["exit", "wait"] = "exit"
+
+    @field_validator("on_refused_start", mode="before")
+    @classmethod
+    def _on_refused(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("market_tz")
     @classmethod

@@ -145,6 +145,9 @@ class CommandHandler:
     async def _plan(self, command: Command) -> Plan:
         if not command.actor or not command.actor.strip():
             raise CommandRefused("a command needs an actor (who is asking): none was given")
+        if self.parked is not None:
+            raise CommandRefused(f"the engine is parked: {self.parked}; it sends nothing and takes no command. Fix "
+                                 "the checks (`cockpit preflight`), stop it and start it again")
         return await self._planners[type(command)](command)
 
     async def execute(self, command: Command, expected: Plan | str | None = None) -> CommandResult:
@@ -205,6 +208,16 @@ class CommandHandler:
             dropped = oms.reject_unsent("not sent: the go-live check refused this LIVE start")
             if dropped:
                 log.warning("%d order(s) a strategy made at start were not sent: the LIVE start is refused", dropped)
+
+    @property
+    def parked(self) -> str | None:
+        return self.engine.parked
+
+    async def park(self, reason: str) -> None:
+        """A refused LIVE start that waits for its stop instead of exiting (``[engine]
+        on_refused_start = "wait"``): the engine parks (its broker session closed, nothing sent)
+        and every command is refused from now on."""
+        await self.engine.park(reason)
 
     def traded_symbols(self) -> list[str]:
         """Every symbol the engine trades or holds: the feed's, the strategies', the book's."""

@@ -163,6 +163,8 @@ class ReadModel:
         bus.subscribe(ev.OrderChanged, self._on_order)
         bus.subscribe(IntentRejected, self._on_rejected)
         bus.subscribe(ev.StrategyQuarantined, self._on_quarantined)
+        self.preflight: ev.PreflightDecided | None = None  # this run's go-live check at start (a LIVE account)
+        bus.subscribe(ev.PreflightDecided, self._on_preflight)
 
     def _changed(self, _event: object) -> None:
         self.version += 1
@@ -178,6 +180,10 @@ class ReadModel:
     def _on_rejected(self, event: IntentRejected) -> None:
         self.version += 1
         self.rejections.append(event)
+
+    def _on_preflight(self, event: ev.PreflightDecided) -> None:
+        self.version += 1
+        self.preflight = event
 
     def _on_quarantined(self, event: ev.StrategyQuarantined) -> None:
         self.version += 1
@@ -243,6 +249,18 @@ class ReadModel:
             capital=self.capital(),
             equity_at_start=e.gate.capital.equity_at_start,
         )
+
+    def run_state(self) -> str:
+        """``refused``: a LIVE start the go-live check refused, parked until its stop (nothing
+        sent, no broker session); else ``running``."""
+        return "refused" if self._engine.parked is not None else "running"
+
+    def preflight_view(self) -> dict[str, Any] | None:
+        """How this run's LIVE start went against the go-live check (None: a paper account)."""
+        p = self.preflight
+        if p is None:
+            return None
+        return {"outcome": p.outcome, "failing": list(p.failing), "actor": p.actor, "reason": p.reason}
 
     def stop_reason(self) -> tuple[str, bool]:
         """Why the run ended and whether it failed (``stopped before trading`` if it never ran):

@@ -52,6 +52,7 @@ class EngineServices(Protocol):
     last_batch_at: float | None
     feed_healthy: bool
     stop_reason: tuple[str, bool] | None
+    parked: str | None
 
     @property
     def controls(self) -> CommandHandler: ...
@@ -61,3 +62,5 @@ class EngineServices(Protocol):
     def persist_setting(self, key: str, value: str) -> None: ...
 
     async def commit(self) -> None: ...
+
+    async def park(self, reason: str) -> None: ...

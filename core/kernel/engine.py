@@ -168,6 +168,7 @@ class Engine:
         self.session = ExchangeSession() if settings.feed.kind == "ibkr" else None
         self._session_timer: TimerHandle | None = None
         self._shutting_down = False
+        self.parked: str | None = None  # why it waits without trading (a refused LIVE start): park()
         self.broker_generation = 0  # counts connection changes: a pass only lifts the hold it was for
         self._cash_from_broker = False
         self._started = False  # start() finished: a (re)connect from now on triggers a reconcile
@@ -498,7 +499,7 @@ class Engine:
         check_feeds = getattr(self.feed, "check_now", None)
         if check_feeds is not None:
             check_feeds()  # a feed on the broker's session is down with it: fail over now, not at the next check
-        if not up and self._shutting_down:
+        if not up and (self._shutting_down or self.parked is not None):
             log.info("broker %s disconnected: %s", self.broker.kind, reason)
             return
         if not up:
@@ -591,6 +592,18 @@ class Engine:
         else:
             log.error("feed %s STALE: %s", self.feed.name, reason)
         self.bus.publish(FeedHealthChanged(self.feed.name, healthy, reason))
+
+    async def park(self, reason: str) -> None:
+        """A refused LIVE start that stays up (``[engine] on_refused_start = "wait"``) instead of
+        exiting into a restart loop. Its refusal's alert is delivered (the router drains, then
+        stops: a parked engine raises nothing more, not even its own disconnect), then the broker
+        session ends, so nothing reaches the broker while it waits; the run loop never starts.
+        Its stop is the usual shutdown, a clean one."""
+        self.parked = reason
+        self.stop_reason = (f"parked ({reason}); stopped as asked", False)
+        await self.alerts.stop()
+        await self.broker.disconnect()
+        self._set_hold(f"parked: {reason}")  # and the gate passes nothing, whoever asks
 
     def request_stop(self) -> None:
         """Ask the run loop to stop after the event in hand (safe from a signal handler)."""
