@@ -10,7 +10,9 @@ restart policy brings an engine back within a second of a SIGKILL, and the watch
 have noticed yet. It waits at most ``[watchdog] handoff_seconds``, then starts halted anyway.
 
 It starts halted (the operator's halt command, audited with its actor) for any of: the
-watchdog's latch (after an emergency response; the watchdog is the actor), ``--start-halted``
+watchdog's latch (after an emergency response; the watchdog is the actor), the last run
+trading when the machine restarted with no watchdog here (a power cut under systemd: nothing
+flattened, the book unwatched while the machine was down), ``--start-halted``
 (the operator), ``[engine] start_halted = true`` (the config). ``cockpit resume`` trades.
 """
 
@@ -24,7 +26,7 @@ from types import TracebackType
 
 from cockpit.halt_latch import HaltLatch, clear_latch, read_latch
 from cockpit.identity import operator_id
-from cockpit.run_record import RUNNING, RunFile, RunRecord, read_run
+from cockpit.run_record import RUNNING, RunFile, RunRecord, current_boot_id, read_run
 from cockpit.state_lock import StateDirBusy, StateLock
 from cockpit.watchdog.heartbeat import WatchdogStatus, read_status
 from core.config import Settings
@@ -50,6 +52,7 @@ class EngineRun:
         self.latch: HaltLatch | None = None
         self.previous: RunRecord | None = None
         self.overdue: str | None = None  # the watchdog did not deal with a dead run in time: why we halt
+        self.rebooted: str | None = None  # the last run was trading when the machine restarted: why we halt
 
     # ---- the state dir ---------------------------------------------------------------
 
@@ -104,6 +107,13 @@ class EngineRun:
             if watchdog is None:
                 log.warning("%s ended without a clean stop (%s); no process watchdog runs here", previous.name(),
                             previous.reason or f"last seen {previous.state}")
+                if previous.other_boot(current_boot_id()):
+                    # A power cut or a reboot (systemd's OnFailure= never fires for one): nothing was
+                    # flattened, the book went unwatched for as long as the machine was down. The same
+                    # answer as the docker watchdog's (cockpit/watchdog/reboot.py): halted, not flattened.
+                    self.rebooted = (f"{previous.name()} was trading when the machine restarted (a power cut or "
+                                     "a reboot): check the book, then `cockpit resume`")
+                    log.error("%s: starting HALTED", self.rebooted)
                 return lock
             if watchdog.has_handled(previous.run):
                 return lock
@@ -131,6 +141,8 @@ class EngineRun:
             asked.append((self.latch.actor, f"start halted: {self.latch.reason}"))
         if self.overdue is not None:
             asked.append(("engine", f"start halted: {self.overdue}"))
+        if self.rebooted is not None:
+            asked.append(("engine", f"start halted: {self.rebooted}"))
         if self.flag:
             asked.append((operator_id("cli"), "start halted: --start-halted"))
         if self.settings.engine.start_halted:

@@ -223,3 +223,25 @@ def test_the_state_files_are_names_no_config_path_may_take() -> None:
     for name in (RUN_FILE, STATUS_FILE, LATCH_FILE):
         with pytest.raises(ConfigError, match="one of the engine's own files"):
             load_config(CONFIG, overrides={"api": {"socket": name}})
+
+
+def test_with_no_watchdog_a_run_that_was_trading_when_the_machine_restarted_starts_halted(tmp_path: Path) -> None:
+    """systemd's OnFailure= never fires for a power cut: nothing was flattened, and the book went
+    unwatched while the machine was down. The next start is halted, as the docker watchdog makes it."""
+    from cockpit.run_record import current_boot_id
+
+    if current_boot_id() is None:
+        pytest.skip("this machine's boot id cannot be read")
+    (tmp_path / RUN_FILE).write_text(json.dumps({**rec().as_dict(), "boot_id": "0000-another-boot"}))
+    with EngineRun(settings(tmp_path)) as run:
+        halt = run.halt()
+        assert halt is not None and halt.actor == "engine"
+        assert "was trading when the machine restarted" in halt.reason and "cockpit resume" in halt.reason
+    # The same boot: a crash here is the emergency unit's (its latch), not a reboot: no halt of this kind.
+    (tmp_path / RUN_FILE).write_text(json.dumps({**rec().as_dict(), "boot_id": current_boot_id()}))
+    with EngineRun(settings(tmp_path)) as run:
+        assert run.halt() is None
+    # A record from before boot ids were kept: unknown, so not judged a reboot.
+    (tmp_path / RUN_FILE).write_text(json.dumps(rec().as_dict() | {"boot_id": None}))
+    with EngineRun(settings(tmp_path)) as run:
+        assert run.halt() is None
