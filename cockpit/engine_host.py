@@ -61,7 +61,7 @@ class EngineHost:
             await self.engine.start(halt=run.halt() if run is not None else None)
             if run is not None:
                 run.started()
-            refused = self._live_guard()
+            refused = await self._live_guard()
             if refused is not None:
                 return await self._parked(refused)
             await self.control.start()
@@ -80,7 +80,7 @@ class EngineHost:
         finally:
             self.done.set()
 
-    def _live_guard(self) -> str | None:
+    async def _live_guard(self) -> str | None:
         """A real-money account starts only when the go-live check passes, or with an override
         that the audit trail keeps (who, why, which checks failed). A refusal raises
         PreflightRefused (exit 2), or with ``[engine] on_refused_start = "wait"`` returns why,
@@ -91,7 +91,9 @@ class EngineHost:
         from cockpit.identity import operator_id
         from cockpit.preflight.guard import PreflightRefused, failing_checks
 
-        failing = failing_checks(engine.settings)
+        # Off the loop: the check reads the store, verifies the newest backup by restoring it into a
+        # scratch copy (seconds on a big store) while the broker's and feeds' sessions are live.
+        failing = await asyncio.to_thread(failing_checks, engine.settings)
         names = [f.name for f in failing]
         if not failing:
             engine.controls.preflight_decided("pass", [], actor="engine")
