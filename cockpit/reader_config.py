@@ -46,8 +46,8 @@ ENV_PREFIX = "COCKPIT_"
 #: The config's sections (``core.config.Settings``' fields; tests/test_reader_config.py keeps them equal).
 SECTIONS = frozenset({"alerts", "allocation", "api", "backup", "broker", "deadman", "engine", "feed", "ibkr", "keys",
                       "logging", "metrics", "paper", "preflight", "reconcile", "risk", "strategies", "watchdog"})
-ENGINE_KEYS = frozenset({"flush_interval_ms", "instance_name", "market_tz", "order_durability", "start_halted",
-                         "state_dir"})
+ENGINE_KEYS = frozenset({"flush_interval_ms", "instance_name", "market_tz", "on_refused_start", "order_durability",
+                         "start_halted", "state_dir"})
 API_KEYS = frozenset({"socket", "tcp_port", "token_env", "token_name"})
 DEFAULT_STATE_DIR = "state"  # EngineConfig.state_dir's default
 DEFAULT_SOCKET = "control.sock"  # ApiConfig.socket's default
