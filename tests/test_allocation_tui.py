@@ -83,7 +83,9 @@ async def _finished(pilot) -> None:
 
 
 @pytest.fixture
-def allocated(tmp_path: Path, clean_env) -> CockpitApp:
+def allocated(tmp_path: Path, clean_env, monkeypatch: pytest.MonkeyPatch) -> CockpitApp:
+    # one fold window for the whole replay (its daily summaries fold by the wall clock)
+    monkeypatch.setattr("core.kernel.engine.FOLD_SECONDS", 3600.0)
     return allocated_app(tmp_path, "2008-06-30")
 
 

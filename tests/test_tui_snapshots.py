@@ -17,7 +17,10 @@ from tests.conftest import CONFIG
 
 
 @pytest.fixture
-def cockpit_app(tmp_path: Path, clean_env):
+def cockpit_app(tmp_path: Path, clean_env, monkeypatch: pytest.MonkeyPatch):
+    # A replay faster than live folds its daily summaries by the wall clock (one a minute): one
+    # window for the whole replay, so a slow machine shows the same pane.
+    monkeypatch.setattr("core.kernel.engine.FOLD_SECONDS", 3600.0)
     settings = load_config(CONFIG, state_dir=tmp_path, overrides={"feed": {"speed": "max", "end": "2008-06-30"}})
     # The pane is the alert router's "tui" sink: fills, the engine's start, the replay's end.
     return CockpitApp(build_engine(settings, new_id=lambda: "abc123"), AlertBuffer())

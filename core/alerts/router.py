@@ -35,7 +35,7 @@ from core.alerts.sink import Sink
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.config import AlertsConfig
-from core.domain.events import DailySummaryReady, EngineStopped, FillApplied, OrderChanged
+from core.domain.events import DailySummaryReady, EngineStopped, FeedExhausted, FillApplied, OrderChanged
 from core.persistence.store import Store
 
 log = logging.getLogger("cockpit.alerts")
@@ -107,6 +107,8 @@ class AlertRouter:
         self.policy = DedupePolicy(config.dedupe_window_seconds, clock, self._dispatch, RESOLVABLE)
         self.fold = SummaryFold(fold_seconds, clock, self._send_summary) if fold_seconds is not None else None
         self._event_types: list[type] = [*MAPPERS, *self_describing_events()]
+        if self.fold is not None:
+            self._event_types.append(FeedExhausted)  # the replay's end lets the last summary out
         self._intake: deque[Alert | tuple[object, datetime, BookLookup | None]] = deque()
         self._pumping = False
         self.intake_overflow = 0  # events that came while the intake was full (counted, announced)
@@ -201,8 +203,10 @@ class AlertRouter:
                     elif fold is not None and type(item[0]) is DailySummaryReady:
                         fold.offer(item, item[0].summary.date.isoformat())  # worded only if it goes out
                     else:
-                        if fold is not None and type(item[0]) is EngineStopped:
-                            fold.flush()  # the last session's summary before the stop's alert
+                        if fold is not None and type(item[0]) in (FeedExhausted, EngineStopped):
+                            # the last session's summary: when the replay ends (the cockpit stays up
+                            # after it), at the latest before the stop's alert
+                            fold.flush()
                         for alert in alerts_for(*item, html=self.html):
                             self.policy.offer(alert)
                 except Exception:  # one event that cannot be worded must not stop the others

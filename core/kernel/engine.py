@@ -49,6 +49,7 @@ from core.domain.events import (
     EngineStarted,
     EngineStopped,
     EquityRecorded,
+    FeedExhausted,
     FeedHealthChanged,
     FeedHoldChanged,
     FeedSwitched,
@@ -649,6 +650,7 @@ class Engine:
                 await self.store.flush()  # raises: a commit failed since the last batch (the run did not end well)
             if not self._stop.is_set():
                 self.daily.feed_exhausted()  # a replay that ends at a close completes that day
+                self.bus.publish(FeedExhausted(self.settings.feed.kind))  # after the last summary
             self.stop_reason = ("a stop was requested", False) if self._stop.is_set() else ("the feed is exhausted",
                                                                                              False)
         except asyncio.CancelledError:
