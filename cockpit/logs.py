@@ -16,6 +16,7 @@ import errno
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,7 +116,39 @@ class _StopsWhenDiskFull(logging.FileHandler):
 
 
 class StateDirLogFile(_StopsWhenDiskFull, logging.handlers.RotatingFileHandler):
-    """The log file in the state dir, rotated by size by this process (``logging.rotate = true``)."""
+    """The log file in the state dir, rotated by size by this process (``logging.rotate = true``).
+
+    The stdlib's size check costs, per record, two ``stat`` of the path, a seek, a text-mode
+    ``tell`` and formatting the record twice (once to measure it, once to write it): on the
+    engine's loop, for every line. Here one ``fstat`` of the open file answers both questions
+    (a regular file? how big?), since every record is flushed as written, and the text measured
+    is the text written."""
+
+    _formatted: tuple[logging.LogRecord, str] | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        last = self._formatted
+        if last is not None and last[0] is record:
+            return last[1]
+        text = super().format(record)
+        self._formatted = (record, text)
+        return text
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        if self.stream is None:  # delay was set, or after a rollover
+            self.stream = self._open()
+        if self.maxBytes <= 0:
+            return False
+        st = os.fstat(self.stream.fileno())
+        if not stat.S_ISREG(st.st_mode):  # bpo-45401: never roll over anything but a regular file
+            return False
+        return st.st_size + len(self.format(record)) + 1 >= self.maxBytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        finally:
+            self._formatted = None  # the record is not kept alive after it was written
 
 
 class WatchedStateDirLogFile(_StopsWhenDiskFull, logging.handlers.WatchedFileHandler):
@@ -124,7 +157,9 @@ class WatchedStateDirLogFile(_StopsWhenDiskFull, logging.handlers.WatchedFileHan
 
 
 def setup_logging(level: str, file: Path | None, max_bytes: int = 10_000_000, backups: int = 5,
-                  stderr: bool = True, rotate: bool = True) -> None:
+                  stderr: bool = True, rotate: bool = True, ib_async_level: str = "WARNING") -> None:
+    """The root logger at ``level`` to stderr and/or ``file``; ib_async's loggers at ``ib_async_level``
+    (``[logging] ib_async_level``: its per-message INFO lines repeat what the adapter logs)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -146,8 +181,10 @@ def setup_logging(level: str, file: Path | None, max_bytes: int = 10_000_000, ba
     install_account_redaction(root)
     for noisy in ("aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("ib_async").setLevel(ib_async_level)
 
 
 def setup_from_settings(c: LoggingConfig, state_dir: Path, *, stderr: bool = True) -> None:
     """``setup_logging`` with the ``[logging]`` section: level, file in ``state_dir``, rotation."""
-    setup_logging(c.level, state_dir / c.file, c.max_bytes, c.backups, stderr=stderr, rotate=c.rotate)
+    setup_logging(c.level, state_dir / c.file, c.max_bytes, c.backups, stderr=stderr, rotate=c.rotate,
+                  ib_async_level=c.ib_async_level)

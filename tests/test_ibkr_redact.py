@@ -114,7 +114,8 @@ def table_text(state: Path, table: str | None = None) -> str:
 
 def test_an_ibkr_session_names_the_account_only_masked(clean_env: dict[str, str], tmp_path: Path) -> None:
     sim, port = start_sim(tmp_path / "sim.json")
-    env = {**clean_env, "COCKPIT_LOGGING__LEVEL": "DEBUG"}  # ib_async's wire lines too
+    # ib_async's wire lines too
+    env = {**clean_env, "COCKPIT_LOGGING__LEVEL": "DEBUG", "COCKPIT_LOGGING__IB_ASYNC_LEVEL": "DEBUG"}
     config = ibkr_config(tmp_path, port, client_id=31, reconnect=(0.05, 0.5), settle=0.2)
     out_file, err_file = tmp_path / "engine.out", tmp_path / "engine.err"  # files: DEBUG fills a pipe
     with out_file.open("w") as out_fh, err_file.open("w") as err_fh:

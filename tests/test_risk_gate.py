@@ -348,6 +348,22 @@ def test_set_limit_changes_behaviour_at_run_time() -> None:
     assert g.set_limit("duplicate_window_seconds", "0.5") == (0.000001, 0.5)
 
 
+def test_the_time_windows_follow_a_limit_changed_at_run_time() -> None:
+    """The quote-age and duplicate windows are made once per limits object: a new limit applies
+    from the next check on, not from a cached one."""
+    g, view = gate(quote_max_age_seconds=3600), View()
+    view.advance(10)
+    assert g.check(order(), view) is None
+    view.advance(0.2)
+    assert g.check(order(), view) is None  # duplicate window 1 us
+    g.set_limit("duplicate_window_seconds", "0.5")
+    view.advance(0.2)
+    assert (g.check(order(), view) or "").startswith("duplicate of BUY 100 AAPL sent 0.2 s ago")
+    g.set_limit("quote_max_age_seconds", "5")
+    view.advance(1)
+    assert (g.check(order(), view) or "").startswith("quote for AAPL is 11.4 s old, beyond quote_max_age_seconds 5")
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [

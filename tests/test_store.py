@@ -113,6 +113,31 @@ async def test_a_write_ahead_commits_everything_buffered_on_the_loops_thread(tmp
     await store.close()
 
 
+async def test_a_write_ahead_leaves_flush_only_hooks_to_the_next_flush(tmp_path: Path) -> None:
+    """A hook registered ``ahead=False`` (position marks) is not run by a write-ahead: the order's
+    commit carries only what the other hooks put; the next flush runs it, before the audit chain."""
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)"])
+    upsert = "INSERT INTO t VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v"
+    calls: list[str] = []
+    store.before_flush(lambda: (calls.append("cursor"), store.put(("t", "cursor"), upsert, ("cursor", "7"))))
+    store.before_flush(lambda: (calls.append("mark"), store.put(("t", "mark"), upsert, ("mark", "101.5"))),
+                       ahead=False)
+    store.before_flush(lambda: calls.append("chain"), last=True)
+    store.put(("t", "order"), upsert, ("order", "new"))
+    await store.write_ahead()
+    with sqlite3.connect(tmp_path / "s.sqlite") as other:
+        assert other.execute("SELECT k FROM t ORDER BY k").fetchall() == [("cursor",), ("order",)]
+    assert calls == ["cursor", "chain"]
+    await store.flush()
+    assert calls == ["cursor", "chain", "cursor", "mark", "chain"]
+    with sqlite3.connect(tmp_path / "s.sqlite") as other:
+        assert other.execute("SELECT k, v FROM t ORDER BY k").fetchall() == [
+            ("cursor", "7"), ("mark", "101.5"), ("order", "new")]
+    await store.close()
+
+
 async def test_a_write_ahead_the_lock_keeps_busy_goes_through_the_thread_and_waits(tmp_path: Path) -> None:
     """Another connection holds SQLite's write lock: the loop's thread tries for at most
     WRITE_AHEAD_BUSY_SECONDS, then the same rows go through aiosqlite's thread, which waits for the

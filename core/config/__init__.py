@@ -332,6 +332,11 @@ class LoggingConfig(_Section):
     # False: logrotate rotates the file (deploy/logrotate/cockpit) and the engine reopens it after
     # each move; max_bytes and backups are then unused. Never both: two rotations lose lines.
     rotate: bool = True
+    # ib_async's own loggers ("ib_async.*"). Its INFO lines repeat, per IB message, what the adapter
+    # and the order manager log already (orders, status changes, fills, IB's notices), and each one
+    # costs the engine's loop a repr and a write: WARNING keeps its warnings and errors. Set "INFO"
+    # or "DEBUG" (with level at least as low) to see its every message while debugging.
+    ib_async_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @field_validator("file")
     @classmethod

@@ -258,6 +258,7 @@ class Engine:
             await self.controls.execute(halt)
         self.bus.subscribe(FillApplied, self._on_fill)
         self.store.before_flush(self._before_flush)
+        self.store.before_flush(self._persist_marks, ahead=False)  # not on an order's write-ahead
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
         self.broker.adopt(self.oms.open_orders.values())
         await self.broker.connect()
@@ -911,10 +912,18 @@ class Engine:
                 self._quarantine(strategy, event.fill.symbol, exc)
 
     def _before_flush(self) -> None:
+        # The cursor goes with every commit, an order's write-ahead included: it points at the event
+        # that made the order, so that a restart resumes after it and does not make the order again.
         if self._cursor_dirty and self.cursor is not None:
             self.store.put(("cursor", self.feed.name), _PUT_CURSOR,
                            (self.feed.name, dt(self.cursor.ts), self.cursor.n_at_ts))
             self._cursor_dirty = False
+
+    def _persist_marks(self) -> None:
+        """Positions whose last price moved, at a flush, not at an order's write-ahead: a mark is no
+        order's business, and a crash right after the write-ahead leaves on disk the marks of the
+        flush before, as a crash just before it would have. A position a fill changed is put by the
+        recorder at the fill, so it goes with the fill's commit, a write-ahead's included."""
         if self._dirty_marks and self.oms is not None:
             for symbol in self._dirty_marks:
                 self.recorder.persist_position(symbol)

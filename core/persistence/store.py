@@ -3,7 +3,8 @@
 Writes are buffered in memory and committed together by ``flush()``: the engine never
 waits per row. A flush is one transaction, so what is on disk is always a consistent
 prefix of the engine's history. Callers that must be durable before acting (an order
-before it is sent) await ``write_ahead()``: the same one transaction of everything buffered,
+before it is sent) await ``write_ahead()``: the same one transaction of everything buffered
+(but the puts of hooks registered ``ahead=False``: position marks, left to the next flush),
 made on the loop's own thread through a second connection when no other commit is in flight
 (no hop to aiosqlite's thread and back, which cost about a millisecond), else after the one in
 flight. That connection waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock
@@ -177,6 +178,7 @@ class Store:
         self._puts: dict[Any, tuple[str, Params | Callable[[], Params]]] = {}
         self._lock = asyncio.Lock()
         self._before_flush: list[Callable[[], None]] = []
+        self._flush_only: list[Callable[[], None]] = []  # not run by a write-ahead: see before_flush
         self._last_hooks: list[Callable[[], None]] = []
         self.rows_written = 0
         self.commits = 0
@@ -288,12 +290,19 @@ class Store:
         log.warning("store %s: backed up to %s before migrating %s from schema v%d to v%d", self.path.name,
                     made.path, component, version, target)
 
-    def before_flush(self, hook: Callable[[], None], *, last: bool = False) -> None:
+    def before_flush(self, hook: Callable[[], None], *, last: bool = False, ahead: bool = True) -> None:
         """Run ``hook`` at the start of every flush (to put coalesced state such as cursors).
 
-        ``last``: after every other hook (the audit trail chains the rows they may add)."""
+        ``last``: after every other hook (the audit trail chains the rows they may add).
+        ``ahead=False``: not before a write-ahead, only at the next ``flush()`` (after the other
+        hooks' puts of that flush): for current-state rows no order depends on, such as the
+        marks of positions (last prices), which the write-ahead would otherwise carry to disk
+        on the order's path and which the next flush writes as they are then. The hook must
+        not record audit rows (they would be chained after the write-ahead's)."""
         if last:
             self._last_hooks.append(hook)
+        elif not ahead:
+            self._flush_only.append(hook)
         else:
             self._before_flush.append(hook)
 
@@ -312,7 +321,7 @@ class Store:
         """Commit everything buffered so far in one transaction."""
         self._refuse_if_failed()
         async with self._lock:
-            taken = self._take()
+            taken = self._take(ahead=False)
             if taken is not None:
                 await self._commit(*taken)
 
@@ -322,7 +331,7 @@ class Store:
         ``WRITE_AHEAD_BUSY_SECONDS``; a flush in flight is waited for first, as ``flush()`` does."""
         self._refuse_if_failed()
         async with self._lock:  # free (the usual case): taken without yielding to the loop
-            taken = self._take()
+            taken = self._take(ahead=True)
             if taken is None:
                 return
             groups, rows = taken
@@ -349,10 +358,14 @@ class Store:
                 raise DiskFull(self.path.parent) from self.failed
             raise StoreFailed(f"{self.path}: an earlier commit failed ({self.failed!r}); refusing to write on")
 
-    def _take(self) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int] | None:
-        """Run the hooks and take the buffers, their rows made (under the lock); None if empty."""
+    def _take(self, *, ahead: bool) -> tuple[list[tuple[str, list[tuple[Any, ...]]]], int] | None:
+        """Run the hooks (``ahead``: those a write-ahead runs) and take the buffers, their rows made
+        (under the lock); None if empty."""
         for hook in self._before_flush:
             hook()
+        if not ahead:
+            for hook in self._flush_only:
+                hook()
         for hook in self._last_hooks:
             hook()
         if not self._appends and not self._puts:

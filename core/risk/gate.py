@@ -241,6 +241,7 @@ class RiskGate:
         self._sent_total: deque[datetime] = deque()
         self._sent_by_strategy: dict[str, deque[datetime]] = {}
         self._last_sent: dict[tuple[str, Side, Decimal], datetime] = {}
+        self._windows_of: tuple[RiskConfig, timedelta, timedelta] | None = None
         # Symbols being flattened one by one: only reducing orders until the operator resumes.
         self.reduce_only_symbols: set[str] = set()
         # Symbols with a reconciliation break: no new order (but a liquidation's) until resolved.
@@ -425,7 +426,8 @@ class RiskGate:
                     f" quote_max_age_seconds {_show(lim.quote_max_age_seconds)}")
         ref, quote_ts = quote
         age = now - quote_ts
-        if age > timedelta(seconds=lim.quote_max_age_seconds):
+        max_age, _ = self._windows(lim)
+        if age > max_age:
             return (f"quote for {req.symbol} is {_show(age.total_seconds())} s old, beyond"
                     f" quote_max_age_seconds {_show(lim.quote_max_age_seconds)}")
         if req.order_type is OrderType.LIMIT:
@@ -448,31 +450,43 @@ class RiskGate:
         return None
 
     def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal) -> str | None:
+        """Gross and net exposure before and after ``req``. Only ``req.symbol``'s term differs
+        between the two, so every other symbol is valued once (this runs on every order, over
+        every symbol held or working)."""
         lim = self.limits
-        gross_before = gross_after = ZERO
-        hi_before = lo_before = hi_after = lo_after = ZERO
-        for symbol in {*view.symbols(), req.symbol}:
-            pos = view.position(symbol)
-            buy, sell = view.working(symbol)
-            mark = view.mark(symbol)
+        gross = hi_sum = lo_sum = ZERO  # every symbol but req.symbol (before = after)
+        symbol = req.symbol
+        symbols = view.symbols()
+        if not isinstance(symbols, set | frozenset):  # each symbol once
+            symbols = set(symbols)
+        for other in symbols:
+            if other == symbol:
+                continue
+            pos = view.position(other)
+            buy, sell = view.working(other)
+            mark = view.mark(other)
             if mark is None:
-                if symbol != req.symbol:
-                    if pos == 0 and buy == 0 and sell == 0:
-                        continue
-                    return f"no mark for {symbol} to value max_gross_exposure / max_net_exposure"
-                mark = ref
+                if pos == 0 and buy == 0 and sell == 0:
+                    continue
+                return f"no mark for {other} to value max_gross_exposure / max_net_exposure"
             hi, lo = pos + buy, pos - sell
-            gross_before += max(abs(hi), abs(lo)) * mark
-            hi_before += hi * mark
-            lo_before += lo * mark
-            if symbol == req.symbol:
-                if req.side is Side.BUY:
-                    hi += req.qty
-                else:
-                    lo -= req.qty
-            gross_after += max(abs(hi), abs(lo)) * mark
-            hi_after += hi * mark
-            lo_after += lo * mark
+            gross += max(abs(hi), abs(lo)) * mark
+            hi_sum += hi * mark
+            lo_sum += lo * mark
+        pos = view.position(symbol)
+        buy, sell = view.working(symbol)
+        mark = view.mark(symbol)
+        if mark is None:
+            mark = ref
+        hi, lo = pos + buy, pos - sell
+        gross_before = gross + max(abs(hi), abs(lo)) * mark
+        hi_before, lo_before = hi_sum + hi * mark, lo_sum + lo * mark
+        if req.side is Side.BUY:
+            hi += req.qty
+        else:
+            lo -= req.qty
+        gross_after = gross + max(abs(hi), abs(lo)) * mark
+        hi_after, lo_after = hi_sum + hi * mark, lo_sum + lo * mark
         if gross_after > lim.max_gross_exposure and gross_after > gross_before:
             return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
                     f" beyond max_gross_exposure {lim.max_gross_exposure}")
@@ -482,6 +496,15 @@ class RiskGate:
             return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
                     f" beyond max_net_exposure {lim.max_net_exposure}")
         return None
+
+    def _windows(self, lim: RiskConfig) -> tuple[timedelta, timedelta]:
+        """(quote_max_age_seconds, duplicate_window_seconds) as timedeltas, made once per limits
+        object (a limit changed at run time is a new one) rather than on every order."""
+        cached = self._windows_of
+        if cached is None or cached[0] is not lim:
+            cached = self._windows_of = (lim, timedelta(seconds=lim.quote_max_age_seconds),
+                                         timedelta(seconds=lim.duplicate_window_seconds))
+        return cached[1], cached[2]
 
     def _rate_and_duplicate(self, req: OrderRequest, now: datetime) -> str | None:
         lim = self.limits
@@ -495,7 +518,7 @@ class RiskGate:
         if len(self._sent_total) >= lim.max_orders_per_minute_total:
             return (f"{len(self._sent_total)} orders already sent in the last 60 s, the most"
                     f" max_orders_per_minute_total {lim.max_orders_per_minute_total} allows")
-        window = timedelta(seconds=lim.duplicate_window_seconds)
+        _, window = self._windows(lim)
         last = self._last_sent.get((req.symbol, req.side, req.qty))
         if last is not None and now - last < window:
             return (f"duplicate of {req.side} {req.qty} {req.symbol} sent {_show((now - last).total_seconds())} s ago,"
@@ -504,7 +527,10 @@ class RiskGate:
 
     def _admit(self, req: OrderRequest, now: datetime) -> None:
         self._sent_total.append(now)
-        self._sent_by_strategy.setdefault(req.strategy, deque()).append(now)
+        mine = self._sent_by_strategy.get(req.strategy)
+        if mine is None:
+            mine = self._sent_by_strategy[req.strategy] = deque()
+        mine.append(now)
         if len(self._last_sent) >= _DUPLICATE_PRUNE_AT:
             window = timedelta(seconds=self.limits.duplicate_window_seconds)
             self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < window}
