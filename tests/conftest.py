@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,26 @@ CONFIG = ROOT / "config.toml"
 def cockpit_cmd() -> list[str]:
     """The cockpit CLI as a subprocess command, using this interpreter."""
     return [sys.executable, "-m", "cockpit"]
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, given back afterwards: ``setup_logging`` replaces its handlers, and the
+    later tests in this worker need pytest's own (the ib_async logger's level too)."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    ib = logging.getLogger("ib_async")
+    ib_level = ib.level
+    try:
+        yield root
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
+        ib.setLevel(ib_level)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import socket
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -173,20 +172,6 @@ async def test_the_alert_is_recorded_in_the_store_unless_an_engine_holds_it(tmp_
         await announce(result, s, lines.append, actor="x", trigger=None, sinks=[Scripted("ok", "ok")], clock=clock)
     assert lines[-1] == "alert: not recorded in the store: an engine holds the state dir"
 
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    saved = list(root.handlers), root.level
-    try:
-        yield root
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            handler.close()
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 def test_the_cli_alerts_when_the_gateway_is_unreachable(

@@ -125,27 +125,16 @@ def test_a_disk_full_at_start_is_one_line(tmp_path: Path, small_disk: Path, clea
     assert "disk full:" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
-def test_the_log_file_on_a_full_disk_says_so_once_and_stops(small_disk: Path, capfd) -> None:
+def test_the_log_file_on_a_full_disk_says_so_once_and_stops(small_disk: Path, root_logger, capfd) -> None:
     """Before: one "--- Logging error ---" traceback per record on stderr."""
     import logging
 
     from cockpit.logs import setup_logging
 
-    log_file = small_disk / "logs" / "cockpit.log"
-    root = logging.getLogger()
-    saved = list(root.handlers), root.level  # pytest's own handlers: later tests in this worker need them
-    setup_logging("INFO", log_file, stderr=False)
-    try:
-        assert _fill(small_disk)
-        for n in range(300):
-            logging.getLogger("cockpit.test").info("record %d %s", n, "x" * 200)
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            handler.close()
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
+    setup_logging("INFO", small_disk / "logs" / "cockpit.log", stderr=False)
+    assert _fill(small_disk)
+    for n in range(300):
+        logging.getLogger("cockpit.test").info("record %d %s", n, "x" * 200)
     err = capfd.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err
     assert err.count("is full: logging to that file stopped") == 1

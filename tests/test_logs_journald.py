@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,21 +96,6 @@ def test_the_engine_under_journald_logs_once_with_levels_and_keeps_its_file(
     assert any("INFO    cockpit.headless: replay finished" in line for line in logged)
     assert all(STAMP.match(line) for line in logged if "cockpit." in line[:60])
 
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """The root logger, given back to pytest afterwards (setup_logging replaces its handlers)."""
-    root = logging.getLogger()
-    saved = list(root.handlers), root.level
-    try:
-        yield root
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            handler.close()
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 def file_handler(root: logging.Logger) -> logging.FileHandler:

@@ -3,28 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from cockpit.logs import FORMAT, StateDirLogFile, setup_logging
-
-
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = list(root.handlers), root.level
-    ib = logging.getLogger("ib_async")
-    ib_level = ib.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
-    ib.setLevel(ib_level)
 
 
 def test_rotates_at_max_bytes_and_writes_each_record_once(tmp_path: Path) -> None:
@@ -47,7 +28,7 @@ def test_rotates_at_max_bytes_and_writes_each_record_once(tmp_path: Path) -> Non
     assert numbers == list(range(numbers[0], 100))  # in order, none twice, none lost since the oldest kept
 
 
-def test_ib_async_logs_warnings_only_unless_asked(tmp_path: Path, restore_root: None) -> None:
+def test_ib_async_logs_warnings_only_unless_asked(tmp_path: Path, root_logger: logging.Logger) -> None:
     setup_logging("INFO", tmp_path / "a.log", stderr=False)
     ib = logging.getLogger("ib_async.wrapper")
     ib.info("orderStatus: Trade(...)")

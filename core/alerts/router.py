@@ -108,7 +108,7 @@ class AlertRouter:
         self.fold = SummaryFold(fold_seconds, clock, self._send_summary) if fold_seconds is not None else None
         self._event_types: list[type] = [*MAPPERS, *self_describing_events()]
         if self.fold is not None:
-            self._event_types.append(FeedExhausted)  # the replay's end lets the last summary out
+            self.follow(FeedExhausted)  # the replay's end lets the last summary out
         self._intake: deque[Alert | tuple[object, datetime, BookLookup | None]] = deque()
         self._pumping = False
         self.intake_overflow = 0  # events that came while the intake was full (counted, announced)
