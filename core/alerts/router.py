@@ -107,8 +107,6 @@ class AlertRouter:
         self.policy = DedupePolicy(config.dedupe_window_seconds, clock, self._dispatch, RESOLVABLE)
         self.fold = SummaryFold(fold_seconds, clock, self._send_summary) if fold_seconds is not None else None
         self._event_types: list[type] = [*MAPPERS, *self_describing_events()]
-        if self.fold is not None:
-            self.follow(FeedExhausted)  # the replay's end lets the last summary out
         self._intake: deque[Alert | tuple[object, datetime, BookLookup | None]] = deque()
         self._pumping = False
         self.intake_overflow = 0  # events that came while the intake was full (counted, announced)
@@ -119,6 +117,8 @@ class AlertRouter:
         self.alerts = 0
         self.undelivered_before = 0
         self.html = False  # some sink shows an alert's HTML body (``renders_html``): word it then
+        if self.fold is not None:
+            self.follow(FeedExhausted)  # the replay's end lets the last summary out
         for sink in sinks:
             self.add_sink(sink)
 
