@@ -132,6 +132,7 @@ LIQUIDATION_SOURCE = "liquidation"
 #: The sources a ``feed_hold`` lets through: the operator decides on the prices they see.
 OPERATOR_SOURCES = frozenset({"operator", LIQUIDATION_SOURCE})
 _DUPLICATE_PRUNE_AT = 4096  # distinct orders remembered before expired ones are dropped
+_SETS = (set, frozenset)
 
 
 @dataclass(slots=True, frozen=True)
@@ -438,7 +439,7 @@ class RiskGate:
                         f" beyond price_collar_pct {lim.price_collar_pct}")
         if (bad := _notional_and_position(req, lim, ref, pos, working_buy, working_sell)) is not None:
             return bad
-        if (bad := self._exposure(req, view, ref)) is not None:
+        if (bad := self._exposure(req, view, ref, pos, working_buy, working_sell)) is not None:
             return bad
         if req.strategy in self.capital.entries and (
                 bad := self.capital.refusal(req.strategy, req.symbol, req.side, req.qty, ref, view)) is not None:
@@ -449,32 +450,32 @@ class RiskGate:
             self._admit(req, now)
         return None
 
-    def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal) -> str | None:
+    def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal, pos: Decimal, buy: Decimal,
+                  sell: Decimal) -> str | None:
         """Gross and net exposure before and after ``req``. Only ``req.symbol``'s term differs
         between the two, so every other symbol is valued once (this runs on every order, over
-        every symbol held or working)."""
+        every symbol held or working). ``pos``, ``buy`` and ``sell`` are ``req.symbol``'s, as
+        ``check`` read them from the view a moment before (nothing changes in between)."""
         lim = self.limits
         gross = hi_sum = lo_sum = ZERO  # every symbol but req.symbol (before = after)
         symbol = req.symbol
         symbols = view.symbols()
-        if not isinstance(symbols, set | frozenset):  # each symbol once
+        if not isinstance(symbols, _SETS):  # each symbol once
             symbols = set(symbols)
         for other in symbols:
             if other == symbol:
                 continue
-            pos = view.position(other)
-            buy, sell = view.working(other)
+            held = view.position(other)
+            buying, selling = view.working(other)
             mark = view.mark(other)
             if mark is None:
-                if pos == 0 and buy == 0 and sell == 0:
+                if held == 0 and buying == 0 and selling == 0:
                     continue
                 return f"no mark for {other} to value max_gross_exposure / max_net_exposure"
-            hi, lo = pos + buy, pos - sell
+            hi, lo = held + buying, held - selling
             gross += max(abs(hi), abs(lo)) * mark
             hi_sum += hi * mark
             lo_sum += lo * mark
-        pos = view.position(symbol)
-        buy, sell = view.working(symbol)
         mark = view.mark(symbol)
         if mark is None:
             mark = ref
