@@ -479,23 +479,22 @@ class RiskGate:
         mark = view.mark(symbol)
         if mark is None:
             mark = ref
-        hi, lo = pos + buy, pos - sell
-        gross_before = gross + max(abs(hi), abs(lo)) * mark
-        hi_before, lo_before = hi_sum + hi * mark, lo_sum + lo * mark
-        if req.side is Side.BUY:
-            hi += req.qty
-        else:
-            lo -= req.qty
+        hi_now, lo_now = pos + buy, pos - sell
+        hi, lo = (hi_now + req.qty, lo_now) if req.side is Side.BUY else (hi_now, lo_now - req.qty)
+        # The value with the order first: the one without it is needed only when that is beyond the
+        # limit (the same sums as ever, so the same Decimals; most orders stop at the first test).
         gross_after = gross + max(abs(hi), abs(lo)) * mark
-        hi_after, lo_after = hi_sum + hi * mark, lo_sum + lo * mark
-        if gross_after > lim.max_gross_exposure and gross_after > gross_before:
-            return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
-                    f" beyond max_gross_exposure {lim.max_gross_exposure}")
-        net_before = max(abs(hi_before), abs(lo_before))
-        net_after = max(abs(hi_after), abs(lo_after))
-        if net_after > lim.max_net_exposure and net_after > net_before:
-            return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
-                    f" beyond max_net_exposure {lim.max_net_exposure}")
+        if gross_after > lim.max_gross_exposure:
+            gross_before = gross + max(abs(hi_now), abs(lo_now)) * mark
+            if gross_after > gross_before:
+                return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
+                        f" beyond max_gross_exposure {lim.max_gross_exposure}")
+        net_after = max(abs(hi_sum + hi * mark), abs(lo_sum + lo * mark))
+        if net_after > lim.max_net_exposure:
+            net_before = max(abs(hi_sum + hi_now * mark), abs(lo_sum + lo_now * mark))
+            if net_after > net_before:
+                return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
+                        f" beyond max_net_exposure {lim.max_net_exposure}")
         return None
 
     def _windows(self, lim: RiskConfig) -> tuple[timedelta, timedelta]:
@@ -585,7 +584,7 @@ def _notional_and_position(req: OrderRequest, lim: RiskConfig, quote_price: Deci
     if notional > lim.max_order_notional:
         return f"notional {_money(notional)} exceeds max_order_notional {lim.max_order_notional}"
     worst = pos + working_buy + req.qty if req.side is Side.BUY else pos - working_sell - req.qty
-    if abs(worst) > lim.max_position_qty and abs(worst) > abs(pos):
+    if (size := abs(worst)) > lim.max_position_qty and size > abs(pos):
         return (f"position {req.symbol} would reach {worst} (now {pos}, working"
                 f" +{working_buy}/-{working_sell}), beyond max_position_qty {lim.max_position_qty}")
     return None
