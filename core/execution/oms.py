@@ -321,10 +321,20 @@ class OrderManager:
     def has_unsent(self) -> bool:
         return bool(self._to_send)
 
+    def unsent(self) -> list[Order]:
+        """The queue of orders made and not yet sent, as a live list (the run loop's hot path holds
+        on to it and tests its truth after every event: no call). Only the OMS changes it."""
+        return self._to_send
+
+    def _take_unsent(self) -> list[Order]:
+        batch = self._to_send.copy()  # the same list object stays the queue (``unsent``)
+        self._to_send.clear()
+        return batch
+
     def reject_unsent(self, reason: str) -> int:
         """Queued orders that never left are REJECTED with ``reason`` (a refused start: none may go
         out on its way down); returns how many."""
-        batch, self._to_send = self._to_send, []
+        batch = self._take_unsent()
         rejected = 0
         for order in batch:
             if order.status is OrderStatus.NEW:
@@ -346,7 +356,7 @@ class OrderManager:
         if not self.broker.records_in_engine_store:
             bus.release()  # the new orders' rows (and audit rows) go with the write-ahead commit
             await self.store.write_ahead()
-        batch, self._to_send = self._to_send, []
+        batch = self._take_unsent()
         try:
             for order in batch:
                 if order.status is not OrderStatus.NEW:
