@@ -15,6 +15,11 @@
 - Every change is published on the bus (OrderChanged, FillApplied, IntentRejected); the
   store and the audit trail record them as subscribers. The OMS itself writes only its id
   counter and flushes before sending (write-ahead).
+- The OMS is the one writer of the open orders, so it also keeps what the risk gate asks of
+  them on every order: each symbol's open orders and their unfilled (buy, sell) quantity,
+  updated when an order opens, fills or ends (``working_qty`` is a lookup, not a sum over
+  every open order). The figure is summed again over that symbol's open orders, in the
+  order they opened, at each change: it is the very Decimal a full recount gives.
 """
 
 from __future__ import annotations
@@ -88,6 +93,10 @@ class OrderManager:
         self.orders: dict[str, Order] = {}
         self._finished: deque[str] = deque()
         self.open_orders: dict[str, Order] = {}
+        # The same open orders by symbol, and their unfilled (buy, sell) per symbol: written only
+        # by _opened, _closed and _refilled, next to every change of open_orders or a filled_qty.
+        self._open_by_symbol: dict[str, dict[str, Order]] = {}
+        self._working: dict[str, tuple[Decimal, Decimal]] = {}
         self.last_prices = portfolio.marks.price  # the book's marks (one home): what the gate collars against
         self._seen_execs: set[str] = set()
         self._seen_order: deque[str] = deque()
@@ -112,7 +121,7 @@ class OrderManager:
         ):
             order = order_from_row(r)
             self.orders[order.client_order_id] = order
-            self.open_orders[order.client_order_id] = order
+            self._opened(order)
         allocated: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
         for r in await self.store.fetchall("SELECT exec_id, owner, qty FROM fill_allocations"):
             allocated[r["exec_id"]].append((r["owner"], Decimal(r["qty"])))
@@ -255,7 +264,7 @@ class OrderManager:
             reason="adopted from the broker by the operator",
         )
         self.orders[adopted.client_order_id] = adopted
-        self.open_orders[adopted.client_order_id] = adopted
+        self._opened(adopted)
         self.bus.publish(OrderChanged(adopted, previous=None, reason=adopted.reason, source="operator", adopted=True))
         return adopted
 
@@ -290,7 +299,7 @@ class OrderManager:
         self._next_seq += 1
         self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
         self.orders[order.client_order_id] = order
-        self.open_orders[order.client_order_id] = order
+        self._opened(order)
         self._to_send.append(order)
         self.log.info(
             "order %s %s %s %s %s%s (%s)",
@@ -312,10 +321,20 @@ class OrderManager:
     def has_unsent(self) -> bool:
         return bool(self._to_send)
 
+    def unsent(self) -> list[Order]:
+        """The queue of orders made and not yet sent, as a live list (the run loop's hot path holds
+        on to it and tests its truth after every event: no call). Only the OMS changes it."""
+        return self._to_send
+
+    def _take_unsent(self) -> list[Order]:
+        batch = self._to_send.copy()  # the same list object stays the queue (``unsent``)
+        self._to_send.clear()
+        return batch
+
     def reject_unsent(self, reason: str) -> int:
         """Queued orders that never left are REJECTED with ``reason`` (a refused start: none may go
         out on its way down); returns how many."""
-        batch, self._to_send = self._to_send, []
+        batch = self._take_unsent()
         rejected = 0
         for order in batch:
             if order.status is OrderStatus.NEW:
@@ -337,7 +356,7 @@ class OrderManager:
         if not self.broker.records_in_engine_store:
             bus.release()  # the new orders' rows (and audit rows) go with the write-ahead commit
             await self.store.write_ahead()
-        batch, self._to_send = self._to_send, []
+        batch = self._take_unsent()
         try:
             for order in batch:
                 if order.status is not OrderStatus.NEW:
@@ -437,6 +456,7 @@ class OrderManager:
             prev_value = (order.avg_fill_price or ZERO) * order.filled_qty
             order.filled_qty += ex.qty
             order.avg_fill_price = (prev_value + ex.price * ex.qty) / order.filled_qty
+            self._refilled(order)
             if order.filled_qty > order.qty:
                 self.log.error("order %s overfilled: %s of %s", order.client_order_id, order.filled_qty, order.qty)
             target = OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED
@@ -493,30 +513,75 @@ class OrderManager:
             order.reason = reason
         order.updated_at = self.clock.now()
         if status.is_terminal:
-            self.open_orders.pop(order.client_order_id, None)
+            self._closed(order)
             self._forget_finished(order)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             self.log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
         self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))
         return True
 
-    def working_qty(self, symbol: str) -> tuple[Decimal, Decimal]:
-        """Unfilled quantity of open orders in ``symbol``: (buys, sells)."""
+    # ---- the open orders' index (the one writer: the three methods below) ---------------
+
+    def _opened(self, order: Order) -> None:
+        coid = order.client_order_id
+        self.open_orders[coid] = order
+        by_symbol = self._open_by_symbol.get(order.symbol)
+        if by_symbol is None:
+            by_symbol = self._open_by_symbol[order.symbol] = {}
+        by_symbol[coid] = order
+        self._recount(order.symbol, by_symbol)
+
+    def _closed(self, order: Order) -> None:
+        coid = order.client_order_id
+        if self.open_orders.pop(coid, None) is None:
+            return
+        by_symbol = self._open_by_symbol.get(order.symbol)
+        if by_symbol is not None:
+            by_symbol.pop(coid, None)
+            if not by_symbol:
+                del self._open_by_symbol[order.symbol]
+                self._working.pop(order.symbol, None)
+                return
+            self._recount(order.symbol, by_symbol)
+
+    def _refilled(self, order: Order) -> None:
+        """``order``'s filled quantity changed: its symbol's working figure follows, if it is open."""
+        by_symbol = self._open_by_symbol.get(order.symbol)
+        if by_symbol is not None and order.client_order_id in by_symbol:
+            self._recount(order.symbol, by_symbol)
+
+    def _recount(self, symbol: str, by_symbol: dict[str, Order]) -> None:
+        """The sum a recount over every open order gives: the same orders, in the same order, from ZERO."""
         buy = sell = ZERO
-        for o in self.open_orders.values():
-            if o.symbol == symbol:
-                if o.side is Side.BUY:
-                    buy += o.remaining
-                else:
-                    sell += o.remaining
-        return buy, sell
+        for o in by_symbol.values():
+            if o.side is Side.BUY:
+                buy += o.remaining
+            else:
+                sell += o.remaining
+        self._working[symbol] = (buy, sell)
+
+    def working_qty(self, symbol: str) -> tuple[Decimal, Decimal]:
+        """Unfilled quantity of open orders in ``symbol``: (buys, sells), kept as they change."""
+        return self._working.get(symbol, _NONE_WORKING)
+
+    def working_symbols(self) -> Iterable[str]:
+        """Every symbol with an open order (a live view: do not change orders while iterating)."""
+        return self._open_by_symbol.keys()
 
     def working_signed(self, strategy: str, symbol: str) -> Decimal:
         total = ZERO
-        for o in self.open_orders.values():
-            if o.strategy == strategy and o.symbol == symbol:
+        for o in self._open_by_symbol.get(symbol, _NO_ORDERS).values():
+            if o.strategy == strategy:
                 total += o.signed_remaining
         return total
 
     def open_orders_of(self, strategy: str, symbol: str) -> list[Order]:
-        return [o for o in self.open_orders.values() if o.strategy == strategy and o.symbol == symbol]
+        return [o for o in self._open_by_symbol.get(symbol, _NO_ORDERS).values() if o.strategy == strategy]
+
+    def open_orders_in(self, symbol: str) -> Iterable[Order]:
+        """The open orders of ``symbol``, in the order they opened (a live view)."""
+        return self._open_by_symbol.get(symbol, _NO_ORDERS).values()
+
+
+_NONE_WORKING = (ZERO, ZERO)
+_NO_ORDERS: dict[str, Order] = {}

@@ -56,6 +56,7 @@ class EventDriver:
         self.quote_bus = engine.bus.handlers(Quote)
         self.bar_bus = engine.bus.handlers(Bar)
         self.wants_quotes = engine.broker.wants_quotes
+        self.unsent = engine.oms.unsent()  # the OMS's live queue: tested after every event without a call
         # The dicts and set the hot path writes (the same objects for the whole run).
         self.last_prices = engine.oms.last_prices
         self.quote_ts: dict[str, datetime] = engine.portfolio.marks.ts  # engine.quote_ts
@@ -74,7 +75,7 @@ class EventDriver:
     # ---- one event at a time ---------------------------------------------------------
 
     def event(self, ev: Item) -> None:
-        """One event (its orders are sent by the caller: ``oms.has_unsent``)."""
+        """One event (its orders are sent by the caller: ``self.unsent``)."""
         engine = self.engine
         ts = ev.ts
         sim = self.sim
@@ -147,11 +148,11 @@ class EventDriver:
 
     async def run_batches(self, stream: AsyncIterator[Sequence[Item]]) -> None:
         """Any feed: the batches it yields, event by event."""
-        oms, event, done = self.oms, self.event, self.engine.batch_done
+        unsent, event, done = self.unsent, self.event, self.engine.batch_done
         async for batch in stream:
             for ev in batch:
                 event(ev)
-                if oms.has_unsent:
+                if unsent:
                     await self.send()
             if await done(self.cur_ts, self.n_at_ts, len(batch)):
                 return
@@ -164,7 +165,7 @@ class EventDriver:
         subscription can only come from a task that ran meanwhile (the loop runs nothing else
         between two awaits)."""
         assert self.sim is not None
-        oms, event, done, sim = self.oms, self.event, self.engine.batch_done, self.sim
+        unsent, event, done, sim = self.unsent, self.event, self.engine.batch_done, self.sim
         advance, due_by, on_bar = sim.advance_to, sim.due_by, self.bar
         quote_hooks, wants, needs_every = self.quote_hooks, self.wants_quotes, self.bus.needs_every
         n = maker.n
@@ -173,7 +174,7 @@ class EventDriver:
 
         for ev in head:
             event(ev)
-            if oms.has_unsent:
+            if unsent:
                 await self.send()
             count += 1
             if count == BATCH:
@@ -187,7 +188,7 @@ class EventDriver:
                 events: list[PendingQuote | Bar] = [*maker.pending(bar), bar]
                 for ev in events:
                     event(ev)
-                    if oms.has_unsent:
+                    if unsent:
                         await self.send()
                     count += 1
                     if count == BATCH:
@@ -198,10 +199,10 @@ class EventDriver:
                 continue
             sym = bar.symbol
             advance(bar.start)  # the first quote's time: what is due by then fires before it
-            if every_quote or oms.has_unsent or quote_hooks.get(sym) or wants(sym) or due_by(bar.ts):
+            if every_quote or unsent or quote_hooks.get(sym) or wants(sym) or due_by(bar.ts):
                 for q in maker.pending(bar):
                     event(q)
-                    if oms.has_unsent:
+                    if unsent:
                         await self.send()
                         every_quote = needs_every(Quote)
             elif n == 1:
@@ -212,7 +213,7 @@ class EventDriver:
             else:  # the first quote at the start, the interior ones strictly inside, the last at the end
                 self.cur_ts, self.n_at_ts = bar.ts, 1
             on_bar(bar)
-            if oms.has_unsent:
+            if unsent:
                 await self.send()
                 every_quote = needs_every(Quote)
             count += unit

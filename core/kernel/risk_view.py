@@ -51,14 +51,15 @@ class BookView:
 
     def symbols(self) -> Iterable[str]:
         held = {s for s, p in self._portfolio.positions.items() if p.qty != ZERO}
-        return held | {o.symbol for o in self._oms.open_orders.values()}
+        held.update(self._oms.working_symbols())
+        return held
 
     def strategy_position(self, strategy: str, symbol: str) -> Decimal:
         return self._portfolio.owner_qty(strategy, symbol)
 
     def strategy_working_sells(self, strategy: str, symbol: str) -> Decimal:
-        return sum((o.remaining for o in self._oms.open_orders.values()
-                    if o.strategy == strategy and o.symbol == symbol and o.side is Side.SELL), ZERO)
+        return sum((o.remaining for o in self._oms.open_orders_in(symbol)
+                    if o.strategy == strategy and o.side is Side.SELL), ZERO)
 
     def strategy_holdings(self, strategy: str) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
         """The strategy's own positions and open orders per symbol, in one pass over each."""

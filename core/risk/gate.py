@@ -132,6 +132,7 @@ LIQUIDATION_SOURCE = "liquidation"
 #: The sources a ``feed_hold`` lets through: the operator decides on the prices they see.
 OPERATOR_SOURCES = frozenset({"operator", LIQUIDATION_SOURCE})
 _DUPLICATE_PRUNE_AT = 4096  # distinct orders remembered before expired ones are dropped
+_SETS = (set, frozenset)
 
 
 @dataclass(slots=True, frozen=True)
@@ -438,7 +439,7 @@ class RiskGate:
                         f" beyond price_collar_pct {lim.price_collar_pct}")
         if (bad := _notional_and_position(req, lim, ref, pos, working_buy, working_sell)) is not None:
             return bad
-        if (bad := self._exposure(req, view, ref)) is not None:
+        if (bad := self._exposure(req, view, ref, pos, working_buy, working_sell)) is not None:
             return bad
         if req.strategy in self.capital.entries and (
                 bad := self.capital.refusal(req.strategy, req.symbol, req.side, req.qty, ref, view)) is not None:
@@ -449,52 +450,51 @@ class RiskGate:
             self._admit(req, now)
         return None
 
-    def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal) -> str | None:
+    def _exposure(self, req: OrderRequest, view: RiskView, ref: Decimal, pos: Decimal, buy: Decimal,
+                  sell: Decimal) -> str | None:
         """Gross and net exposure before and after ``req``. Only ``req.symbol``'s term differs
         between the two, so every other symbol is valued once (this runs on every order, over
-        every symbol held or working)."""
+        every symbol held or working). ``pos``, ``buy`` and ``sell`` are ``req.symbol``'s, as
+        ``check`` read them from the view a moment before (nothing changes in between)."""
         lim = self.limits
         gross = hi_sum = lo_sum = ZERO  # every symbol but req.symbol (before = after)
         symbol = req.symbol
         symbols = view.symbols()
-        if not isinstance(symbols, set | frozenset):  # each symbol once
+        if not isinstance(symbols, _SETS):  # each symbol once
             symbols = set(symbols)
         for other in symbols:
             if other == symbol:
                 continue
-            pos = view.position(other)
-            buy, sell = view.working(other)
+            held = view.position(other)
+            buying, selling = view.working(other)
             mark = view.mark(other)
             if mark is None:
-                if pos == 0 and buy == 0 and sell == 0:
+                if held == 0 and buying == 0 and selling == 0:
                     continue
                 return f"no mark for {other} to value max_gross_exposure / max_net_exposure"
-            hi, lo = pos + buy, pos - sell
+            hi, lo = held + buying, held - selling
             gross += max(abs(hi), abs(lo)) * mark
             hi_sum += hi * mark
             lo_sum += lo * mark
-        pos = view.position(symbol)
-        buy, sell = view.working(symbol)
         mark = view.mark(symbol)
         if mark is None:
             mark = ref
-        hi, lo = pos + buy, pos - sell
-        gross_before = gross + max(abs(hi), abs(lo)) * mark
-        hi_before, lo_before = hi_sum + hi * mark, lo_sum + lo * mark
-        if req.side is Side.BUY:
-            hi += req.qty
-        else:
-            lo -= req.qty
+        hi_now, lo_now = pos + buy, pos - sell
+        hi, lo = (hi_now + req.qty, lo_now) if req.side is Side.BUY else (hi_now, lo_now - req.qty)
+        # The value with the order first: the one without it is needed only when that is beyond the
+        # limit (the same sums as ever, so the same Decimals; most orders stop at the first test).
         gross_after = gross + max(abs(hi), abs(lo)) * mark
-        hi_after, lo_after = hi_sum + hi * mark, lo_sum + lo * mark
-        if gross_after > lim.max_gross_exposure and gross_after > gross_before:
-            return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
-                    f" beyond max_gross_exposure {lim.max_gross_exposure}")
-        net_before = max(abs(hi_before), abs(lo_before))
-        net_after = max(abs(hi_after), abs(lo_after))
-        if net_after > lim.max_net_exposure and net_after > net_before:
-            return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
-                    f" beyond max_net_exposure {lim.max_net_exposure}")
+        if gross_after > lim.max_gross_exposure:
+            gross_before = gross + max(abs(hi_now), abs(lo_now)) * mark
+            if gross_after > gross_before:
+                return (f"gross exposure would reach {_money(gross_after)} (now {_money(gross_before)}),"
+                        f" beyond max_gross_exposure {lim.max_gross_exposure}")
+        net_after = max(abs(hi_sum + hi * mark), abs(lo_sum + lo * mark))
+        if net_after > lim.max_net_exposure:
+            net_before = max(abs(hi_sum + hi_now * mark), abs(lo_sum + lo_now * mark))
+            if net_after > net_before:
+                return (f"net exposure would reach {_money(net_after)} (now {_money(net_before)}),"
+                        f" beyond max_net_exposure {lim.max_net_exposure}")
         return None
 
     def _windows(self, lim: RiskConfig) -> tuple[timedelta, timedelta]:
@@ -584,7 +584,7 @@ def _notional_and_position(req: OrderRequest, lim: RiskConfig, quote_price: Deci
     if notional > lim.max_order_notional:
         return f"notional {_money(notional)} exceeds max_order_notional {lim.max_order_notional}"
     worst = pos + working_buy + req.qty if req.side is Side.BUY else pos - working_sell - req.qty
-    if abs(worst) > lim.max_position_qty and abs(worst) > abs(pos):
+    if (size := abs(worst)) > lim.max_position_qty and size > abs(pos):
         return (f"position {req.symbol} would reach {worst} (now {pos}, working"
                 f" +{working_buy}/-{working_sell}), beyond max_position_qty {lim.max_position_qty}")
     return None
