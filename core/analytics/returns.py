@@ -30,7 +30,7 @@ drawdown to the session that regains it (or to the last session if none has yet)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -187,7 +187,43 @@ def return_figures(days: Sequence[EquityDay], risk_free_rate: float = 0.0,
                    periods: int = PERIODS_PER_YEAR) -> ReturnFigures:
     """Every return-based figure of ``days`` (oldest first)."""
     used = [d for d in days if d.open > 0]
-    returns = daily_returns(used)
+    return _figures([d.day for d in used], daily_returns(used), used[0].open if used else None,
+                    used[-1].close if used else None, sum((d.close - d.open for d in used), ZERO),
+                    _money_drawdown(used), risk_free_rate, periods)
+
+
+def scaled_return_figures(days: Sequence[date], opens: Sequence[int], closes: Sequence[int],
+                          unscale: Callable[[int], Decimal], risk_free_rate: float = 0.0,
+                          periods: int = PERIODS_PER_YEAR) -> ReturnFigures:
+    """``return_figures`` of equity given as integers (``unscale`` gives the money each stands
+    for: core/analytics/report_curves.py keeps 1e-8), the same figures without a Decimal per
+    session. Each return is ``(close - open) / open`` of the integers, which Python rounds to the
+    nearest float: the same float as ``float(close / open - 1)`` of the Decimals whenever that
+    Decimal division has 80 digits (the readers' context, cockpit/readers.py), the integers stay
+    below 10**31 and open is positive. (A float's rounding boundary that is not the exact
+    quotient lies at least 2**-54 / open from it, relatively, far beyond the 10**-79 the 80-digit
+    quotient can be off: both round to the same float.)"""
+    if min(opens, default=1) > 0:
+        used_days, o, c = list(days), list(opens), list(closes)
+    else:
+        keep = [i for i, v in enumerate(opens) if v > 0]
+        used_days, o, c = [days[i] for i in keep], [opens[i] for i in keep], [closes[i] for i in keep]
+    returns = [(b - a) / a for a, b in zip(o, c, strict=True)]
+    worst = 0
+    if o:
+        peak = o[0]
+        for v in c:
+            if v > peak:
+                peak = v
+            elif peak - v > worst:
+                worst = peak - v
+    return _figures(used_days, returns, unscale(o[0]) if o else None, unscale(c[-1]) if c else None,
+                    unscale(sum(c) - sum(o)), unscale(worst), risk_free_rate, periods)
+
+
+def _figures(used: list[date], returns: list[float], start: Decimal | None, end: Decimal | None, pnl: Decimal,
+             money_drawdown: Decimal, risk_free_rate: float, periods: int) -> ReturnFigures:
+    """The figures of ``returns`` (one per session of ``used``, its dates)."""
     rf = daily_rate(risk_free_rate, periods)
     index = [1.0]
     for r in returns:
@@ -200,18 +236,17 @@ def return_figures(days: Sequence[EquityDay], risk_free_rate: float = 0.0,
         # index i is after session i-1; index 0 is before the first session (its open)
         if i is None or not used:
             return None
-        return used[max(i - 1, 0)].day
+        return used[max(i - 1, 0)]
 
     return ReturnFigures(
         sessions=len(returns),
-        first_day=used[0].day if used else None, last_day=used[-1].day if used else None,
-        start_equity=used[0].open if used else None, end_equity=used[-1].close if used else None,
-        pnl=sum((d.close - d.open for d in used), ZERO),
+        first_day=used[0] if used else None, last_day=used[-1] if used else None,
+        start_equity=start, end_equity=end, pnl=pnl,
         total_return=total_return(returns), annual_return=ann,
         annual_volatility=annual_volatility(returns, periods),
         sharpe=sharpe(returns, rf, periods), sortino=sortino(returns, rf, periods),
         calmar=ann / dd.depth if ann is not None and dd.depth > 0 else None,
-        max_drawdown=depth, max_drawdown_money=_money_drawdown(used),
+        max_drawdown=depth, max_drawdown_money=money_drawdown,
         max_drawdown_duration=((dd.recovered if dd.recovered is not None else len(index) - 1) - dd.peak)
         if dd.depth > 0 else 0,
         max_drawdown_peak=day_at(dd.peak) if dd.depth > 0 else None,
