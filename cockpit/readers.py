@@ -440,7 +440,7 @@ def _curve_columns(conn: sqlite3.Connection) -> Any:
 
     if not _has_table(conn, "report_curves"):
         return None
-    return read_columns(conn.execute(COLUMNS_SQL))
+    return read_columns(conn.execute(COLUMNS_SQL).fetchone())
 
 
 def _scaled_scopes(columns: Any, scaled_base: int, trades: _Trades, tz: Any,

@@ -32,22 +32,32 @@ CURVES_TABLE = """
         session_close TEXT NOT NULL,
         equity_open INTEGER NOT NULL,
         equity_close INTEGER NOT NULL,
-        owners TEXT NOT NULL
+        owner_names TEXT NOT NULL,
+        owner_values TEXT NOT NULL
     ) WITHOUT ROWID;
 """
-#: ``owners``: one line per row of the summary's ``strategies``, "name<TAB>cumulative<TAB>net"
-#: (integers of 1e-8), lines joined by a newline; empty when there is none.
+#: ``owner_names``: the names of the summary's ``strategies`` rows, in order, joined by a tab
+#: (empty when there is none); ``owner_values`` each one's cumulative and net (integers of 1e-8),
+#: all joined by a tab: "a<TAB>b" and "cum_a<TAB>net_a<TAB>cum_b<TAB>net_b". The names are
+#: the same from one session to the next, so a reader takes a run of sessions at once.
 PUT_CURVE = (
-    "INSERT INTO report_curves (date, session_close, equity_open, equity_close, owners) VALUES (?,?,?,?,?)"
-    " ON CONFLICT(date) DO UPDATE SET session_close=excluded.session_close, equity_open=excluded.equity_open,"
-    " equity_close=excluded.equity_close, owners=excluded.owners"
+    "INSERT INTO report_curves (date, session_close, equity_open, equity_close, owner_names, owner_values)"
+    " VALUES (?,?,?,?,?,?) ON CONFLICT(date) DO UPDATE SET session_close=excluded.session_close,"
+    " equity_open=excluded.equity_open, equity_close=excluded.equity_close, owner_names=excluded.owner_names,"
+    " owner_values=excluded.owner_values"
 )
 #: The days of ``daily_reports`` without their narrow row (``backfill_params``).
 MISSING_SQL = ("SELECT d.date, d.session_close, d.summary FROM daily_reports d"
                " LEFT JOIN report_curves c ON c.date = d.date WHERE c.date IS NULL ORDER BY d.date")
-#: What the reader reads: every stored day, NULLs where it has no narrow row.
-COLUMNS_SQL = ("SELECT d.date, c.equity_open, c.equity_close, c.owners FROM daily_reports d"
-               " LEFT JOIN report_curves c ON c.date = d.date ORDER BY d.date")
+#: What the reader reads: the number of stored summaries, and of their narrow rows, each column
+#: of those rows as one text, in the table's order, which is the dates' (SQLite does not promise
+#: that of ``group_concat``, nor does a subquery's ORDER BY, which costs a sort: ``read_columns``
+#: checks the dates rise).
+COLUMNS_SQL = (
+    "SELECT (SELECT count(*) FROM daily_reports), count(*), group_concat(date, ','),"
+    " group_concat(equity_open, ','), group_concat(equity_close, ','), group_concat(owner_names, char(10)),"
+    " group_concat(owner_values, char(10)) FROM (SELECT c.date, c.equity_open, c.equity_close, c.owner_names,"
+    " c.owner_values FROM report_curves c JOIN daily_reports d ON d.date = c.date)")
 
 
 def scaled_text(text: Any) -> int | None:
@@ -75,28 +85,29 @@ def unscaled(value: int) -> Decimal:
     return Decimal(value) * _UNIT
 
 
-def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> str | None:
-    out = []
+def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str] | None:
+    names, values = [], []
     for name, cumulative, net in lines:
         c, n = scaled_text(cumulative), scaled_text(net)
         if not isinstance(name, str) or "\t" in name or "\n" in name or c is None or n is None:
             return None
-        out.append(f"{name}\t{c}\t{n}")
-    return "\n".join(out)
+        names.append(name)
+        values.append(f"{c}\t{n}")
+    return "\t".join(names), "\t".join(values)
 
 
 def curve_params(day: str, session_close: str, equity_open: str, equity_close: str,
-                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str] | None:
+                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, str] | None:
     """``PUT_CURVE``'s parameters from a summary's texts (its money as ``money`` writes it, each
     owner's (name, cumulative, net)); None when it cannot be held exactly (the reader then
     reads that day's summary)."""
-    eo, ec, text = scaled_text(equity_open), scaled_text(equity_close), _owners(owners)
-    if eo is None or ec is None or text is None:
+    eo, ec, texts = scaled_text(equity_open), scaled_text(equity_close), _owners(owners)
+    if eo is None or ec is None or texts is None:
         return None
-    return (day, session_close, eo, ec, text)
+    return (day, session_close, eo, ec, *texts)
 
 
-def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str]]:
+def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str, str]]:
     """``PUT_CURVE``'s parameters for ``MISSING_SQL``'s rows (date, session_close, summary), of
     each summary that reads as a summary of its date with a list of owner rows; the others are
     left to the reader's full path."""
@@ -122,61 +133,91 @@ def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, 
     return out
 
 
+#: one owner's run of sessions: (first session's index, cumulative of each, net of each)
+Run = tuple[int, list[int], list[int]]
+
+
 class Columns:
     """The stored curves as integer columns (1e-8), one entry per session, oldest first."""
 
     __slots__ = ("days", "opens", "closes", "owners")
 
-    def __init__(self, days: list[date], opens: list[int], closes: list[int],
-                 owners: list[dict[str, tuple[int, int]]]) -> None:
+    def __init__(self, days: list[date], opens: list[int], closes: list[int], owners: dict[str, list[Run]]) -> None:
         self.days = days
         self.opens = opens
         self.closes = closes
-        self.owners = owners  # per session: name -> (cumulative, net)
+        self.owners = owners  # name -> its runs of sessions with a row for it, in order
 
     def owner_curves(self, base: int) -> dict[str, tuple[list[int], list[int]]]:
         """Each owner's equity (open, close) at each close: ``base`` plus its cumulative net,
         a session without a row for it carrying its last value (``stored.owner_days``)."""
-        names = sorted({name for day in self.owners for name in day})
         curves = {}
-        for name in names:
+        n = len(self.days)
+        for name in sorted(self.owners):
             opens: list[int] = []
             closes: list[int] = []
             last = base
-            for day in self.owners:
-                row = day.get(name)
-                if row is None:
-                    opens.append(last)
-                    closes.append(last)
-                    continue
-                last = base + row[0]
-                opens.append(last - row[1])
-                closes.append(last)
+            for start, cumulative, net in self.owners[name]:
+                if start > len(closes):
+                    gap = [last] * (start - len(closes))
+                    opens += gap
+                    closes += gap
+                run = [base + c for c in cumulative]
+                closes += run
+                opens += [c - x for c, x in zip(run, net, strict=True)]
+                last = run[-1]
+            if len(closes) < n:
+                gap = [last] * (n - len(closes))
+                opens += gap
+                closes += gap
             curves[name] = (opens, closes)
         return curves
 
 
-def read_columns(rows: Iterable[Sequence[Any]]) -> Columns | None:
-    """``COLUMNS_SQL``'s rows as columns; None when some day has no narrow row or an odd one
-    (the caller then reads the summaries the full way)."""
-    days: list[date] = []
-    opens: list[int] = []
-    closes: list[int] = []
-    owners: list[dict[str, tuple[int, int]]] = []
-    fromiso = date.fromisoformat
-    try:
-        for day, eo, ec, text in rows:
-            if type(eo) is not int or type(ec) is not int or type(text) is not str:
+def _runs(names: list[str], values: list[str]) -> dict[str, list[Run]] | None:
+    """Each owner's runs from the sessions' ``owner_names`` and ``owner_values``: the sessions
+    whose names are the same are parsed at once; an owner named twice in a session keeps its
+    last row (as a summary read in full does)."""
+    owners: dict[str, list[Run]] = {}
+    n, start = len(names), 0
+    while start < n:
+        key, end = names[start], start + 1
+        while end < n and names[end] == key:
+            end += 1
+        if key:
+            row = key.split("\t")
+            k = len(row)
+            numbers = list(map(int, "\t".join(values[start:end]).split("\t")))
+            if len(numbers) != 2 * k * (end - start):
                 return None
-            days.append(fromiso(day))
-            opens.append(eo)
-            closes.append(ec)
-            parts: dict[str, tuple[int, int]] = {}
-            if text:
-                for line in text.split("\n"):
-                    name, cumulative, net = line.split("\t")
-                    parts[name] = (int(cumulative), int(net))
-            owners.append(parts)
-    except (ValueError, TypeError):
+            runs: dict[str, Run] = {}
+            for j, name in enumerate(row):
+                runs[name] = (start, numbers[2 * j::2 * k], numbers[2 * j + 1::2 * k])
+            for name, run in runs.items():
+                owners.setdefault(name, []).append(run)
+        elif values[start:end] != [""] * (end - start):
+            return None
+        start = end
+    return owners
+
+
+def read_columns(row: Sequence[Any]) -> Columns | None:
+    """``COLUMNS_SQL``'s row as columns; None when some stored day has no narrow row, or one
+    is odd (the caller then reads the summaries the full way)."""
+    try:
+        reports, count, dates, opens, closes, names, values = row
+        if not count or count != reports:
+            return None
+        texts = dates.split(",")
+        if any(a >= b for a, b in zip(texts, texts[1:])):
+            return None  # not in date order (SQLite does not promise group_concat's order)
+        days = list(map(date.fromisoformat, texts))
+        o = list(map(int, opens.split(",")))
+        c = list(map(int, closes.split(",")))
+        name_rows, value_rows = names.split("\n"), values.split("\n")
+        if not count == len(days) == len(o) == len(c) == len(name_rows) == len(value_rows):
+            return None
+        owners = _runs(name_rows, value_rows)
+    except (ValueError, TypeError, AttributeError):
         return None
-    return Columns(days, opens, closes, owners) if days else None
+    return None if owners is None else Columns(days, o, c, owners)
