@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -26,6 +25,7 @@ from core.analytics.returns import (
     scaled_return_figures,
 )
 from core.analytics.trades import Trade, TradeStats, trade_stats
+from core.common.record import record
 from core.domain.serialize import money
 
 
@@ -44,7 +44,7 @@ def exposure(days: Sequence[date], trades: Sequence[Trade], tz: tzinfo) -> float
     return len(held) / len(ordered)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Performance:
     returns: ReturnFigures
     trades: TradeStats

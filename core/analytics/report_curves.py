@@ -96,7 +96,7 @@ def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str] | None:
     return "\t".join(names), "\t".join(values)
 
 
-def curve_params(day: str, session_close: str, equity_open: str, equity_close: str,
+def curve_params(day: str, session_close: str, equity_open: Any, equity_close: Any,
                  owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, str] | None:
     """``PUT_CURVE``'s parameters from a summary's texts (its money as ``money`` writes it, each
     owner's (name, cumulative, net)); None when it cannot be held exactly (the reader then
@@ -209,7 +209,7 @@ def read_columns(row: Sequence[Any]) -> Columns | None:
         if not count or count != reports:
             return None
         texts = dates.split(",")
-        if any(a >= b for a, b in zip(texts, texts[1:])):
+        if any(a >= b for a, b in zip(texts, texts[1:], strict=False)):
             return None  # not in date order (SQLite does not promise group_concat's order)
         days = list(map(date.fromisoformat, texts))
         o = list(map(int, opens.split(",")))

@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+
+from core.common.record import record
 
 PERIODS_PER_YEAR = 252
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EquityDay:
     """One session: the equity at the previous close (``open``) and at this close."""
 
@@ -48,7 +49,7 @@ class EquityDay:
     close: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReturnFigures:
     sessions: int
     first_day: date | None
@@ -143,7 +144,7 @@ def annual_volatility(returns: Sequence[float], periods: int = PERIODS_PER_YEAR)
     return None if sd is None else sd * math.sqrt(periods)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Drawdown:
     depth: float  # positive fraction of the peak
     peak: int  # index into the index series (0 = before the first session)
