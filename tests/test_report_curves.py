@@ -230,3 +230,19 @@ def test_integer_returns_are_the_decimal_returns_floats() -> None:
             ctx.prec = readers.PRECISION
             curve = [EquityDay(d, unscaled(o), unscaled(c)) for d, o, c in zip(days, opens, closes, strict=True)]
             assert scaled_return_figures(days, opens, closes, unscaled) == return_figures(curve), trial
+
+
+def test_the_figures_at_once_are_the_functions_one_by_one() -> None:
+    """``return_figures`` takes its ratios from ``_ratios`` (each shared step done once): the same
+    floats as ``total_return``, ``annual_return``, ``annual_volatility``, ``sharpe`` and
+    ``sortino`` one by one, at a zero and at a non-zero risk-free rate."""
+    from core.analytics import returns as r
+
+    rng = random.Random(7)
+    for trial in range(400):
+        values = [rng.choice([0.0, -0.0, rng.gauss(0, 0.02), rng.uniform(-1.2, 0.5)]) for _ in range(rng.randrange(0, 40))]
+        for annual in (0.0, 0.04, -0.01):
+            rf = r.daily_rate(annual)
+            want = (r.total_return(values), r.annual_return(values), r.annual_volatility(values),
+                    r.sharpe(values, rf), r.sortino(values, rf))
+            assert repr(r._ratios(values, rf, r.PERIODS_PER_YEAR)) == repr(want), (trial, annual)

@@ -222,6 +222,32 @@ def scaled_return_figures(days: Sequence[date], opens: Sequence[int], closes: Se
                     unscale(sum(c) - sum(o)), unscale(worst), risk_free_rate, periods)
 
 
+def _ratios(returns: list[float], rf: float, periods: int) -> tuple[float | None, ...]:
+    """``total_return``, ``annual_return``, ``annual_volatility``, ``sharpe`` and ``sortino`` of
+    ``returns`` at once: the same operations on the same values, each done once (the excess
+    returns are the returns themselves at a zero rate, ``r - 0.0`` being ``r``), so the same
+    floats, without the second standard deviation, product and excess list."""
+    if not returns:
+        return None, None, None, None, None
+    n = len(returns)
+    root = math.sqrt(periods)
+    excess = returns if rf == 0.0 else [r - rf for r in returns]
+    sd = _std(returns)
+    sd_excess = sd if excess is returns else _std(excess)
+    mean_excess = _mean(excess)
+    ending = math.prod(1.0 + r for r in returns)
+    if ending <= 0:
+        annual = None if ending < 0 else -1.0
+    else:
+        annual = float(ending ** (periods / n) - 1.0)
+    sortino_ratio = None
+    if n >= 2:
+        risk = math.sqrt(_mean([e ** 2 if e < 0.0 else 0.0 for e in excess])) * root  # min(e, 0.0) ** 2
+        sortino_ratio = mean_excess * periods / risk if risk else None
+    return (ending - 1.0, annual, None if sd is None else sd * root,
+            None if sd_excess is None or sd_excess == 0 else mean_excess / sd_excess * root, sortino_ratio)
+
+
 def _figures(used: list[date], returns: list[float], start: Decimal | None, end: Decimal | None, pnl: Decimal,
              money_drawdown: Decimal, risk_free_rate: float, periods: int) -> ReturnFigures:
     """The figures of ``returns`` (one per session of ``used``, its dates)."""
@@ -230,7 +256,7 @@ def _figures(used: list[date], returns: list[float], start: Decimal | None, end:
     for r in returns:
         index.append(index[-1] * (1.0 + r))
     dd = drawdown(index)
-    ann = annual_return(returns, periods)
+    total, ann, volatility, sharpe_ratio, sortino_ratio = _ratios(returns, rf, periods)
     depth = dd.depth if returns else None
 
     def day_at(i: int | None) -> date | None:
@@ -243,9 +269,8 @@ def _figures(used: list[date], returns: list[float], start: Decimal | None, end:
         sessions=len(returns),
         first_day=used[0] if used else None, last_day=used[-1] if used else None,
         start_equity=start, end_equity=end, pnl=pnl,
-        total_return=total_return(returns), annual_return=ann,
-        annual_volatility=annual_volatility(returns, periods),
-        sharpe=sharpe(returns, rf, periods), sortino=sortino(returns, rf, periods),
+        total_return=total, annual_return=ann, annual_volatility=volatility,
+        sharpe=sharpe_ratio, sortino=sortino_ratio,
         calmar=ann / dd.depth if ann is not None and dd.depth > 0 else None,
         max_drawdown=depth, max_drawdown_money=money_drawdown,
         max_drawdown_duration=((dd.recovered if dd.recovered is not None else len(index) - 1) - dd.peak)
@@ -255,5 +280,5 @@ def _figures(used: list[date], returns: list[float], start: Decimal | None, end:
         max_drawdown_recovered=day_at(dd.recovered) if dd.depth > 0 else None,
         longest_drawdown_duration=dd.longest,
         best_day=max(returns) if returns else None, worst_day=min(returns) if returns else None,
-        positive_days=sum(1 for r in returns if r > 0), negative_days=sum(1 for r in returns if r < 0),
+        positive_days=len([r for r in returns if r > 0]), negative_days=len([r for r in returns if r < 0]),
     )
