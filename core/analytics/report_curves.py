@@ -17,6 +17,8 @@ which also names what is odd in them.
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -33,13 +35,13 @@ CURVES_TABLE = """
         equity_open INTEGER NOT NULL,
         equity_close INTEGER NOT NULL,
         owner_names TEXT NOT NULL,
-        owner_values TEXT NOT NULL
+        owner_values BLOB NOT NULL
     ) WITHOUT ROWID;
 """
 #: ``owner_names``: the names of the summary's ``strategies`` rows, in order, joined by a tab
-#: (empty when there is none); ``owner_values`` each one's cumulative and net (integers of 1e-8),
-#: all joined by a tab: "a<TAB>b" and "cum_a<TAB>net_a<TAB>cum_b<TAB>net_b". The names are
-#: the same from one session to the next, so a reader takes a run of sessions at once.
+#: (empty when there is none); ``owner_values`` each one's cumulative and net (integers of 1e-8)
+#: in that order, each 8 bytes big-endian (two's complement): the reader turns a run of sessions
+#: with the same names into integers at once, without parsing text.
 PUT_CURVE = (
     "INSERT INTO report_curves (date, session_close, equity_open, equity_close, owner_names, owner_values)"
     " VALUES (?,?,?,?,?,?) ON CONFLICT(date) DO UPDATE SET session_close=excluded.session_close,"
@@ -53,11 +55,15 @@ MISSING_SQL = ("SELECT d.date, d.session_close, d.summary FROM daily_reports d"
 #: of those rows as one text, in the table's order, which is the dates' (SQLite does not promise
 #: that of ``group_concat``, nor does a subquery's ORDER BY, which costs a sort: ``read_columns``
 #: checks the dates rise).
+#: The counts say whether every stored summary has its narrow row (the rows of both tables, and
+#: those in both); the owners' values go as hex digits, one ``bytes.fromhex`` for a run of them;
+#: ``odd`` counts the rows whose values are not a blob.
 COLUMNS_SQL = (
-    "SELECT (SELECT count(*) FROM daily_reports), count(*), group_concat(date, ','),"
-    " group_concat(equity_open, ','), group_concat(equity_close, ','), group_concat(owner_names, char(10)),"
-    " group_concat(owner_values, char(10)) FROM (SELECT c.date, c.equity_open, c.equity_close, c.owner_names,"
-    " c.owner_values FROM report_curves c JOIN daily_reports d ON d.date = c.date)")
+    "SELECT (SELECT count(*) FROM daily_reports),"
+    " (SELECT count(*) FROM report_curves c JOIN daily_reports d ON d.date = c.date), count(*),"
+    " group_concat(date, ','), group_concat(equity_open, ','), group_concat(equity_close, ','),"
+    " group_concat(owner_names, char(10)), group_concat(hex(owner_values), char(10)),"
+    " sum(typeof(owner_values) != 'blob') FROM report_curves")
 
 
 def scaled_text(text: Any) -> int | None:
@@ -85,19 +91,28 @@ def unscaled(value: int) -> Decimal:
     return Decimal(value) * _UNIT
 
 
-def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str] | None:
-    names, values = [], []
+def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, bytes] | None:
+    names: list[str] = []
+    values: list[bytes] = []
     for name, cumulative, net in lines:
         c, n = scaled_text(cumulative), scaled_text(net)
         if not isinstance(name, str) or "\t" in name or "\n" in name or c is None or n is None:
             return None
         names.append(name)
-        values.append(f"{c}\t{n}")
-    return "\t".join(names), "\t".join(values)
+        values += (c.to_bytes(8, "big", signed=True), n.to_bytes(8, "big", signed=True))
+    return "\t".join(names), b"".join(values)
+
+
+def int64s(hex_text: str) -> list[int]:
+    """Integers from their 64 bits, big-endian, as hex digits (16 each; ``ValueError`` if not)."""
+    values = array("q", bytes.fromhex(hex_text))
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values.tolist()
 
 
 def curve_params(day: str, session_close: str, equity_open: Any, equity_close: Any,
-                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, str] | None:
+                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, bytes] | None:
     """``PUT_CURVE``'s parameters from a summary's texts (its money as ``money`` writes it, each
     owner's (name, cumulative, net)); None when it cannot be held exactly (the reader then
     reads that day's summary)."""
@@ -107,7 +122,7 @@ def curve_params(day: str, session_close: str, equity_open: Any, equity_close: A
     return (day, session_close, eo, ec, *texts)
 
 
-def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str, str]]:
+def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str, bytes]]:
     """``PUT_CURVE``'s parameters for ``MISSING_SQL``'s rows (date, session_close, summary), of
     each summary that reads as a summary of its date with a list of owner rows; the others are
     left to the reader's full path."""
@@ -187,7 +202,7 @@ def _runs(names: list[str], values: list[str]) -> dict[str, list[Run]] | None:
         if key:
             row = key.split("\t")
             k = len(row)
-            numbers = list(map(int, "\t".join(values[start:end]).split("\t")))
+            numbers = int64s("".join(values[start:end]))
             if len(numbers) != 2 * k * (end - start):
                 return None
             runs: dict[str, Run] = {}
@@ -205,15 +220,14 @@ def read_columns(row: Sequence[Any]) -> Columns | None:
     """``COLUMNS_SQL``'s row as columns; None when some stored day has no narrow row, or one
     is odd (the caller then reads the summaries the full way)."""
     try:
-        reports, count, dates, opens, closes, names, values = row
-        if not count or count != reports:
+        reports, both, count, dates, opens, closes, names, values, odd = row
+        if not count or not count == both == reports or odd:
             return None
         texts = dates.split(",")
         if any(a >= b for a, b in zip(texts, texts[1:], strict=False)):
             return None  # not in date order (SQLite does not promise group_concat's order)
         days = list(map(date.fromisoformat, texts))
-        o = list(map(int, opens.split(",")))
-        c = list(map(int, closes.split(",")))
+        o, c = list(map(int, opens.split(","))), list(map(int, closes.split(",")))
         name_rows, value_rows = names.split("\n"), values.split("\n")
         if not count == len(days) == len(o) == len(c) == len(name_rows) == len(value_rows):
             return None
