@@ -16,6 +16,7 @@ dataclass (``dataclass_transform``).
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform
 
 T = TypeVar("T")
@@ -36,19 +37,23 @@ def record(cls: type[T]) -> type[T]:
     body["__match_args__"] = tuple(names)
     new: Any = type(cls)(cls.__name__, cls.__bases__, body)  # type: ignore[misc]
     new.__qualname__ = cls.__qualname__
-    scope: dict[str, Any] = {f"_set_{n}": getattr(new, n).__set__ for n in names}
+    setters = [getattr(new, n).__set__ for n in names]
+    scope: dict[str, Any] = {f"_set_{n}": set_ for n, set_ in zip(names, setters, strict=True)}
     scope.update({f"_default_{n}": v for n, v in defaults.items()})
     params = ", ".join(f"{n}=_default_{n}" if n in defaults else n for n in names)
     lines = "\n".join(f"    _set_{n}(self, {n})" for n in names) or "    pass"
-    fields = "".join(f"self.{n}, " for n in names)
-    shown = ", ".join(f"{n}={{self.{n}!r}}" for n in names)
-    sets = "\n".join(f"    _set_{n}(self, state[{i}])" for i, n in enumerate(names)) or "    pass"
-    source = (f"def __init__(self, {params}):\n{lines}\n"
-              f"def __setstate__(self, state):\n{sets}\n"
-              f"def _fields(self):\n    return ({fields})\n"
-              f"def __repr__(self):\n    return f'{cls.__qualname__}({shown})'\n")
-    exec(source, scope)  # a fixed template over the class's own field names
-    fields_of = scope["_fields"]
+    exec(f"def __init__(self, {params}):\n{lines}\n", scope)  # a fixed template over the class's field names
+    # the rest needs no speed: no more compiling per class
+    getter = attrgetter(*names) if names else (lambda _: ())
+    fields_of = getter if len(names) != 1 else (lambda self: (getter(self),))
+    name_of = cls.__qualname__
+
+    def __repr__(self: Any) -> str:
+        return f"{name_of}({', '.join(f'{n}={v!r}' for n, v in zip(names, fields_of(self), strict=True))})"
+
+    def __setstate__(self: Any, state: tuple[Any, ...]) -> None:
+        for set_, value in zip(setters, state, strict=True):
+            set_(self, value)
 
     def __eq__(self: Any, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -64,9 +69,9 @@ def record(cls: type[T]) -> type[T]:
     def __delattr__(self: Any, name: str) -> None:
         raise FrozenError(f"cannot delete field {name!r} of a frozen {cls.__name__}")
 
-    for name, fn in (("__init__", scope["__init__"]), ("__repr__", scope["__repr__"]), ("__eq__", __eq__),
+    for name, fn in (("__init__", scope["__init__"]), ("__repr__", __repr__), ("__eq__", __eq__),
                      ("__hash__", __hash__), ("__setattr__", __setattr__), ("__delattr__", __delattr__),
-                     ("__getstate__", fields_of), ("__setstate__", scope["__setstate__"])):
+                     ("__getstate__", lambda self: fields_of(self)), ("__setstate__", __setstate__)):
         fn.__qualname__ = f"{cls.__qualname__}.{name}"
         type.__setattr__(new, name, fn)
     built: type[T] = new
