@@ -245,7 +245,11 @@ def test_the_figures_at_once_are_the_functions_one_by_one() -> None:
             rf = r.daily_rate(annual)
             want = (r.total_return(values), r.annual_return(values), r.annual_volatility(values),
                     r.sharpe(values, rf), r.sortino(values, rf))
+            index = [1.0]
+            for v in values:
+                index.append(index[-1] * (1.0 + v))
             assert repr(r._ratios(values, rf, r.PERIODS_PER_YEAR)) == repr(want), (trial, annual)
+            assert repr(r._ratios(values, rf, r.PERIODS_PER_YEAR, index[-1])) == repr(want), (trial, annual)
 
 
 def test_integers_go_through_their_hex_digits_both_ways() -> None:

@@ -222,11 +222,14 @@ def scaled_return_figures(days: Sequence[date], opens: Sequence[int], closes: Se
                     unscale(sum(c) - sum(o)), unscale(worst), risk_free_rate, periods)
 
 
-def _ratios(returns: list[float], rf: float, periods: int) -> tuple[float | None, ...]:
+def _ratios(returns: list[float], rf: float, periods: int, ending: float | None = None) -> tuple[float | None, ...]:
     """``total_return``, ``annual_return``, ``annual_volatility``, ``sharpe`` and ``sortino`` of
     ``returns`` at once: the same operations on the same values, each done once (the excess
     returns are the returns themselves at a zero rate, ``r - 0.0`` being ``r``), so the same
-    floats, without the second standard deviation, product and excess list."""
+    floats, without the second standard deviation, product and excess list. ``ending`` is the
+    product of ``1.0 + r`` when the caller has it: the last value of the wealth index, built by
+    the same multiplications in the same order as ``math.prod`` makes them (from 1, one float
+    multiplication per return)."""
     if not returns:
         return None, None, None, None, None
     n = len(returns)
@@ -235,7 +238,8 @@ def _ratios(returns: list[float], rf: float, periods: int) -> tuple[float | None
     sd = _std(returns)
     sd_excess = sd if excess is returns else _std(excess)
     mean_excess = _mean(excess)
-    ending = math.prod(1.0 + r for r in returns)
+    if ending is None:
+        ending = math.prod(1.0 + r for r in returns)
     if ending <= 0:
         annual = None if ending < 0 else -1.0
     else:
@@ -256,7 +260,7 @@ def _figures(used: list[date], returns: list[float], start: Decimal | None, end:
     for r in returns:
         index.append(index[-1] * (1.0 + r))
     dd = drawdown(index)
-    total, ann, volatility, sharpe_ratio, sortino_ratio = _ratios(returns, rf, periods)
+    total, ann, volatility, sharpe_ratio, sortino_ratio = _ratios(returns, rf, periods, index[-1])
     depth = dd.depth if returns else None
 
     def day_at(i: int | None) -> date | None:
