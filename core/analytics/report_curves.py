@@ -224,7 +224,7 @@ def read_columns(row: Sequence[Any]) -> Columns | None:
         if not count or not count == both == reports or odd:
             return None
         texts = dates.split(",")
-        if any(a >= b for a, b in zip(texts, texts[1:], strict=False)):
+        if texts != sorted(texts):  # (the dates are the table's key: no two alike)
             return None  # not in date order (SQLite does not promise group_concat's order)
         days = list(map(date.fromisoformat, texts))
         o, c = list(map(int, opens.split(","))), list(map(int, closes.split(",")))
