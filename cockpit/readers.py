@@ -527,6 +527,7 @@ def performance(conn: sqlite3.Connection, *, strategy: str | None = None, risk_f
         if base is None:
             base = days[0].open if days else ZERO
         per_owner_of, top_of = _scopes(reports, days, base, trades, tz, risk_free_rate)
+    assert base is not None  # set on either way above
     owners = sorted(per_owner_of)
     if strategy is not None and strategy not in owners:
         known = ", ".join(owners) or "none yet"
