@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
+from operator import sub, truediv
 
 from core.common.record import record
 
@@ -209,7 +210,7 @@ def scaled_return_figures(days: Sequence[date], opens: Sequence[int], closes: Se
     else:
         keep = [i for i, v in enumerate(opens) if v > 0]
         used_days, o, c = [days[i] for i in keep], [opens[i] for i in keep], [closes[i] for i in keep]
-    returns = [(b - a) / a for a, b in zip(o, c, strict=True)]
+    returns = list(map(truediv, map(sub, c, o), o))  # (close - open) / open, each
     worst = 0
     if o:
         peak = o[0]
@@ -284,5 +285,5 @@ def _figures(used: list[date], returns: list[float], start: Decimal | None, end:
         max_drawdown_recovered=day_at(dd.recovered) if dd.depth > 0 else None,
         longest_drawdown_duration=dd.longest,
         best_day=max(returns) if returns else None, worst_day=min(returns) if returns else None,
-        positive_days=len([r for r in returns if r > 0]), negative_days=len([r for r in returns if r < 0]),
+        positive_days=sum(map((0.0).__lt__, returns)), negative_days=sum(map((0.0).__gt__, returns)),
     )
