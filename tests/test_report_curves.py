@@ -23,7 +23,7 @@ import pytest
 from cockpit import readers
 from cockpit.wiring import build_engine
 from core.analytics.recorder import ReportsRecorder
-from core.analytics.report_curves import COLUMNS_SQL, backfill_params, int64s, read_columns, unscaled
+from core.analytics.report_curves import COLUMNS_SQL, backfill_params, hex64, int64s, read_columns, unscaled
 from core.analytics.returns import EquityDay, return_figures, scaled_return_figures
 from core.common.bus import Bus
 from core.common.clock import SimClock
@@ -101,7 +101,7 @@ def test_a_replay_leaves_one_narrow_row_per_summary_saying_what_it_says(
     assert {"sma_cross", "rsi_reversion"} <= owners
     last = published[-1]
     cumulative = {s.strategy: s.cumulative for s in last.strategies}
-    names, values = narrow[-1][4].split("\t"), int64s(narrow[-1][5].hex())
+    names, values = narrow[-1][4].split("\t"), int64s(narrow[-1][5])
     assert {n: unscaled(values[2 * i]) for i, n in enumerate(names)} == cumulative
     assert unscaled(narrow[-1][3]) == last.equity_close
 
@@ -161,7 +161,7 @@ def test_an_odd_summary_has_no_narrow_row_and_the_reader_reads_the_summaries(tmp
                 {"strategy": "a\tb", "cumulative": "1", "net": "1"}]})),  # a tab in a name
             ("2024-01-05", "2024-01-05T21:00:00+00:00", "{not json")]
     assert backfill_params(rows) == [("2024-01-02", "2024-01-02T21:00:00+00:00", 10000000000, 10150000000,
-                                      "a", (150000000).to_bytes(8, "big") * 2)]
+                                      "a", "0000000008f0d180" * 2)]
     with closing(sqlite3.connect(db)) as con:
         con.executemany("INSERT INTO daily_reports VALUES (?, ?, '0', '0', '0', ?, 'x')", rows)
         con.commit()
@@ -199,7 +199,7 @@ def test_a_session_closed_again_updates_both_rows_alike(
     for narrow, summaries in (seen[0], seen[1], seen[3]):
         assert len(narrow) == 1 and narrow == summaries
     assert seen[1][0][0][3] == int(later.equity_close * 10**8) != seen[0][0][0][3]
-    assert seen[3][0][0][4] == again.strategies[0].strategy and len(seen[3][0][0][5]) == 16
+    assert seen[3][0][0][4] == again.strategies[0].strategy and len(seen[3][0][0][5]) == 32
     assert _rows(db, "SELECT count(*) FROM daily_reports") == [(1,)]
 
 
@@ -253,12 +253,11 @@ def test_the_figures_at_once_are_the_functions_one_by_one() -> None:
 
 
 def test_integers_go_through_their_hex_digits_both_ways() -> None:
-    """SQLite's ``printf('%016x')`` of an integer and a blob of big-endian 8-byte integers both
-    come back as the integers (negative ones, the extremes)."""
+    """``hex64`` and ``int64s`` (and SQLite's ``printf('%016x')`` of an integer: the same digits),
+    negative integers and the extremes included."""
     values = [0, 1, -1, 10**13, -(10**13) - 7, 2**63 - 1, -(2**63)]
     with closing(sqlite3.connect(":memory:")) as con:
         digits = "".join(con.execute("SELECT printf('%016x', ?)", (v,)).fetchone()[0] for v in values)
-        blob = b"".join(v.to_bytes(8, "big", signed=True) for v in values)
-        assert int64s(digits) == values == int64s(con.execute("SELECT hex(?)", (blob,)).fetchone()[0])
+    assert hex64(values) == digits and int64s(digits) == values
     with pytest.raises(ValueError):
         int64s("abc")

@@ -35,13 +35,13 @@ CURVES_TABLE = """
         equity_open INTEGER NOT NULL,
         equity_close INTEGER NOT NULL,
         owner_names TEXT NOT NULL,
-        owner_values BLOB NOT NULL
+        owner_values TEXT NOT NULL
     ) WITHOUT ROWID;
 """
 #: ``owner_names``: the names of the summary's ``strategies`` rows, in order, joined by a tab
 #: (empty when there is none); ``owner_values`` each one's cumulative and net (integers of 1e-8)
-#: in that order, each 8 bytes big-endian (two's complement): the reader turns a run of sessions
-#: with the same names into integers at once, without parsing text.
+#: in that order, each as its 64 bits in 16 hex digits (big-endian, two's complement): the reader
+#: turns a run of sessions with the same names into integers with one ``bytes.fromhex``.
 PUT_CURVE = (
     "INSERT INTO report_curves (date, session_close, equity_open, equity_close, owner_names, owner_values)"
     " VALUES (?,?,?,?,?,?) ON CONFLICT(date) DO UPDATE SET session_close=excluded.session_close,"
@@ -56,14 +56,12 @@ MISSING_SQL = ("SELECT d.date, d.session_close, d.summary FROM daily_reports d"
 #: that of ``group_concat``, nor does a subquery's ORDER BY, which costs a sort: ``read_columns``
 #: checks the dates rise).
 #: The counts say whether every stored summary has its narrow row (the rows of both tables, and
-#: those in both); the owners' values go as hex digits, one ``bytes.fromhex`` for a run of them;
-#: ``odd`` counts the rows whose values are not a blob.
+#: those in both).
 COLUMNS_SQL = (
     "SELECT (SELECT count(*) FROM daily_reports),"
     " (SELECT count(*) FROM report_curves c JOIN daily_reports d ON d.date = c.date), count(*),"
     " group_concat(date, ','), group_concat(equity_open, ','), group_concat(equity_close, ','),"
-    " group_concat(owner_names, char(10)), group_concat(hex(owner_values), char(10)),"
-    " sum(typeof(owner_values) != 'blob') FROM report_curves")
+    " group_concat(owner_names, char(10)), group_concat(owner_values, char(10)) FROM report_curves")
 
 
 def scaled_text(text: Any) -> int | None:
@@ -91,16 +89,21 @@ def unscaled(value: int) -> Decimal:
     return Decimal(value) * _UNIT
 
 
-def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, bytes] | None:
+def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str] | None:
     names: list[str] = []
-    values: list[bytes] = []
+    values: list[int] = []
     for name, cumulative, net in lines:
         c, n = scaled_text(cumulative), scaled_text(net)
         if not isinstance(name, str) or "\t" in name or "\n" in name or c is None or n is None:
             return None
         names.append(name)
-        values += (c.to_bytes(8, "big", signed=True), n.to_bytes(8, "big", signed=True))
-    return "\t".join(names), b"".join(values)
+        values += (c, n)
+    return "\t".join(names), hex64(values)
+
+
+def hex64(values: Iterable[int]) -> str:
+    """Integers as their 64 bits, big-endian, 16 hex digits each (``int64s`` reads them)."""
+    return b"".join(v.to_bytes(8, "big", signed=True) for v in values).hex()
 
 
 def int64s(hex_text: str) -> list[int]:
@@ -112,7 +115,7 @@ def int64s(hex_text: str) -> list[int]:
 
 
 def curve_params(day: str, session_close: str, equity_open: Any, equity_close: Any,
-                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, bytes] | None:
+                 owners: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str, int, int, str, str] | None:
     """``PUT_CURVE``'s parameters from a summary's texts (its money as ``money`` writes it, each
     owner's (name, cumulative, net)); None when it cannot be held exactly (the reader then
     reads that day's summary)."""
@@ -122,7 +125,7 @@ def curve_params(day: str, session_close: str, equity_open: Any, equity_close: A
     return (day, session_close, eo, ec, *texts)
 
 
-def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str, bytes]]:
+def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, int, str, str]]:
     """``PUT_CURVE``'s parameters for ``MISSING_SQL``'s rows (date, session_close, summary), of
     each summary that reads as a summary of its date with a list of owner rows; the others are
     left to the reader's full path."""
@@ -220,8 +223,8 @@ def read_columns(row: Sequence[Any]) -> Columns | None:
     """``COLUMNS_SQL``'s row as columns; None when some stored day has no narrow row, or one
     is odd (the caller then reads the summaries the full way)."""
     try:
-        reports, both, count, dates, opens, closes, names, values, odd = row
-        if not count or not count == both == reports or odd:
+        reports, both, count, dates, opens, closes, names, values = row
+        if not count or not count == both == reports:
             return None
         texts = dates.split(",")
         if texts != sorted(texts):  # (the dates are the table's key: no two alike)
