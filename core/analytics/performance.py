@@ -15,7 +15,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from datetime import date, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.analytics.returns import (
     PERIODS_PER_YEAR,
@@ -25,7 +25,6 @@ from core.analytics.returns import (
     scaled_return_figures,
 )
 from core.analytics.trades import Trade, TradeStats, trade_stats
-from core.common.record import record
 from core.domain.serialize import money
 
 
@@ -44,8 +43,7 @@ def exposure(days: Sequence[date], trades: Sequence[Trade], tz: tzinfo) -> float
     return len(held) / len(ordered)
 
 
-@record
-class Performance:
+class Performance(NamedTuple):
     returns: ReturnFigures
     trades: TradeStats
     exposure: float | None

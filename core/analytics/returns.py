@@ -34,15 +34,13 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from operator import sub, truediv
-
-from core.common.record import record
+from typing import NamedTuple
 
 PERIODS_PER_YEAR = 252
 ZERO = Decimal(0)
 
 
-@record
-class EquityDay:
+class EquityDay(NamedTuple):
     """One session: the equity at the previous close (``open``) and at this close."""
 
     day: date
@@ -50,8 +48,7 @@ class EquityDay:
     close: Decimal
 
 
-@record
-class ReturnFigures:
+class ReturnFigures(NamedTuple):
     sessions: int
     first_day: date | None
     last_day: date | None
@@ -145,8 +142,7 @@ def annual_volatility(returns: Sequence[float], periods: int = PERIODS_PER_YEAR)
     return None if sd is None else sd * math.sqrt(periods)
 
 
-@record
-class Drawdown:
+class Drawdown(NamedTuple):
     depth: float  # positive fraction of the peak
     peak: int  # index into the index series (0 = before the first session)
     trough: int

@@ -25,16 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-
-from core.common.record import record
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 
 PriceOf = Callable[[str], Decimal | None]
 
 
-@record
-class FillRecord:
+class FillRecord(NamedTuple):
     """A fill as the analytics need it; ``signed_qty`` is + for a buy, - for a sell."""
 
     exec_id: str
@@ -52,8 +50,7 @@ class FillRecord:
         return self.allocation or ((self.owner, self.signed_qty),)
 
 
-@record
-class Trade:
+class Trade(NamedTuple):
     owner: str
     symbol: str
     direction: int  # +1 long, -1 short
@@ -226,8 +223,7 @@ def round_trips(fills: Iterable[FillRecord]) -> tuple[list[Trade], list[Trade]]:
     return closed, ledger.open_trades()
 
 
-@record
-class TradeStats:
+class TradeStats(NamedTuple):
     """Statistics of closed trades. A win has P&L > 0, a loss < 0; a trade at exactly zero is
     neither but counts in ``trades``. ``expectancy`` is the mean P&L per trade (money; equal to
     win rate x average win - loss rate x |average loss|); ``expectancy_ratio`` is Lean's
