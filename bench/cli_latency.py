@@ -10,6 +10,10 @@ is (``--no-compile``: not). ``--importtime`` adds, per command, the modules that
 import (``python -X importtime``, cumulative). Asserts nothing.
 
     python bench/cli_latency.py [--runs 15] [--importtime] [--only positions,--help]
+
+``--state DIR`` (with ``--against``) reads an existing state dir instead (no engine beside it),
+for example one with the whole ORCL daily file replayed, where `cockpit metrics` has 5,036
+sessions to read; each tree then reads its own ``config.toml`` unless ``--config FILE`` names one.
 """
 
 from __future__ import annotations
@@ -108,6 +112,10 @@ def main() -> None:
                         help="also measure another checkout of the project, runs alternating with this one")
     parser.add_argument("--check-same", action="store_true",
                         help="with --against: compare both trees' output of each command, byte for byte")
+    parser.add_argument("--state", metavar="DIR", default=None,
+                        help="with --against: read this state dir (no engine started beside it)")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="with --state: the config both trees read (default: each tree's config.toml)")
     parser.add_argument("--no-compile", action="store_true",
                         help="do not byte-compile the trees first (then, with PYTHONDONTWRITEBYTECODE set, each run "
                              "compiles every module it imports that has no .pyc yet)")
@@ -165,8 +173,8 @@ def against(args: argparse.Namespace) -> None:
           f"{load[2]:.2f})")
     differ = 0
     with tempfile.TemporaryDirectory(prefix="cli-latency-") as tmp:
-        state = Path(tmp) / "state"
-        engine = make_state(state, ROOT / "config.toml")
+        state = Path(args.state).resolve() if args.state else Path(tmp) / "state"
+        engine = None if args.state else make_state(state, ROOT / "config.toml")
         try:
             commands = [["python -c pass"]] + [c for c in COMMANDS if not only or c[0] in only]
             for command in commands:
@@ -177,7 +185,8 @@ def against(args: argparse.Namespace) -> None:
                     elif command == ["--help"]:
                         argvs[side] = [sys.executable, "-m", "cockpit", "--help"]
                     else:
-                        argvs[side] = [sys.executable, "-m", "cockpit", *command, "--config", str(tree / "config.toml"),
+                        config = Path(args.config).resolve() if args.config else tree / "config.toml"
+                        argvs[side] = [sys.executable, "-m", "cockpit", *command, "--config", str(config),
                                        "--state-dir", str(state)]
                 times: dict[str, list[float]] = {"A": [], "B": []}
                 outputs: dict[str, tuple[int, str, str]] = {}
@@ -202,11 +211,12 @@ def against(args: argparse.Namespace) -> None:
                 print(f"  {shown:<30} A median {a:6.1f} (min {min(times['A']):6.1f})  B median {b:6.1f} "
                       f"(min {min(times['B']):6.1f})  A/B {a / b:5.2f}{codes}{same}")
         finally:
-            engine.send_signal(signal.SIGTERM)
-            try:
-                engine.wait(30)
-            except subprocess.TimeoutExpired:
-                engine.kill()
+            if engine is not None:
+                engine.send_signal(signal.SIGTERM)
+                try:
+                    engine.wait(30)
+                except subprocess.TimeoutExpired:
+                    engine.kill()
     load = os.getloadavg()
     print(f"load at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" +
           (f"; {differ} commands printed something else" if args.check_same else ""))

@@ -614,6 +614,10 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
         db = metrics.db
     else:
         db = _reader_settings(args).db
+    if command == "metrics":  # one read and the process ends: no collection pass over what it builds
+        import gc
+
+        gc.disable()
     try:
         conn = readers.connect_readonly(db)
         with conn:

@@ -419,6 +419,73 @@ def _points_days(conn: sqlite3.Connection, tz: Any, warn: Warn) -> list[Any]:
     return days
 
 
+_Figures = Callable[[], dict[str, Any]]
+_Trades = tuple[list[Any], list[Any]]  # closed, still open (core/analytics/trades.py)
+
+
+def _fills(conn: sqlite3.Connection, warn: Warn) -> _Trades:
+    from core.analytics.stored import ALLOCATIONS_SQL, FILLS_SQL, fill_records
+    from core.analytics.trades import round_trips
+
+    fills = fill_records(conn.execute(FILLS_SQL), conn.execute(ALLOCATIONS_SQL) if _has_table(
+        conn, "fill_allocations") else [], warn)
+    return round_trips(fills)
+
+
+def _curve_columns(conn: sqlite3.Connection) -> Any:
+    """The stored curves from ``report_curves`` (core/analytics/report_curves.py): integer
+    columns, no JSON. None when the store has no such table (an engine from before it has not
+    opened it since) or some stored day has no clean row in it: then the summaries are read."""
+    from core.analytics.report_curves import COLUMNS_SQL, read_columns
+
+    if not _has_table(conn, "report_curves"):
+        return None
+    return read_columns(conn.execute(COLUMNS_SQL).fetchone())
+
+
+def _scaled_scopes(columns: Any, scaled_base: int, trades: _Trades, tz: Any,
+                   risk_free_rate: float) -> tuple[dict[str, _Figures], _Figures]:
+    """Each owner's figures and the account's (as functions) from ``_curve_columns``: the same
+    figures as ``_scopes`` (core/analytics/returns.py ``scaled_return_figures``)."""
+    from core.analytics.performance import scaled_performance
+    from core.analytics.report_curves import unscaled
+
+    closed, still_open = trades
+    curves = columns.owner_curves(scaled_base)
+    days = columns.days
+
+    def of(owner: str) -> _Figures:
+        opens, closes = curves.get(owner, ([], []))
+        return lambda: scaled_performance(days if opens else [], opens, closes, unscaled,
+                                          [t for t in closed if t.owner == owner],
+                                          [t for t in still_open if t.owner == owner], tz, risk_free_rate).to_json()
+
+    owners = set(curves) | {t.owner for t in closed} | {t.owner for t in still_open}
+    return ({o: of(o) for o in owners},
+            lambda: scaled_performance(days, columns.opens, columns.closes, unscaled, closed, still_open, tz,
+                                       risk_free_rate).to_json())
+
+
+def _scopes(reports: list[dict[str, Any]], days: list[Any], base: Decimal, trades: _Trades, tz: Any,
+            risk_free_rate: float) -> tuple[dict[str, _Figures], _Figures]:
+    """Each owner's figures and the account's (as functions), from the stored summaries (or,
+    without any, the account's from the equity points)."""
+    from core.analytics.performance import performance as figures
+    from core.analytics.returns import EquityDay
+    from core.analytics.stored import owner_days
+
+    closed, still_open = trades
+    curves = owner_days(reports, base)
+
+    def of(owner: str) -> _Figures:
+        curve: list[EquityDay] = curves.get(owner, [])  # no daily reports: no curve per owner
+        return lambda: figures(curve, [t for t in closed if t.owner == owner],
+                               [t for t in still_open if t.owner == owner], tz, risk_free_rate).to_json()
+
+    owners = set(curves) | {t.owner for t in closed} | {t.owner for t in still_open}
+    return {o: of(o) for o in owners}, lambda: figures(days, closed, still_open, tz, risk_free_rate).to_json()
+
+
 @_exact
 def performance(conn: sqlite3.Connection, *, strategy: str | None = None, risk_free_rate: float = 0.0,
                 market_tz: str = "America/New_York", warn: Warn | None = None,
@@ -432,37 +499,41 @@ def performance(conn: sqlite3.Connection, *, strategy: str | None = None, risk_f
     ``allocation_used`` (its gross exposure over it, a fraction)."""
     from zoneinfo import ZoneInfo
 
-    from core.analytics.performance import performance as figures
-    from core.analytics.returns import PERIODS_PER_YEAR, EquityDay
-    from core.analytics.stored import ALLOCATIONS_SQL, FILLS_SQL, account_days, fill_records, owner_days
-    from core.analytics.trades import round_trips
+    from core.analytics.report_curves import scaled, unscaled
+    from core.analytics.returns import PERIODS_PER_YEAR
+    from core.analytics.stored import account_days
 
     warn = warn or stderr_warnings()
     tz = ZoneInfo(market_tz)
-    reports = _stored_curves(conn, warn)
-    days = account_days(reports) if reports else _points_days(conn, tz, warn)
-    source = "daily_reports" if reports else "equity_points" if days else None
-    fills = fill_records(conn.execute(FILLS_SQL), conn.execute(ALLOCATIONS_SQL) if _has_table(
-        conn, "fill_allocations") else [], warn)
-    closed, still_open = round_trips(fills)
+    columns = _curve_columns(conn)
+    reports = _stored_curves(conn, warn) if columns is None else None
+    days = (account_days(reports) if reports else _points_days(conn, tz, warn)) if reports is not None else None
+    trades = _fills(conn, warn)
     acct = {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM account")}
     base = number(acct.get("starting_cash"), "account.starting_cash", warn, nullable=True)
-    if base is None:
-        base = days[0].open if days else ZERO
-    curves = owner_days(reports, base)
-    owners = sorted(set(curves) | {t.owner for t in closed} | {t.owner for t in still_open})
+    if columns is not None:
+        if base is None:
+            base = unscaled(columns.opens[0])
+        scaled_base = scaled(base)
+        if scaled_base is not None:
+            source: str | None = "daily_reports"
+            per_owner_of, top_of = _scaled_scopes(columns, scaled_base, trades, tz, risk_free_rate)
+        else:  # a base of more than 8 places: the summaries (each one clean, so nothing to warn of)
+            reports = _stored_curves(conn, warn)
+            days = account_days(reports)
+    if days is not None:
+        assert reports is not None
+        source = "daily_reports" if reports else "equity_points" if days else None
+        if base is None:
+            base = days[0].open if days else ZERO
+        per_owner_of, top_of = _scopes(reports, days, base, trades, tz, risk_free_rate)
+    assert base is not None  # set on either way above
+    owners = sorted(per_owner_of)
     if strategy is not None and strategy not in owners:
         known = ", ".join(owners) or "none yet"
         raise UnknownStrategy(f"no strategy {strategy!r} in the store (known: {known})")
-
-    def of(owner: str) -> dict[str, Any]:
-        curve: list[EquityDay] = curves.get(owner, [])  # no daily reports: no curve per owner
-        return figures(curve, [t for t in closed if t.owner == owner], [t for t in still_open if t.owner == owner],
-                       tz, risk_free_rate).to_json()
-
-    per_owner = {o: of(o) for o in owners if strategy is None or o == strategy}
-    top = per_owner[strategy] if strategy is not None else figures(days, closed, still_open, tz,
-                                                                   risk_free_rate).to_json()
+    per_owner = {o: per_owner_of[o]() for o in owners if strategy is None or o == strategy}
+    top = per_owner[strategy] if strategy is not None else top_of()
     head: dict[str, Any] = {"scope": strategy or "account", "source": source,
                             "risk_free_rate": risk_free_rate, "periods_per_year": PERIODS_PER_YEAR,
                             "strategy_base_equity": money(base)}

@@ -118,7 +118,7 @@ def test_every_session_is_summarised_at_its_close_and_adds_up(uninterrupted: Uni
     with sqlite3.connect(u.state / "cockpit.sqlite") as conn:
         stored = conn.execute("SELECT date, summary FROM daily_reports ORDER BY date").fetchall()
         version = conn.execute("SELECT version FROM schema_migrations WHERE component = 'reports'").fetchone()
-    assert [r[0] for r in stored] == [d.isoformat() for d, _ in expected] and version == (1,)
+    assert [r[0] for r in stored] == [d.isoformat() for d, _ in expected] and version == (2,)  # v2: report_curves
     assert json.loads(stored[-1][1]) == days[-1].to_json()
 
 

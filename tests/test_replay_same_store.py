@@ -12,6 +12,9 @@ The alerts of the daily summaries changed by design (wt-replaysum): a replay fas
 sends the first session's summary and then at most one a wall minute, the last one saying how
 many it folded (core/alerts/policy.py, ``SummaryFold``); the daily reports' rows are unchanged.
 The fold's window is widened to an hour here, so a slow machine folds the same ones.
+
+``report_curves`` is new (wt-metrics: the curves' part of each summary, for `cockpit metrics`),
+so ``schema_migrations`` says reports v2; every other table is byte for byte what it was.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (5, '84bf6a11a5dd499b'),
         'positions': (5, '59ed19e2894cb3a7'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (1763, '02aed66f1cc5c933'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'orcl-q1': {
@@ -67,7 +71,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, '97dc16535ce6dff6'),
         'positions': (1, 'a84e68c4cf98de39'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (5036, '4cacf642e1abf6d0'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'orcl-q2': {
@@ -89,7 +94,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, '97dc16535ce6dff6'),
         'positions': (1, 'a84e68c4cf98de39'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (5036, '4cacf642e1abf6d0'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'orcl-q4': {
@@ -111,7 +117,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, '97dc16535ce6dff6'),
         'positions': (1, 'a84e68c4cf98de39'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (5036, '4cacf642e1abf6d0'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'fesx-q1': {
@@ -133,7 +140,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, 'f6e8bc6b1ac6bedf'),
         'positions': (1, 'a02224bd10b320f0'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (38, 'd5242ec6280a8409'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'fesx-q2': {
@@ -155,7 +163,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, 'f6e8bc6b1ac6bedf'),
         'positions': (1, 'ca0dcea6b55b1b0c'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (38, 'b3e3fa6bf77ca219'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
     'fesx-q4': {
@@ -177,7 +186,8 @@ GOLDEN: dict[str, dict[str, tuple[int, str]]] = {
         'paper_positions': (1, 'f6e8bc6b1ac6bedf'),
         'positions': (1, 'a40cf703c82fa600'),
         'risk_events': (0, '5f97252da75dd0cb'),
-        'schema_migrations': (5, '3c73e9a6f7b604d7'),
+        'report_curves': (38, 'cd134e1dbc9e98e4'),
+        'schema_migrations': (5, 'e17a26fb5e6102d7'),
         'settings': (0, '44ad2c476f8d8ac3'),
     },
 }

@@ -12,13 +12,18 @@ the market's time zone); a trade opened and closed within one session adds none.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import date, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from core.analytics.returns import PERIODS_PER_YEAR, EquityDay, ReturnFigures, return_figures
+from core.analytics.returns import (
+    PERIODS_PER_YEAR,
+    EquityDay,
+    ReturnFigures,
+    return_figures,
+    scaled_return_figures,
+)
 from core.analytics.trades import Trade, TradeStats, trade_stats
 from core.domain.serialize import money
 
@@ -38,8 +43,7 @@ def exposure(days: Sequence[date], trades: Sequence[Trade], tz: tzinfo) -> float
     return len(held) / len(ordered)
 
 
-@dataclass(frozen=True, slots=True)
-class Performance:
+class Performance(NamedTuple):
     returns: ReturnFigures
     trades: TradeStats
     exposure: float | None
@@ -83,3 +87,14 @@ def performance(days: Sequence[EquityDay], closed: Sequence[Trade], open_trades:
         exposure=exposure([d.day for d in days], [*closed, *open_trades], tz),
     )
 
+
+
+def scaled_performance(days: Sequence[date], opens: Sequence[int], closes: Sequence[int],
+                       unscale: Callable[[int], Decimal], closed: Sequence[Trade], open_trades: Sequence[Trade],
+                       tz: tzinfo, risk_free_rate: float = 0.0, periods: int = PERIODS_PER_YEAR) -> Performance:
+    """``performance`` of a curve given as integer columns (``scaled_return_figures``)."""
+    return Performance(
+        returns=scaled_return_figures(days, opens, closes, unscale, risk_free_rate, periods),
+        trades=trade_stats(list(closed), len(open_trades)),
+        exposure=exposure(days, [*closed, *open_trades], tz),
+    )

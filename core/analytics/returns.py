@@ -30,17 +30,17 @@ drawdown to the session that regains it (or to the last session if none has yet)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
+from operator import sub, truediv
+from typing import NamedTuple
 
 PERIODS_PER_YEAR = 252
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class EquityDay:
+class EquityDay(NamedTuple):
     """One session: the equity at the previous close (``open``) and at this close."""
 
     day: date
@@ -48,8 +48,7 @@ class EquityDay:
     close: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class ReturnFigures:
+class ReturnFigures(NamedTuple):
     sessions: int
     first_day: date | None
     last_day: date | None
@@ -143,8 +142,7 @@ def annual_volatility(returns: Sequence[float], periods: int = PERIODS_PER_YEAR)
     return None if sd is None else sd * math.sqrt(periods)
 
 
-@dataclass(frozen=True, slots=True)
-class Drawdown:
+class Drawdown(NamedTuple):
     depth: float  # positive fraction of the peak
     peak: int  # index into the index series (0 = before the first session)
     trough: int
@@ -187,31 +185,95 @@ def return_figures(days: Sequence[EquityDay], risk_free_rate: float = 0.0,
                    periods: int = PERIODS_PER_YEAR) -> ReturnFigures:
     """Every return-based figure of ``days`` (oldest first)."""
     used = [d for d in days if d.open > 0]
-    returns = daily_returns(used)
+    return _figures([d.day for d in used], daily_returns(used), used[0].open if used else None,
+                    used[-1].close if used else None, sum((d.close - d.open for d in used), ZERO),
+                    _money_drawdown(used), risk_free_rate, periods)
+
+
+def scaled_return_figures(days: Sequence[date], opens: Sequence[int], closes: Sequence[int],
+                          unscale: Callable[[int], Decimal], risk_free_rate: float = 0.0,
+                          periods: int = PERIODS_PER_YEAR) -> ReturnFigures:
+    """``return_figures`` of equity given as integers (``unscale`` gives the money each stands
+    for: core/analytics/report_curves.py keeps 1e-8), the same figures without a Decimal per
+    session. Each return is ``(close - open) / open`` of the integers, which Python rounds to the
+    nearest float: the same float as ``float(close / open - 1)`` of the Decimals whenever that
+    Decimal division has 80 digits (the readers' context, cockpit/readers.py), the integers stay
+    below 10**31 and open is positive. (A float's rounding boundary that is not the exact
+    quotient lies at least 2**-54 / open from it, relatively, far beyond the 10**-79 the 80-digit
+    quotient can be off: both round to the same float.)"""
+    if min(opens, default=1) > 0:
+        used_days, o, c = list(days), list(opens), list(closes)
+    else:
+        keep = [i for i, v in enumerate(opens) if v > 0]
+        used_days, o, c = [days[i] for i in keep], [opens[i] for i in keep], [closes[i] for i in keep]
+    returns = list(map(truediv, map(sub, c, o), o))  # (close - open) / open, each
+    worst = 0
+    if o:
+        peak = o[0]
+        for v in c:
+            if v > peak:
+                peak = v
+            elif peak - v > worst:
+                worst = peak - v
+    return _figures(used_days, returns, unscale(o[0]) if o else None, unscale(c[-1]) if c else None,
+                    unscale(sum(c) - sum(o)), unscale(worst), risk_free_rate, periods)
+
+
+def _ratios(returns: list[float], rf: float, periods: int, ending: float | None = None) -> tuple[float | None, ...]:
+    """``total_return``, ``annual_return``, ``annual_volatility``, ``sharpe`` and ``sortino`` of
+    ``returns`` at once: the same operations on the same values, each done once (the excess
+    returns are the returns themselves at a zero rate, ``r - 0.0`` being ``r``), so the same
+    floats, without the second standard deviation, product and excess list. ``ending`` is the
+    product of ``1.0 + r`` when the caller has it: the last value of the wealth index, built by
+    the same multiplications in the same order as ``math.prod`` makes them (from 1, one float
+    multiplication per return)."""
+    if not returns:
+        return None, None, None, None, None
+    n = len(returns)
+    root = math.sqrt(periods)
+    excess = returns if rf == 0.0 else [r - rf for r in returns]
+    sd = _std(returns)
+    sd_excess = sd if excess is returns else _std(excess)
+    mean_excess = _mean(excess)
+    if ending is None:
+        ending = math.prod(1.0 + r for r in returns)
+    if ending <= 0:
+        annual = None if ending < 0 else -1.0
+    else:
+        annual = float(ending ** (periods / n) - 1.0)
+    sortino_ratio = None
+    if n >= 2:
+        risk = math.sqrt(_mean([e ** 2 if e < 0.0 else 0.0 for e in excess])) * root  # min(e, 0.0) ** 2
+        sortino_ratio = mean_excess * periods / risk if risk else None
+    return (ending - 1.0, annual, None if sd is None else sd * root,
+            None if sd_excess is None or sd_excess == 0 else mean_excess / sd_excess * root, sortino_ratio)
+
+
+def _figures(used: list[date], returns: list[float], start: Decimal | None, end: Decimal | None, pnl: Decimal,
+             money_drawdown: Decimal, risk_free_rate: float, periods: int) -> ReturnFigures:
+    """The figures of ``returns`` (one per session of ``used``, its dates)."""
     rf = daily_rate(risk_free_rate, periods)
     index = [1.0]
     for r in returns:
         index.append(index[-1] * (1.0 + r))
     dd = drawdown(index)
-    ann = annual_return(returns, periods)
+    total, ann, volatility, sharpe_ratio, sortino_ratio = _ratios(returns, rf, periods, index[-1])
     depth = dd.depth if returns else None
 
     def day_at(i: int | None) -> date | None:
         # index i is after session i-1; index 0 is before the first session (its open)
         if i is None or not used:
             return None
-        return used[max(i - 1, 0)].day
+        return used[max(i - 1, 0)]
 
     return ReturnFigures(
         sessions=len(returns),
-        first_day=used[0].day if used else None, last_day=used[-1].day if used else None,
-        start_equity=used[0].open if used else None, end_equity=used[-1].close if used else None,
-        pnl=sum((d.close - d.open for d in used), ZERO),
-        total_return=total_return(returns), annual_return=ann,
-        annual_volatility=annual_volatility(returns, periods),
-        sharpe=sharpe(returns, rf, periods), sortino=sortino(returns, rf, periods),
+        first_day=used[0] if used else None, last_day=used[-1] if used else None,
+        start_equity=start, end_equity=end, pnl=pnl,
+        total_return=total, annual_return=ann, annual_volatility=volatility,
+        sharpe=sharpe_ratio, sortino=sortino_ratio,
         calmar=ann / dd.depth if ann is not None and dd.depth > 0 else None,
-        max_drawdown=depth, max_drawdown_money=_money_drawdown(used),
+        max_drawdown=depth, max_drawdown_money=money_drawdown,
         max_drawdown_duration=((dd.recovered if dd.recovered is not None else len(index) - 1) - dd.peak)
         if dd.depth > 0 else 0,
         max_drawdown_peak=day_at(dd.peak) if dd.depth > 0 else None,
@@ -219,5 +281,5 @@ def return_figures(days: Sequence[EquityDay], risk_free_rate: float = 0.0,
         max_drawdown_recovered=day_at(dd.recovered) if dd.depth > 0 else None,
         longest_drawdown_duration=dd.longest,
         best_day=max(returns) if returns else None, worst_day=min(returns) if returns else None,
-        positive_days=sum(1 for r in returns if r > 0), negative_days=sum(1 for r in returns if r < 0),
+        positive_days=sum(map((0.0).__lt__, returns)), negative_days=sum(map((0.0).__gt__, returns)),
     )

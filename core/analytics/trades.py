@@ -23,17 +23,16 @@ Only closed trades count in the statistics; the ones still open are counted apar
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 
 PriceOf = Callable[[str], Decimal | None]
 
 
-@dataclass(frozen=True, slots=True)
-class FillRecord:
+class FillRecord(NamedTuple):
     """A fill as the analytics need it; ``signed_qty`` is + for a buy, - for a sell."""
 
     exec_id: str
@@ -51,8 +50,7 @@ class FillRecord:
         return self.allocation or ((self.owner, self.signed_qty),)
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     owner: str
     symbol: str
     direction: int  # +1 long, -1 short
@@ -72,15 +70,18 @@ class Trade:
         return "long" if self.direction > 0 else "short"
 
 
-@dataclass(slots=True)
 class _Holding:
-    qty: Decimal
-    avg_cost: Decimal
-    opened_at: datetime
-    realized: Decimal = ZERO
-    commissions: Decimal = ZERO
-    fills: int = 1
-    max_qty: Decimal = ZERO
+    __slots__ = ("qty", "avg_cost", "opened_at", "realized", "commissions", "fills", "max_qty")
+
+    def __init__(self, qty: Decimal, avg_cost: Decimal, opened_at: datetime, realized: Decimal = ZERO,
+                 commissions: Decimal = ZERO, fills: int = 1, max_qty: Decimal = ZERO) -> None:
+        self.qty = qty
+        self.avg_cost = avg_cost
+        self.opened_at = opened_at
+        self.realized = realized
+        self.commissions = commissions
+        self.fills = fills
+        self.max_qty = max_qty
 
     def trade(self, owner: str, symbol: str, closed_at: datetime | None) -> Trade:
         return Trade(owner, symbol, 1 if self.qty > 0 else -1, self.opened_at, closed_at, self.max_qty,
@@ -222,8 +223,7 @@ def round_trips(fills: Iterable[FillRecord]) -> tuple[list[Trade], list[Trade]]:
     return closed, ledger.open_trades()
 
 
-@dataclass(frozen=True, slots=True)
-class TradeStats:
+class TradeStats(NamedTuple):
     """Statistics of closed trades. A win has P&L > 0, a loss < 0; a trade at exactly zero is
     neither but counts in ``trades``. ``expectancy`` is the mean P&L per trade (money; equal to
     win rate x average win - loss rate x |average loss|); ``expectancy_ratio`` is Lean's
