@@ -12,8 +12,8 @@ from __future__ import annotations
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.domain.daily_summary_json import summary_json
+from core.domain.daily_summary_numbers import money  # serialize.money, remembered (the same text)
 from core.domain.events import DailySummaryReady
-from core.domain.serialize import money
 from core.persistence.store import Store
 
 COMPONENT = "reports"
