@@ -8,8 +8,12 @@ a visible share of a replay. Here the keys are laid out once, in sorted order, i
 templates; each value is the same text ``to_json`` makes (``money``, ``dec``, ISO times), quoted
 as the encoder quotes it (strings through the encoder's own ``encode_basestring_ascii``, so a
 name with a quote or a non-ASCII letter is escaped the same way). tests/test_daily_summary_json.py
-checks the two agree on drawn summaries, and tests/test_replay_same_store.py that a replay's
-stored rows are byte for byte what they were.
+checks the two agree on drawn summaries (one at a time and in drawn sequences of days), and
+tests/test_replay_same_store.py that a replay's stored rows are byte for byte what they were.
+
+Day after day most values stay what they were (a quiet day's counts, alerts, realized P&L,
+limit and state; a position's quantity, cost and owners; a strategy's counts): those are written
+into a template once, kept by their values, and each day fills in only the values that moved.
 """
 
 from __future__ import annotations
