@@ -7,7 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
@@ -209,3 +209,114 @@ def test_the_wording_is_what_it_was(summary: DailySummary) -> None:
         "daily.summary", "info", _ref_title(s), _ref_plain(s), f"daily.summary:{s.date.isoformat()}",
         s.session_close, None)
     assert alert.with_id("x") == dataclasses.replace(alert, id="x")
+
+
+# ---- the templates kept from one day to the next ------------------------------------------------
+# A replay's summaries follow each other: most values are the day before's, some written another
+# way (1.5 and 1.50, 0 and -0), a name may hold a "%". Each one must still be json.dumps's text.
+
+def _other_way(value: Decimal | None) -> Decimal | None:
+    if value is None or not value.is_finite():
+        return value
+    if not value:
+        return -value
+    normal = value.normalize()
+    return normal if str(normal) != str(value) else value + Decimal("0.00")
+
+
+steady_names = st.sampled_from(["sma_cross", "operator", "100%", "%s", "%%", 'q"uote', "\u00e9"])
+
+
+@st.composite
+def days_in_a_row(draw: st.DrawFn) -> list[DailySummary]:
+    first = draw(summaries())
+    if draw(st.booleans()):
+        first = dataclasses.replace(first, best_trade=None, worst_trade=None)
+    days = [first]
+    for _ in range(draw(st.integers(1, 4))):
+        s = days[-1]
+        changes: dict[str, object] = {}
+        other = draw(summaries())
+        fields = dataclasses.fields(DailySummary)
+        hows = draw(st.lists(st.integers(0, 29), min_size=len(fields), max_size=len(fields)))
+        for f, how in zip(fields, hows, strict=True):
+            if how == 0:  # a new value
+                changes[f.name] = getattr(other, f.name)
+            elif how == 1 and isinstance(getattr(s, f.name), Decimal):  # the same value, written another way
+                changes[f.name] = _other_way(getattr(s, f.name))
+        lines = draw(st.sampled_from(["same", "moved", "new"]))
+        if lines != "same":
+            changes["strategies"] = tuple(
+                dataclasses.replace(r, cumulative=draw(any_money), net=draw(any_money), unrealized=draw(any_money),
+                                    market_value=draw(any_money), net_pct=draw(opt_money),
+                                    strategy=draw(steady_names) if lines == "new" else r.strategy,
+                                    **{k: draw(st.sampled_from([getattr(r, k), getattr(r, k) + 1]))
+                                       for k in ("fills", "orders", "refusals", "trades_closed", "open_positions",
+                                                 "realized", "commissions")})
+                for r in s.strategies)
+            changes["positions"] = tuple(
+                dataclasses.replace(p, last=draw(opt_money), market_value=draw(any_money), unrealized=draw(any_money),
+                                    qty=_other_way(p.qty) if lines == "new" else p.qty,  # type: ignore[arg-type]
+                                    avg_cost=draw(st.sampled_from([p.avg_cost, p.avg_cost + 1])),
+                                    owners=draw(st.sampled_from([p.owners, p.owners[:1], (("%s", p.qty),)])))
+                for p in s.positions)
+        if draw(st.booleans()):
+            changes["calendar"] = draw(steady_names)
+        days.append(dataclasses.replace(s, **changes))  # type: ignore[arg-type]
+    return days
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow])
+@given(days_in_a_row())
+def test_days_in_a_row_are_each_written_as_json_dumps_writes_them(days: list[DailySummary]) -> None:
+    import core.domain.daily_summary_json as writer
+
+    for kept in (writer._QUIET_TEMPLATES, writer._STRATEGY_TEMPLATES, writer._POSITION_TEMPLATES):
+        kept.clear()
+    for s in days + days[::-1] + days:  # and again, from templates made by other days
+        assert summary_json(s) == json.dumps(s.to_json(), sort_keys=True)
+        assert summary_json(s) == writer._SUMMARY % writer._values(s)
+
+
+def test_a_quiet_day_after_a_busy_one_and_back() -> None:
+    import core.domain.daily_summary_json as writer
+
+    d = Decimal
+    at = datetime(2008, 11, 28, 14, 30, tzinfo=UTC)
+    line = StrategyLine("50%", d(0), d("12.5"), d(0), d("12.5"), d("0.0125"), d("310.25"), 0, 0, 0, 0, d("4550"), 1)
+    held = PositionLine("ORCL", d(100), d("45.375"), d("45.5"), d("4550"), d("12.5"), (("50%", d(100)),))
+    day = DailySummary(
+        date=date(2008, 11, 28), calendar="XNYS", session_open=at, session_close=at + timedelta(hours=6, minutes=30),
+        half_day=False, equity_open=d(100000), equity_close=d("100012.5"), realized=d(0), unrealized=d("12.5"),
+        commissions=d(0), total=d("12.5"), net=d("12.5"), realized_pct=d(0), unrealized_pct=d("0.0125"),
+        total_pct=d("0.0125"), net_pct=d("0.0125"), orders=0, fills=0, adjustments=0, refusals=0, rejected=0,
+        trades_closed=0, best_trade=None, worst_trade=None, max_intraday_drawdown=d(0),
+        max_intraday_drawdown_pct=d(0), drawdown_samples=2, daily_loss_limit=d(5000), worst_day_pnl=d(0),
+        loss_limit_used_pct=d(0), loss_limit_hit=False, trading_state="ACTIVE", breaks_found=0, breaks_resolved=0,
+        disconnects=0, reconnects=0, data_incidents=0, alerts=(("info", 0), ("warning", 0), ("error", 0), ("critical", 0)),
+        engine_starts=1, positions=(held,), strategies=(line,))
+    trade = TradeLine("50%", "ORCL", "long", d(100), d("3.5"), at - timedelta(days=2), at)
+    days = [day,
+            dataclasses.replace(day, date=date(2008, 12, 1), equity_close=d("100020.00"), net=d("20.0")),
+            dataclasses.replace(day, date=date(2008, 12, 2), orders=1, fills=1, best_trade=trade, worst_trade=trade,
+                                realized=d("3.5"), commissions=d(1)),
+            dataclasses.replace(day, date=date(2008, 12, 3), orders=2, positions=(), strategies=(
+                dataclasses.replace(line, unrealized=d(0), market_value=d(0), open_positions=0),)),
+            dataclasses.replace(day, date=date(2008, 12, 4), realized=d("-0"), commissions=d("0.00"))]
+    days += [dataclasses.replace(days[-1], date=date(2008, 12, 5), **{f: 1}) for f in (
+        "adjustments", "breaks_found", "breaks_resolved", "data_incidents", "disconnects", "drawdown_samples",
+        "engine_starts", "fills", "orders", "reconnects", "refusals", "rejected", "trades_closed")]
+    days += [dataclasses.replace(day, date=date(2008, 12, 8), strategies=(dataclasses.replace(line, **{f: 1}),))
+             for f in ("fills", "orders", "refusals", "trades_closed", "open_positions")]
+    days += [dataclasses.replace(day, date=date(2008, 12, 9), strategies=(dataclasses.replace(line, **{f: d(2)}),))
+             for f in ("realized", "commissions")]
+    days += [dataclasses.replace(day, date=date(2008, 12, 10), positions=(dataclasses.replace(held, **{f: v}),))
+             for f, v in (("qty", d(200)), ("avg_cost", d(46)), ("owners", (("other%", d(100)),)))]
+    days += [dataclasses.replace(day, date=date(2008, 12, 11), **{f: v}) for f, v in (
+        ("calendar", "X%sNYS"), ("trading_state", "REDUCING"), ("half_day", True), ("loss_limit_hit", True),
+        ("commissions", d(1)), ("realized", d(2)), ("realized_pct", None), ("daily_loss_limit", d(1)),
+        ("alerts", (("info", 1), ("warning", 0), ("error", 0), ("critical", 0))))]
+    for kept in (writer._QUIET_TEMPLATES, writer._STRATEGY_TEMPLATES, writer._POSITION_TEMPLATES):
+        kept.clear()
+    for s in days + days:
+        assert summary_json(s) == json.dumps(s.to_json(), sort_keys=True)

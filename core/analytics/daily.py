@@ -84,6 +84,9 @@ class DailyReports:
         self.open_cumulative: dict[str, Decimal] = {}
         self.open_realized: dict[str, Decimal] = {}
         self.open_commissions: dict[str, Decimal] = {}
+        # The owners of the previous close's rows that go on (open_cumulative's, sorted), set
+        # only right after a close: a day without fills, orders or refusals has the same ones.
+        self._open_owners: list[str] | None = None
         self._timer: TimerHandle | None = None
         self._broker_down = False
         self._loading = True  # until start() has read the stored fills
@@ -155,6 +158,7 @@ class DailyReports:
         if cumulative is None:
             cumulative = {o: self.ledger.cumulative(o, self._price_of) for o in self.ledger.owners}
         self.open_cumulative = cumulative
+        self._open_owners = None
         if equity is None:
             equity = self.starting_cash + sum(cumulative.values(), ZERO)
         self.tally = DayTally(equity)
@@ -219,6 +223,8 @@ class DailyReports:
             owners = self.ledger.owners
             self._set_open({r.strategy: r.cumulative for r in summary.strategies
                             if r.strategy in owners or r.cumulative}, summary.equity_close)
+            # Every owner of the ledger had a row (sorted), so these keys hold them all, in order.
+            self._open_owners = list(self.open_cumulative)
         else:
             self._set_open(None, None)
         self._arm(self.sessions.after(session))
@@ -325,7 +331,9 @@ class DailyReports:
         else:
             trades, best, worst = [], None, None
         ledger = self.ledger
-        owners = sorted(ledger.owners | t.orders.keys() | t.refusals.keys() | self.open_cumulative.keys())
+        owners = self._open_owners
+        if owners is None or t.orders or t.refusals or t.fills or t.adjustments:  # the ledger or the rows moved
+            owners = sorted(ledger.owners | t.orders.keys() | t.refusals.keys() | self.open_cumulative.keys())
         strategies = []
         price_of, open_realized, open_commissions = self._price_of, self.open_realized, self.open_commissions
         open_cumulative, ledger_realized, ledger_commissions = self.open_cumulative, ledger.realized, ledger.commissions

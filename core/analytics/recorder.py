@@ -18,8 +18,8 @@ from core.analytics.report_curves import CURVES_TABLE, MISSING_SQL, PUT_CURVE, b
 from core.common.bus import Bus
 from core.common.clock import Clock
 from core.domain.daily_summary_json import summary_json
+from core.domain.daily_summary_numbers import money  # serialize.money, remembered (the same text)
 from core.domain.events import DailySummaryReady
-from core.domain.serialize import money
 from core.persistence.store import Store
 
 COMPONENT = "reports"

@@ -8,8 +8,12 @@ a visible share of a replay. Here the keys are laid out once, in sorted order, i
 templates; each value is the same text ``to_json`` makes (``money``, ``dec``, ISO times), quoted
 as the encoder quotes it (strings through the encoder's own ``encode_basestring_ascii``, so a
 name with a quote or a non-ASCII letter is escaped the same way). tests/test_daily_summary_json.py
-checks the two agree on drawn summaries, and tests/test_replay_same_store.py that a replay's
-stored rows are byte for byte what they were.
+checks the two agree on drawn summaries (one at a time and in drawn sequences of days), and
+tests/test_replay_same_store.py that a replay's stored rows are byte for byte what they were.
+
+Day after day most values stay what they were (a quiet day's counts, alerts, realized P&L,
+limit and state; a position's quantity, cost and owners; a strategy's counts): those are written
+into a template once, kept by their values, and each day fills in only the values that moved.
 """
 
 from __future__ import annotations
@@ -147,22 +151,152 @@ def _alerts(alerts: tuple[tuple[str, int], ...]) -> str:
     return "{" + ", ".join(f"{_quote(k)}: {_int(counts[k])}" for k in sorted(counts)) + "}"
 
 
-def summary_json(s: DailySummary) -> str:
-    """``json.dumps(s.to_json(), sort_keys=True)``, the same text."""
+def _values(s: DailySummary) -> tuple[str, ...]:
+    """Every value's JSON text, in the sorted order of the keys (_ORDER)."""
     q, Q, om, i = _q, _Q, _om, _int
-    return _SUMMARY % (  # in the sorted order of the keys (_ORDER)
+    return (
         i(s.adjustments), _alerts(s.alerts), _trade(s.best_trade), i(s.breaks_found), i(s.breaks_resolved),
         _quote(s.calendar), q(s.commissions) or Q(s.commissions), q(s.daily_loss_limit) or Q(s.daily_loss_limit),
         i(s.data_incidents), s.date.isoformat(), i(s.disconnects), i(s.drawdown_samples), i(s.engine_starts),
         q(s.equity_close) or Q(s.equity_close), q(s.equity_open) or Q(s.equity_open), i(s.fills),
         _bool(s.half_day), _bool(s.loss_limit_hit), q(s.loss_limit_used_pct) or Q(s.loss_limit_used_pct),
         q(s.max_intraday_drawdown) or Q(s.max_intraday_drawdown), om(s.max_intraday_drawdown_pct),
-        q(s.net) or Q(s.net), om(s.net_pct), i(s.orders),
-        "[" + ", ".join([_position(p) for p in s.positions]) + "]" if s.positions else "[]",
+        q(s.net) or Q(s.net), om(s.net_pct), i(s.orders), _positions(s.positions),
         q(s.realized) or Q(s.realized), om(s.realized_pct), i(s.reconnects), i(s.refusals), i(s.rejected),
-        _iso(s.session_close), _iso(s.session_open),
-        "[" + ", ".join([_strategy(r) for r in s.strategies]) + "]" if s.strategies else "[]",
+        _iso(s.session_close), _iso(s.session_open), _strategies(s.strategies),
         q(s.total) or Q(s.total), om(s.total_pct), i(s.trades_closed), _quote(s.trading_state),
         q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct), q(s.worst_day_pnl) or Q(s.worst_day_pnl),
         _trade(s.worst_trade),
+    )
+
+
+# ---- the lines of a day like the one before --------------------------------------------------
+# A strategy's or a position's line mostly keeps the day before's values: a position's symbol,
+# quantity, cost and owners, a strategy's counts, realized P&L and commissions; only the figures
+# that follow the marks move. The steady values' text is written into a template once, keyed by
+# the values themselves (Decimals by value: equal values are written the same, see
+# core/domain/daily_summary_numbers.py; counts are ints, as the types say), and each day fills
+# in the rest.
+_KEPT_LINES = 256
+_STRATEGY_TEMPLATES: dict[tuple[object, ...], str] = {}
+_POSITION_TEMPLATES: dict[tuple[object, ...], str] = {}
+
+
+def _keep(templates: dict[tuple[object, ...], str], key: tuple[object, ...], template: str) -> str:
+    if len(templates) >= _KEPT_LINES:
+        templates.clear()
+    templates[key] = template
+    return template
+
+
+def _strategy_text(r: StrategyLine) -> str:
+    """``_strategy(r)``, the same text."""
+    key = (r.strategy, r.commissions, r.fills, r.open_positions, r.orders, r.realized, r.refusals, r.trades_closed)
+    try:
+        template = _STRATEGY_TEMPLATES.get(key)
+    except TypeError:  # a signalling NaN
+        return _strategy(r)
+    q, Q = _q, _Q
+    if template is None:
+        i = _int
+        template = _keep(_STRATEGY_TEMPLATES, key, _STRATEGY % (
+            q(r.commissions) or Q(r.commissions), "%s", i(r.fills), "%s", "%s", "%s", i(r.open_positions),
+            i(r.orders), q(r.realized) or Q(r.realized), i(r.refusals), _quote(r.strategy).replace("%", "%%"),
+            i(r.trades_closed), "%s"))
+    # moving: cumulative, market_value, net, net_pct, unrealized
+    return template % (q(r.cumulative) or Q(r.cumulative), q(r.market_value) or Q(r.market_value),
+                       q(r.net) or Q(r.net), _om(r.net_pct), q(r.unrealized) or Q(r.unrealized))
+
+
+def _position_text(p: PositionLine) -> str:
+    """``_position(p)``, the same text."""
+    key = (p.symbol, p.qty, p.avg_cost, p.owners)
+    try:
+        template = _POSITION_TEMPLATES.get(key)
+    except TypeError:  # a signalling NaN
+        return _position(p)
+    q, Q = _q, _Q
+    if template is None:
+        template = _keep(_POSITION_TEMPLATES, key, _POSITION % (
+            q(p.avg_cost) or Q(p.avg_cost), "%s", "%s", _owners(p.owners).replace("%", "%%"), dec(p.qty),
+            _quote(p.symbol).replace("%", "%%"), "%s"))
+    # moving: last, market_value, unrealized
+    return template % ("null" if p.last is None else f'"{dec(p.last)}"', q(p.market_value) or Q(p.market_value),
+                       q(p.unrealized) or Q(p.unrealized))
+
+
+def _strategies(lines: tuple[StrategyLine, ...]) -> str:
+    if not lines:
+        return "[]"
+    if len(lines) == 1:
+        return "[" + _strategy_text(lines[0]) + "]"
+    return "[" + ", ".join([_strategy_text(r) for r in lines]) + "]"
+
+
+def _positions(lines: tuple[PositionLine, ...]) -> str:
+    if not lines:
+        return "[]"
+    if len(lines) == 1:
+        return "[" + _position_text(lines[0]) + "]"
+    return "[" + ", ".join([_position_text(p) for p in lines]) + "]"
+
+
+# ---- a quiet day's template --------------------------------------------------------------------
+# On a day without trades most of the summary is what it was the day before: the counts, the
+# alerts, the calendar, the realized P&L and commissions (zero), the limit and the trading
+# state. Those values' text is written into a template once, keyed by the values themselves,
+# and a day with the same ones fills in only the rest (the date and times, the equity and the
+# figures that follow the marks, the lines). The key holds each value as it is (equal Decimals
+# are written the same; the counts are ints, as the summary's types say: a bool in a count is
+# written as the equal int's text was).
+_VOLATILE = frozenset({
+    "date", "equity_close", "equity_open", "loss_limit_used_pct", "max_intraday_drawdown",
+    "max_intraday_drawdown_pct", "net", "net_pct", "positions", "session_close", "session_open", "strategies",
+    "total", "total_pct", "unrealized", "unrealized_pct", "worst_day_pnl"})
+_KEPT_TEMPLATES = 64
+_QUIET_TEMPLATES: dict[tuple[object, ...], str] = {}
+# summary_json fills the volatile values in this order, and keys a template by the others but
+# the two trades (None on a quiet day):
+assert tuple(k for k in _ORDER if k in _VOLATILE) == (
+    "date", "equity_close", "equity_open", "loss_limit_used_pct", "max_intraday_drawdown",
+    "max_intraday_drawdown_pct", "net", "net_pct", "positions", "session_close", "session_open", "strategies",
+    "total", "total_pct", "unrealized", "unrealized_pct", "worst_day_pnl")
+assert tuple(k for k in _ORDER if k not in _VOLATILE and not k.endswith("_trade")) == (
+    "adjustments", "alerts", "breaks_found", "breaks_resolved", "calendar", "commissions", "daily_loss_limit",
+    "data_incidents", "disconnects", "drawdown_samples", "engine_starts", "fills", "half_day", "loss_limit_hit",
+    "orders", "realized", "realized_pct", "reconnects", "refusals", "rejected", "trades_closed", "trading_state")
+
+
+def _quiet_template(s: DailySummary, key: tuple[object, ...]) -> str:
+    """The summary's template with its steady values written in and a ``%s`` for each other."""
+    slots = tuple("%s" if k in _VOLATILE else v.replace("%", "%%") for k, v in zip(_ORDER, _values(s), strict=True))
+    template = _SUMMARY % slots
+    if len(_QUIET_TEMPLATES) >= _KEPT_TEMPLATES:
+        _QUIET_TEMPLATES.clear()
+    _QUIET_TEMPLATES[key] = template
+    return template
+
+
+def summary_json(s: DailySummary) -> str:
+    """``json.dumps(s.to_json(), sort_keys=True)``, the same text."""
+    if s.best_trade is not None or s.worst_trade is not None:  # a day with trades: written whole
+        return _SUMMARY % _values(s)
+    key = (s.adjustments, s.alerts, s.breaks_found, s.breaks_resolved, s.calendar, s.commissions,
+           s.daily_loss_limit, s.data_incidents, s.disconnects, s.drawdown_samples, s.engine_starts, s.fills,
+           s.half_day, s.loss_limit_hit, s.orders, s.realized, s.realized_pct, s.reconnects, s.refusals, s.rejected,
+           s.trades_closed, s.trading_state)
+    try:
+        template = _QUIET_TEMPLATES.get(key)
+    except TypeError:  # a value that cannot be hashed (a signalling NaN): the whole way, as before
+        return _SUMMARY % _values(s)
+    if template is None:
+        template = _quiet_template(s, key)
+    q, Q, om = _q, _Q, _om
+    return template % (  # the volatile values, in the sorted order of their keys
+        s.date.isoformat(), q(s.equity_close) or Q(s.equity_close), q(s.equity_open) or Q(s.equity_open),
+        q(s.loss_limit_used_pct) or Q(s.loss_limit_used_pct), q(s.max_intraday_drawdown) or Q(s.max_intraday_drawdown),
+        om(s.max_intraday_drawdown_pct), q(s.net) or Q(s.net), om(s.net_pct), _positions(s.positions),
+        _iso(s.session_close), _iso(s.session_open), _strategies(s.strategies), q(s.total) or Q(s.total),
+        om(s.total_pct), q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct),
+        q(s.worst_day_pnl) or Q(s.worst_day_pnl),
     )

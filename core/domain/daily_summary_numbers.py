@@ -39,12 +39,15 @@ class Remembered:
     """``fn`` (of one ``Decimal``, depending on its value and a zero's sign only), remembered.
 
     ``signed_zero`` False: ``fn`` writes every zero the same way (``serialize.money``: "0"), so
-    zeros are kept in the table too."""
+    zeros are kept in the table too. ``quick``: the same function, made quicker (what a value
+    the table lacks is made with); ``fn`` stays the reference the tests hold it to."""
 
-    __slots__ = ("fn", "get", "signed_zero", "table", "zeros")
+    __slots__ = ("fn", "get", "quick", "signed_zero", "table", "zeros")
 
-    def __init__(self, fn: Callable[[Decimal], str], *, signed_zero: bool = True) -> None:
+    def __init__(self, fn: Callable[[Decimal], str], *, signed_zero: bool = True,
+                 quick: Callable[[Decimal], str] | None = None) -> None:
         self.fn = fn
+        self.quick = fn if quick is None else quick
         self.signed_zero = signed_zero
         self.table: dict[Decimal, str] = {}
         self.get = self.table.get  # what the table holds for a value, or None
@@ -56,9 +59,9 @@ class Remembered:
             sign = value.is_signed()
             found = self.zeros.get(sign)
             if found is None:
-                found = self.zeros[sign] = self.fn(value)
+                found = self.zeros[sign] = self.quick(value)
             return found
-        found = self.fn(value)
+        found = self.quick(value)
         if value.is_finite() and value.adjusted() <= _LARGEST:
             table = self.table
             if len(table) >= KEPT:
@@ -92,10 +95,41 @@ def _quoted_money(value: Decimal) -> str:
     return f'"{serialize.money(value)}"'
 
 
+# ``str`` of a finite Decimal is its plain text (``format(v, "f")``) when it has no exponent
+# part: its exponent is at most 0 and it is not below 1e-6. With at most 8 decimals, its
+# quantize to 1e-8 (``serialize.money``) only adds zeros that are stripped again; a short text
+# (13 integer digits at most) keeps that quantize far inside the context's 28 digits, where it
+# cannot fail. str is about a third of format's cost, and a replay writes several new figures a
+# session (an equity, the P&L that follows the marks).
+def _quick_dec(value: Decimal) -> str:
+    """``serialize.dec(value)``, the same text."""
+    text = str(value)
+    if "E" in text or not value.is_finite():
+        return serialize.dec(value)
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _quick_money(value: Decimal) -> str:
+    """``serialize.money(value)``, the same text."""
+    text = str(value)
+    dot = text.find(".")
+    if "E" in text or len(text) > 14 or (dot >= 0 and len(text) - dot > 9) or not value.is_finite():
+        return serialize.money(value)
+    if dot >= 0:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _quick_quoted_money(value: Decimal) -> str:
+    return f'"{_quick_money(value)}"'
+
+
 # serialize.money and dec write -0 as "0" (checked by tests/test_daily_summary_json.py)
-money = Remembered(serialize.money, signed_zero=False)  # stored JSON: exact to 1e-8
-quoted_money = Remembered(_quoted_money, signed_zero=False)  # the same, in its JSON quotes
-dec = Remembered(serialize.dec, signed_zero=False)  # stored JSON: quantities, prices
+money = Remembered(serialize.money, signed_zero=False, quick=_quick_money)  # stored JSON: exact to 1e-8
+quoted_money = Remembered(_quoted_money, signed_zero=False, quick=_quick_quoted_money)  # in its JSON quotes
+dec = Remembered(serialize.dec, signed_zero=False, quick=_quick_dec)  # stored JSON: quantities, prices
 money_text = Remembered(text.money)  # words: 81,029.95
 signed = Remembered(_signed)  # words: +1,234.50
 pct_text = Remembered(_pct)  # words: +1.23%
