@@ -614,9 +614,10 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
         db = metrics.db
     else:
         db = _reader_settings(args).db
-    if command == "metrics":  # one read and the process ends: no collection pass over what it builds
-        import gc
+    import gc
 
+    collecting = gc.isenabled()
+    if command == "metrics":  # one read: no collection pass over what it builds (enabled again after)
         gc.disable()
     try:
         conn = readers.connect_readonly(db)
@@ -633,6 +634,9 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except sqlite3.Error as exc:
         raise CliError(f"cannot read {db}: {exc} (is it a cockpit state dir? has the engine started once?)") from None
+    finally:
+        if collecting:
+            gc.enable()
     if args.json:
         from cockpit.json_out import dumps
 

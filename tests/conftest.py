@@ -12,6 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config.toml"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Without xdist (`pytest` alone, a debugging run) a hung test fails by SIGALRM with its
+    stack: the thread method of pyproject.toml would end the whole run. Under `-n` the thread
+    method stays, so xdist replaces the ended worker and the run goes on."""
+    distributed = hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None))
+    if not distributed and getattr(config, "_env_timeout_method", None) == "thread":
+        config._env_timeout_method = "signal"  # type: ignore[attr-defined]  # pytest-timeout's setting
+
+
 @pytest.fixture
 def cockpit_cmd() -> list[str]:
     """The cockpit CLI as a subprocess command, using this interpreter."""

@@ -131,7 +131,6 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-
 DOCKER_COMPOSE_V1 = shutil.which("docker-compose")
 
 

@@ -173,7 +173,6 @@ async def test_the_alert_is_recorded_in_the_store_unless_an_engine_holds_it(tmp_
     assert lines[-1] == "alert: not recorded in the store: an engine holds the state dir"
 
 
-
 def test_the_cli_alerts_when_the_gateway_is_unreachable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     clean_env: dict[str, str], root_logger: logging.Logger

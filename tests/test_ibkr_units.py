@@ -216,7 +216,6 @@ def test_outbox_put_from_inside_an_emit_keeps_order() -> None:
     assert [r.client_order_id for r in out] == ["b", "c", "d"]
 
 
-
 def test_order_book_trusts_perm_id_and_order_ref_over_order_ids() -> None:
     from brokers.ibkr.tracking import OrderBook, Tracked
     from tests.ibkr_fixtures import make_order

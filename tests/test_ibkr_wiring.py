@@ -187,8 +187,6 @@ async def test_unreachable_gateway_refuses_to_start_with_a_clear_reason(tmp_path
     await engine.shutdown()
 
 
-
-
 async def test_live_deadman_is_armed_only_in_the_exchange_session(
     sim: IBGatewaySim, ib_log: IBLogGuard, tmp_path: Path, clean_env: dict[str, str]
 ) -> None:

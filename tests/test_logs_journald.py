@@ -97,7 +97,6 @@ def test_the_engine_under_journald_logs_once_with_levels_and_keeps_its_file(
     assert all(STAMP.match(line) for line in logged if "cockpit." in line[:60])
 
 
-
 def file_handler(root: logging.Logger) -> logging.FileHandler:
     [handler] = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
     return handler

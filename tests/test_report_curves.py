@@ -173,6 +173,28 @@ def test_an_odd_summary_has_no_narrow_row_and_the_reader_reads_the_summaries(tmp
     assert json.loads(text)["sessions"] == 3 and len(said) == 1 and "2024-01-05" in said[0]
 
 
+def test_a_summary_too_large_or_too_deep_is_left_to_the_summaries_and_the_store_still_opens(tmp_path: Path) -> None:
+    """Before: money of 1E+999999 overflowed the decimal context and a summary nested past the
+    JSON parser's depth raised RecursionError, out of the recorder's open: no engine start."""
+    db = tmp_path / "cockpit.sqlite"
+
+    async def run() -> None:
+        store, _ = await _open_recorder(db)
+        await store.close()
+
+    asyncio.run(run())
+    huge = {"date": "2024-01-02", "equity_open": "100", "equity_close": "1E+999999",
+            "strategies": [{"strategy": "a", "cumulative": "1E+999999", "net": "1"}]}
+    rows = [("2024-01-02", "2024-01-02T21:00:00+00:00", json.dumps(huge)),
+            ("2024-01-03", "2024-01-03T21:00:00+00:00", "[" * 100_000 + "]" * 100_000)]
+    assert backfill_params(rows) == []
+    with closing(sqlite3.connect(db)) as con:
+        con.executemany("INSERT INTO daily_reports VALUES (?, ?, '0', '0', '0', ?, 'x')", rows)
+        con.commit()
+    asyncio.run(run())  # opens, fills nothing
+    assert _narrow(db) == []
+
+
 def test_a_session_closed_again_updates_both_rows_alike(
         replayed: tuple[Path, list[DailySummary]], tmp_path: Path) -> None:
     """A restart that closes a stored session again (the recorder's ON CONFLICT update): its

@@ -34,7 +34,6 @@ log = logging.getLogger("cockpit.ibkr")
 Sleep = Callable[[float], Awaitable[None]]
 
 
-
 class SessionSync:
     """Mixin of :class:`~brokers.ibkr.broker.IbkrBroker`: the connection's life and its syncs."""
 

@@ -53,7 +53,6 @@ except Exception:  # no tz database: the trading day falls back to UTC
     _EXCHANGE_TZ = UTC
 
 
-
 class RequestHandlers:
     """Mixin of :class:`~brokers.ibsim.server.IBGatewaySim`: the answers to requests, per message type."""
 

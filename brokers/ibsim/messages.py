@@ -237,7 +237,6 @@ def open_order(
     return f
 
 
-
 def open_order_end() -> Fields:
     return [OPEN_ORDER_END, 1]
 

@@ -213,7 +213,6 @@ class IBGatewaySim(FaultControls, OrderRequests, RequestHandlers, Pushes, Transp
             except Exception:  # a bug here must not stop the ticker of a rehearsal
                 log.exception("price step failed")
 
-
     # ================================================================== controls: prices
 
     async def set_price(self, symbol: str, price: Decimal | float | str) -> Quote:

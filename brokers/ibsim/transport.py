@@ -153,7 +153,6 @@ class Transport:
         """Wait until ``count`` messages with ``msg_id`` have arrived."""
         await self.wait_for(lambda: self.count_received(msg_id) >= count, timeout)
 
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         peer = writer.get_extra_info("peername")

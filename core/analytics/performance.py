@@ -88,7 +88,6 @@ def performance(days: Sequence[EquityDay], closed: Sequence[Trade], open_trades:
     )
 
 
-
 def scaled_performance(days: Sequence[date], opens: Sequence[int], closes: Sequence[int],
                        unscale: Callable[[int], Decimal], closed: Sequence[Trade], open_trades: Sequence[Trade],
                        tz: tzinfo, risk_free_rate: float = 0.0, periods: int = PERIODS_PER_YEAR) -> Performance:

@@ -80,6 +80,8 @@ def scaled(value: Decimal) -> int | None:
     """``value`` as an integer of 1e-8, when it is exactly one (and fits 64 bits)."""
     if not value.is_finite() or value.as_tuple().exponent < -SCALE:  # type: ignore[operator]
         return None
+    if value and value.adjusted() > 18:  # beyond 64 bits anyway; scaleb of 1E+999999 overflows the context
+        return None
     out = int(value.scaleb(SCALE))
     return out if -_INT64 < out < _INT64 else None
 
@@ -133,7 +135,7 @@ def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, 
     for day, session_close, summary in rows:
         try:
             body = json.loads(summary)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # not JSON, or nested past the parser's depth
             continue
         if not isinstance(body, dict) or body.get("date") != day or not isinstance(day, str):
             continue

@@ -56,6 +56,7 @@ class Position:
 
     @property
     def market_value(self) -> Decimal:
+        # Portfolio.equity inlines this formula (the gate asks for equity on every order): change both.
         if self.last_price is None:
             return self.avg_cost * self.qty
         return self.last_price * self.qty
