@@ -202,3 +202,11 @@ def test_the_summary_alert_is_info_with_plain_and_escaped_html_bodies() -> None:
     assert alert.html is not None and "&lt;b&gt;s&lt;/b&gt;" in alert.html and "<b>s</b>" not in alert.html
     assert summary.to_json()["alerts"] == {"info": 3, "warning": 2, "error": 1, "critical": 0}
     assert zero == summary.strategies[0].realized - D(1000)
+
+
+def test_a_growth_too_large_for_a_float_has_no_annual_return_instead_of_a_traceback() -> None:
+    from core.analytics.returns import annual_return
+
+    figures = return_figures([EquityDay(date(2024, 1, 2), D(100), D(1700))])  # 17x in a session
+    assert figures.total_return == 16.0 and figures.annual_return is None and figures.calmar is None
+    assert annual_return([16.0]) is None

@@ -131,10 +131,18 @@ def total_return(returns: Sequence[float]) -> float | None:
 def annual_return(returns: Sequence[float], periods: int = PERIODS_PER_YEAR) -> float | None:
     if not returns:
         return None
-    ending = math.prod(1.0 + r for r in returns)
+    return _annualised(math.prod(1.0 + r for r in returns), periods, len(returns))
+
+
+def _annualised(ending: float, periods: int, n: int) -> float | None:
+    """The CAGR of a wealth index ending at ``ending`` after ``n`` sessions; None where it is not a
+    number (an index below zero, or a growth too large for a float: 17x in one session)."""
     if ending <= 0:
         return None if ending < 0 else -1.0
-    return float(ending ** (periods / len(returns)) - 1.0)
+    try:
+        return float(ending ** (periods / n) - 1.0)
+    except OverflowError:
+        return None
 
 
 def annual_volatility(returns: Sequence[float], periods: int = PERIODS_PER_YEAR) -> float | None:
@@ -237,10 +245,7 @@ def _ratios(returns: list[float], rf: float, periods: int, ending: float | None 
     mean_excess = _mean(excess)
     if ending is None:
         ending = math.prod(1.0 + r for r in returns)
-    if ending <= 0:
-        annual = None if ending < 0 else -1.0
-    else:
-        annual = float(ending ** (periods / n) - 1.0)
+    annual = _annualised(ending, periods, n)
     sortino_ratio = None
     if n >= 2:
         risk = math.sqrt(_mean([e ** 2 if e < 0.0 else 0.0 for e in excess])) * root  # min(e, 0.0) ** 2
