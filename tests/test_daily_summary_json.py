@@ -266,7 +266,7 @@ def days_in_a_row(draw: st.DrawFn) -> list[DailySummary]:
     return days
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.large_base_example, HealthCheck.too_slow])
 @given(days_in_a_row())
 def test_days_in_a_row_are_each_written_as_json_dumps_writes_them(days: list[DailySummary]) -> None:
     import core.domain.daily_summary_json as writer
