@@ -144,14 +144,26 @@ def test_a_store_from_before_the_table_gets_it_filled_at_open(
     assert _narrow(old) == _narrow(db) and _metrics(old) == _metrics(db)
 
 
-def test_an_odd_summary_has_no_narrow_row_and_the_reader_reads_the_summaries(tmp_path: Path) -> None:
-    db = tmp_path / "cockpit.sqlite"
-
+def _open_and_close(db: Path) -> None:
+    """The reports recorder opens the store (its migration and backfill) and closes it."""
     async def run() -> None:
         store, _ = await _open_recorder(db)
         await store.close()
 
     asyncio.run(run())
+
+
+def _insert_summaries(db: Path, rows: list[tuple[str, str, str]]) -> None:
+    """(date, session_close, summary) rows into daily_reports, behind the recorder's back."""
+    with closing(sqlite3.connect(db)) as con:
+        con.executemany("INSERT INTO daily_reports VALUES (?, ?, '0', '0', '0', ?, 'x')", rows)
+        con.commit()
+
+
+def test_an_odd_summary_has_no_narrow_row_and_the_reader_reads_the_summaries(tmp_path: Path) -> None:
+    db = tmp_path / "cockpit.sqlite"
+
+    _open_and_close(db)
     good = {"date": "2024-01-02", "equity_open": "100.00", "equity_close": "101.50",
             "strategies": [{"strategy": "a", "cumulative": "1.50", "net": "1.50"}]}
     rows = [("2024-01-02", "2024-01-02T21:00:00+00:00", json.dumps(good)),
@@ -162,10 +174,8 @@ def test_an_odd_summary_has_no_narrow_row_and_the_reader_reads_the_summaries(tmp
             ("2024-01-05", "2024-01-05T21:00:00+00:00", "{not json")]
     assert backfill_params(rows) == [("2024-01-02", "2024-01-02T21:00:00+00:00", 10000000000, 10150000000,
                                       "a", "0000000008f0d180" * 2)]
-    with closing(sqlite3.connect(db)) as con:
-        con.executemany("INSERT INTO daily_reports VALUES (?, ?, '0', '0', '0', ?, 'x')", rows)
-        con.commit()
-    asyncio.run(run())  # the open fills what it can hold
+    _insert_summaries(db, rows)
+    _open_and_close(db)  # the open fills what it can hold
     assert [r[0] for r in _narrow(db)] == ["2024-01-02"]
     with closing(readers.connect_readonly(db)) as con:
         assert read_columns(con.execute(COLUMNS_SQL).fetchone()) is None  # days without a row: the summaries
@@ -178,20 +188,14 @@ def test_a_summary_too_large_or_too_deep_is_left_to_the_summaries_and_the_store_
     JSON parser's depth raised RecursionError, out of the recorder's open: no engine start."""
     db = tmp_path / "cockpit.sqlite"
 
-    async def run() -> None:
-        store, _ = await _open_recorder(db)
-        await store.close()
-
-    asyncio.run(run())
+    _open_and_close(db)
     huge = {"date": "2024-01-02", "equity_open": "100", "equity_close": "1E+999999",
             "strategies": [{"strategy": "a", "cumulative": "1E+999999", "net": "1"}]}
     rows = [("2024-01-02", "2024-01-02T21:00:00+00:00", json.dumps(huge)),
             ("2024-01-03", "2024-01-03T21:00:00+00:00", "[" * 100_000 + "]" * 100_000)]
     assert backfill_params(rows) == []
-    with closing(sqlite3.connect(db)) as con:
-        con.executemany("INSERT INTO daily_reports VALUES (?, ?, '0', '0', '0', ?, 'x')", rows)
-        con.commit()
-    asyncio.run(run())  # opens, fills nothing
+    _insert_summaries(db, rows)
+    _open_and_close(db)  # opens, fills nothing
     assert _narrow(db) == []
 
 

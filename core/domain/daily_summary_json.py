@@ -19,13 +19,17 @@ into a template once, kept by their values, and each day fills in only the value
 from __future__ import annotations
 
 import json.encoder
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
 from core.domain.daily_summary_numbers import dec, quoted_money
 
 __all__ = ["summary_json"]
+
+T = TypeVar("T")
 
 _quote = json.encoder.encode_basestring_ascii  # json.dumps's own (the C one when available)
 
@@ -161,9 +165,9 @@ def _values(s: DailySummary) -> tuple[str, ...]:
         q(s.equity_close) or Q(s.equity_close), q(s.equity_open) or Q(s.equity_open), i(s.fills),
         _bool(s.half_day), _bool(s.loss_limit_hit), q(s.loss_limit_used_pct) or Q(s.loss_limit_used_pct),
         q(s.max_intraday_drawdown) or Q(s.max_intraday_drawdown), om(s.max_intraday_drawdown_pct),
-        q(s.net) or Q(s.net), om(s.net_pct), i(s.orders), _positions(s.positions),
+        q(s.net) or Q(s.net), om(s.net_pct), i(s.orders), _lines(s.positions, _position_text),
         q(s.realized) or Q(s.realized), om(s.realized_pct), i(s.reconnects), i(s.refusals), i(s.rejected),
-        _iso(s.session_close), _iso(s.session_open), _strategies(s.strategies),
+        _iso(s.session_close), _iso(s.session_open), _lines(s.strategies, _strategy_text),
         q(s.total) or Q(s.total), om(s.total_pct), i(s.trades_closed), _quote(s.trading_state),
         q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct), q(s.worst_day_pnl) or Q(s.worst_day_pnl),
         _trade(s.worst_trade),
@@ -225,20 +229,13 @@ def _position_text(p: PositionLine) -> str:
                        q(p.unrealized) or Q(p.unrealized))
 
 
-def _strategies(lines: tuple[StrategyLine, ...]) -> str:
+def _lines(lines: tuple[T, ...], text_of: Callable[[T], str]) -> str:
+    """A JSON list of the lines' texts, as the encoder writes one."""
     if not lines:
         return "[]"
     if len(lines) == 1:
-        return "[" + _strategy_text(lines[0]) + "]"
-    return "[" + ", ".join([_strategy_text(r) for r in lines]) + "]"
-
-
-def _positions(lines: tuple[PositionLine, ...]) -> str:
-    if not lines:
-        return "[]"
-    if len(lines) == 1:
-        return "[" + _position_text(lines[0]) + "]"
-    return "[" + ", ".join([_position_text(p) for p in lines]) + "]"
+        return "[" + text_of(lines[0]) + "]"
+    return "[" + ", ".join([text_of(line) for line in lines]) + "]"
 
 
 # ---- a quiet day's template --------------------------------------------------------------------
@@ -295,8 +292,8 @@ def summary_json(s: DailySummary) -> str:
     return template % (  # the volatile values, in the sorted order of their keys
         s.date.isoformat(), q(s.equity_close) or Q(s.equity_close), q(s.equity_open) or Q(s.equity_open),
         q(s.loss_limit_used_pct) or Q(s.loss_limit_used_pct), q(s.max_intraday_drawdown) or Q(s.max_intraday_drawdown),
-        om(s.max_intraday_drawdown_pct), q(s.net) or Q(s.net), om(s.net_pct), _positions(s.positions),
-        _iso(s.session_close), _iso(s.session_open), _strategies(s.strategies), q(s.total) or Q(s.total),
+        om(s.max_intraday_drawdown_pct), q(s.net) or Q(s.net), om(s.net_pct), _lines(s.positions, _position_text),
+        _iso(s.session_close), _iso(s.session_open), _lines(s.strategies, _strategy_text), q(s.total) or Q(s.total),
         om(s.total_pct), q(s.unrealized) or Q(s.unrealized), om(s.unrealized_pct),
         q(s.worst_day_pnl) or Q(s.worst_day_pnl),
     )
