@@ -214,15 +214,8 @@ class Store:
         os.chmod(self.path.parent, 0o700)  # the state dir holds fills and cash: its user's only
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         os.chmod(self.path, 0o600)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
-        await self._db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, not a commit
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        self._had_data = await self._holds_an_account()
-        await self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
+        # One hop to the database thread for the settings and the first look (each hop costs ~100 us).
+        self._had_data = await self._in_db_thread(_set_up, SYNCHRONOUS[self.durability])
         await self.migrate("core", CORE_MIGRATIONS)
         if self.durability == "process":
             # The write-ahead's own connection (the loop's thread only), set as the store's is. Not with
@@ -234,12 +227,12 @@ class Store:
             self._loop_conn = conn
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
-        """Apply the migrations of ``component`` not applied yet; return the version now."""
-        async with self.db.execute(
-            "SELECT version FROM schema_migrations WHERE component = ?", (component,)
-        ) as cur:
-            row = await cur.fetchone()
-        version = row[0] if row else 0
+        """Apply the migrations of ``component`` not applied yet; return the version now.
+
+        Those pending run as one script in one transaction (all or none; a new store takes every
+        step in one commit): the same statements in the same order as one at a time, so the same
+        schema (tests/test_store.py compares them)."""
+        version = await self._in_db_thread(_schema_version, component)
         if version > len(migrations):
             raise RuntimeError(
                 f"{self.path}: schema of '{component}' is version {version}, newer than this "
@@ -247,30 +240,18 @@ class Store:
             )
         if version < len(migrations):
             await self._backup_before_migrating(component, version, len(migrations))
-        for number, script in enumerate(migrations[version:], start=version + 1):
-            await self.db.executescript(
-                "BEGIN;\n" + script + f";\nINSERT INTO schema_migrations VALUES ('{component}', {number})"
-                f" ON CONFLICT(component) DO UPDATE SET version = {number};\nCOMMIT;"
-            )
-            log.info("store %s: migrated %s to schema v%d", self.path.name, component, number)
+            number = len(migrations)
+            await self._in_db_thread(_run_script, "BEGIN;\n" + "".join(s + ";\n" for s in migrations[version:])
+                                     + f"INSERT INTO schema_migrations VALUES ('{component}', {number})"
+                                     f" ON CONFLICT(component) DO UPDATE SET version = {number};\nCOMMIT;")
+            for done in range(version + 1, number + 1):
+                log.info("store %s: migrated %s to schema v%d", self.path.name, component, done)
         return len(migrations)
 
     def check_copies_with(self, check: CopyCheck) -> None:
         """Every backup of this store must also pass ``check`` (registered once)."""
         if check not in self.copy_checks:
             self.copy_checks.append(check)
-
-    async def _holds_an_account(self) -> bool:
-        async with self.db.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('account', 'orders', 'fills')"
-        ) as cur:
-            found = await cur.fetchone()
-        if not found or found[0] < 3:
-            return False
-        async with self.db.execute("SELECT EXISTS(SELECT 1 FROM account) OR EXISTS(SELECT 1 FROM orders)"
-                                   " OR EXISTS(SELECT 1 FROM fills)") as cur:
-            held = await cur.fetchone()
-        return bool(held and held[0])
 
     async def _backup_before_migrating(self, component: str, version: int, target: int) -> None:
         """The first migration of a store that held an account is preceded by a verified backup (a
@@ -438,6 +419,38 @@ class Store:
             finally:
                 await self._db.close()
                 self._db = None
+
+
+def _set_up(conn: sqlite3.Connection, synchronous: str) -> bool:
+    """The connection's settings and the migrations' table; True when the file held an account
+    (runs on the database thread, at open)."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, not a commit
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    found = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('account', 'orders', 'fills')").fetchone()
+    held = found[0] == 3 and conn.execute("SELECT EXISTS(SELECT 1 FROM account) OR EXISTS(SELECT 1 FROM orders)"
+                                          " OR EXISTS(SELECT 1 FROM fills)").fetchone()[0]
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    return bool(held)
+
+
+def _schema_version(conn: sqlite3.Connection, component: str) -> int:
+    row = conn.execute("SELECT version FROM schema_migrations WHERE component = ?", (component,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """A script with its own BEGIN and COMMIT: rolled back when a statement fails (executescript
+    stops there, inside the transaction), so a failed migration leaves nothing behind."""
+    try:
+        conn.executescript(script)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
