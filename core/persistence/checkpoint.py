@@ -37,9 +37,17 @@ class Checkpointer:
         self._last = time.monotonic()
         self.checkpoints = 0
         self.failures = 0
+        self._closing = False
+
+    def closing(self) -> None:
+        """No more checkpoints: the store is about to close (its final commit need not start one, which
+        ``close()`` would then wait for just before SQLite checkpoints the WAL once more itself)."""
+        self._closing = True
 
     def after_commit(self) -> None:
         self._commits += 1
+        if self._closing:
+            return  # the store's last connection checkpoints the rest as it closes
         if self._task is not None and not self._task.done():
             return  # one at a time; the next commit asks again
         if self._commits < EVERY_COMMITS and time.monotonic() - self._last < EVERY_SECONDS:
@@ -70,3 +78,4 @@ class Checkpointer:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)
+        self._closing = False  # a store opened again checkpoints again
