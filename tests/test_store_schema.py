@@ -88,3 +88,25 @@ async def test_a_failing_step_leaves_none_of_the_pending_ones(tmp_path: Path) ->
     store.append("INSERT INTO a VALUES (?)", (1,))
     await store.flush()
     await store.close()
+
+
+@pytest.mark.parametrize("durability", ["process", "power"])
+async def test_a_new_file_is_the_same_bytes_however_its_switch_to_wal_is_journaled(tmp_path: Path,
+                                                                                  durability: str) -> None:
+    """A new store ("process": its first page written without a rollback journal) is byte for byte
+    the file SQLite makes with one (the default journal, then WAL), and in WAL mode."""
+    reference = tmp_path / "reference.sqlite"
+    conn = sqlite3.connect(reference, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    conn.executescript(
+        "BEGIN;\n" + "".join(s + ";\n" for s in CORE_MIGRATIONS)
+        + f"INSERT INTO schema_migrations VALUES ('core', {len(CORE_MIGRATIONS)}) ON CONFLICT(component) DO UPDATE"
+        f" SET version = {len(CORE_MIGRATIONS)};\nCOMMIT;")
+    conn.close()
+    store = Store(tmp_path / "new.sqlite", durability=durability)
+    await store.open()
+    assert (await store.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    await store.close()
+    assert (tmp_path / "new.sqlite").read_bytes() == reference.read_bytes()
+    assert not (tmp_path / "new.sqlite-journal").exists()
