@@ -63,6 +63,9 @@ def _pct(value: Decimal, of: Decimal) -> Decimal | None:
     return value / of * HUNDRED if of > 0 else None
 
 
+_NO_ALERTS = (("info", 0), ("warning", 0), ("error", 0), ("critical", 0))
+
+
 class DailyReports:
     """Follows the bus through a session and publishes its summary at the close."""
 
@@ -322,6 +325,9 @@ class DailyReports:
         realized, commissions = t.realized, t.commissions
         unrealized = net - realized + commissions
         total = realized + unrealized
+        # A percentage is a function of the value (a division, then a product, each rounded to the
+        # context): equal figures have equal ones, computed once (zeros apart: their sign may differ).
+        net_pct = _pct(net, base)
         closed_by: dict[str, int] = {}
         if t.trades:
             trades = sorted(t.trades, key=lambda x: x.pnl)
@@ -335,6 +341,7 @@ class DailyReports:
         if owners is None or t.orders or t.refusals or t.fills or t.adjustments:  # the ledger or the rows moved
             owners = sorted(ledger.owners | t.orders.keys() | t.refusals.keys() | self.open_cumulative.keys())
         strategies = []
+        orders, fills, refusals = t.orders, t.fills, t.refusals  # Counts: .get reads a missing owner as 0, no call
         price_of, open_realized, open_commissions = self._price_of, self.open_realized, self.open_commissions
         open_cumulative, ledger_realized, ledger_commissions = self.open_cumulative, ledger.realized, ledger.commissions
         for owner in owners:
@@ -344,8 +351,8 @@ class DailyReports:
             owner_net = cumulative - open_cumulative.get(owner, ZERO)
             strategies.append(StrategyLine(
                 owner, owner_realized, owner_net - owner_realized + owner_commissions, owner_commissions, owner_net,
-                _pct(owner_net, base), cumulative, t.orders[owner], t.fills[owner], t.refusals[owner],
-                closed_by.get(owner, 0), market_value, open_positions))
+                net_pct if net and owner_net == net else _pct(owner_net, base), cumulative, orders.get(owner, 0),
+                fills.get(owner, 0), refusals.get(owner, 0), closed_by.get(owner, 0), market_value, open_positions))
         held = [p for p in book.positions.values() if p.qty != 0]
         if len(held) > 1:
             held.sort(key=lambda p: p.symbol)
@@ -357,14 +364,16 @@ class DailyReports:
         alerts = t.alerts
         return DailySummary(
             session.day, self.sessions.name, session.open, session.close, session.half_day, base, equity,
-            realized, unrealized, commissions, total, net, _pct(realized, base), _pct(unrealized, base),
-            _pct(total, base), _pct(net, base), sum(t.orders.values()), sum(t.fills.values()), t.adjustments,
-            sum(t.refusals.values()), t.rejected, len(trades), best, worst, t.max_drawdown,
+            realized, unrealized, commissions, total, net, _pct(realized, base),
+            net_pct if net and unrealized == net else _pct(unrealized, base),
+            net_pct if net and total == net else _pct(total, base), net_pct,
+            sum(orders.values()) if orders else 0, sum(fills.values()) if fills else 0, t.adjustments,
+            sum(refusals.values()) if refusals else 0, t.rejected, len(trades), best, worst, t.max_drawdown,
             _pct(t.max_drawdown, base), t.samples, limit, t.worst_pnl,
             (max(ZERO, -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO, t.loss_limit_hit,
             self.trading_state(), t.breaks_found, t.breaks_resolved, t.disconnects, t.reconnects, t.data_incidents,
             (("info", alerts["info"]), ("warning", alerts["warning"]), ("error", alerts["error"]),
-             ("critical", alerts["critical"])),
+             ("critical", alerts["critical"])) if alerts else _NO_ALERTS,
             t.engine_starts, positions, tuple(strategies),
         )
 

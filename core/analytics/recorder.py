@@ -14,11 +14,13 @@ days without a row; a reader never writes, and reads the summaries where a day h
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from core.analytics.report_curves import CURVES_TABLE, MISSING_SQL, PUT_CURVE, backfill_params, curve_params
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.daily_summary_json import summary_json
-from core.domain.daily_summary_numbers import money  # serialize.money, remembered (the same text)
+from core.domain.daily_summary_json import iso_text, summary_json
+from core.domain.daily_summary_numbers import fresh_money as money  # serialize.money (the same text)
 from core.domain.events import DailySummaryReady
 from core.persistence.store import Store
 
@@ -51,6 +53,7 @@ class ReportsRecorder:
     def __init__(self, store: Store, bus: Bus, wall_clock: Clock) -> None:
         self.store = store
         self.wall_clock = wall_clock
+        self._last_close: tuple[Decimal, str] | None = None  # the last summary's closing equity, and its text
         bus.subscribe(DailySummaryReady, self.on_summary)  # critical: a store write
 
     async def open(self) -> None:
@@ -68,8 +71,14 @@ class ReportsRecorder:
     def on_summary(self, event: DailySummaryReady) -> None:
         s = event.summary
         day = s.date.isoformat()
-        close = s.session_close.isoformat()
-        equity_open, equity_close = money(s.equity_open), money(s.equity_close)
+        close = iso_text(s.session_close)
+        # The texts of the summary's money (each figure is new this session: written, not looked
+        # up); the opening equity is the last close's, whose text is kept.
+        opened, closed = s.equity_open, s.equity_close
+        last = self._last_close
+        equity_open = last[1] if last is not None and last[0] == opened else money(opened)
+        equity_close = money(closed)
+        self._last_close = (closed, equity_close)
         self.store.put(("daily_report", day), PUT_REPORT,
                        (day, close, equity_open, equity_close, money(s.net),
                         summary_json(s), self.wall_clock.now().isoformat()))

@@ -69,6 +69,12 @@ def scaled_text(text: Any) -> int | None:
     decimal text with at most 8 places inside 64 bits."""
     if not isinstance(text, str):
         return None
+    # Plain text (what ``money`` writes): its digits are the integer, without a Decimal's parse.
+    whole, dot, part = text.partition(".")
+    digits = whole[1:] if whole[:1] == "-" else whole
+    if 0 < len(digits) <= 10 and digits.isdigit() and digits.isascii() and (
+            not dot or (0 < len(part) <= 8 and part.isdigit() and part.isascii())):
+        return int(whole + part + "0" * (SCALE - len(part)))  # at most 18 digits: inside 64 bits
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
