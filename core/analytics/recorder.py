@@ -14,13 +14,10 @@ days without a row; a reader never writes, and reads the summaries where a day h
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from core.analytics.report_curves import CURVES_TABLE, MISSING_SQL, PUT_CURVE, backfill_params, curve_params
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.daily_summary_json import iso_text, summary_json
-from core.domain.daily_summary_numbers import fresh_money as money  # serialize.money (the same text)
+from core.domain.daily_summary_json import iso_text, summary_texts
 from core.domain.events import DailySummaryReady
 from core.persistence.store import Store
 
@@ -53,7 +50,6 @@ class ReportsRecorder:
     def __init__(self, store: Store, bus: Bus, wall_clock: Clock) -> None:
         self.store = store
         self.wall_clock = wall_clock
-        self._last_close: tuple[Decimal, str] | None = None  # the last summary's closing equity, and its text
         bus.subscribe(DailySummaryReady, self.on_summary)  # critical: a store write
 
     async def open(self) -> None:
@@ -72,18 +68,11 @@ class ReportsRecorder:
         s = event.summary
         day = s.date.isoformat()
         close = iso_text(s.session_close)
-        # The texts of the summary's money (each figure is new this session: written, not looked
-        # up); the opening equity is the last close's, whose text is kept.
-        opened, closed = s.equity_open, s.equity_close
-        last = self._last_close
-        equity_open = last[1] if last is not None and last[0] == opened else money(opened)
-        equity_close = money(closed)
-        self._last_close = (closed, equity_close)
+        texts = summary_texts(s)  # the JSON, and its money texts the columns hold too
         self.store.put(("daily_report", day), PUT_REPORT,
-                       (day, close, equity_open, equity_close, money(s.net),
-                        summary_json(s), self.wall_clock.now().isoformat()))
-        curve = curve_params(day, close, equity_open, equity_close,
-                             [(line.strategy, money(line.cumulative), money(line.net)) for line in s.strategies])
+                       (day, close, texts.equity_open, texts.equity_close, texts.net, texts.json,
+                        self.wall_clock.now().isoformat()))
+        curve = curve_params(day, close, texts.equity_open, texts.equity_close, texts.owners)
         if curve is not None:
             self.store.put(("report_curve", day), PUT_CURVE, curve)
         else:  # not held exactly (an owner's name with a tab, money past 64 bits): the reader reads the summary

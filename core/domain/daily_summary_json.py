@@ -22,12 +22,12 @@ import json.encoder
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
 from core.domain.daily_summary_numbers import dec, fresh_dec, fresh_money
 
-__all__ = ["iso_text", "summary_json"]
+__all__ = ["SummaryTexts", "iso_text", "summary_json", "summary_texts"]
 
 T = TypeVar("T")
 
@@ -171,7 +171,7 @@ def _values(s: DailySummary) -> tuple[str, ...]:
         _bool(s.half_day), _bool(s.loss_limit_hit), m(s.loss_limit_used_pct), m(s.max_intraday_drawdown),
         om(s.max_intraday_drawdown_pct), m(s.net), om(s.net_pct), i(s.orders), _lines(s.positions, _position_text),
         m(s.realized), om(s.realized_pct), i(s.reconnects), i(s.refusals), i(s.rejected), _iso(s.session_close),
-        _iso(s.session_open), _lines(s.strategies, _strategy_text), m(s.total), om(s.total_pct),
+        _iso(s.session_open), _lines(s.strategies, _strategy), m(s.total), om(s.total_pct),
         i(s.trades_closed), _quote(s.trading_state), m(s.unrealized), om(s.unrealized_pct), m(s.worst_day_pnl),
         _trade(s.worst_trade),
     )
@@ -229,40 +229,52 @@ _POSITION_TEMPLATES = _Kept(_KEPT_LINES)
 _NO_NUMBER = (TypeError, ArithmeticError)  # a key holding a signalling NaN: no hash, no ==
 
 
-def _strategy_text(r: StrategyLine) -> str:
-    """``_strategy(r)``, the same text."""
+def _strategy_text(r: StrategyLine, owners: list[tuple[str, str, str]], net: Decimal, net_text: str,
+                   net_pct: Decimal | None, pct_text: str, held: tuple[Decimal, str] | None) -> str:
+    """``_strategy(r)``, the same text, on a day whose account ``net`` (and its percentage) and
+    lone position's market value (``held``) are written already (a lone owner's are the same
+    figures); appends its (strategy, cumulative, net) texts to ``owners``."""
     key = (r.strategy, r.commissions, r.fills, r.open_positions, r.orders, r.realized, r.refusals, r.trades_closed)
+    m = fresh_money
     try:
         template = _STRATEGY_TEMPLATES.find(r.strategy, key)
     except _NO_NUMBER:
+        owners.append((r.strategy, m(r.cumulative), m(r.net)))
         return _strategy(r)
-    m = _m
     if template is None:
         i = _int
         template = _STRATEGY_TEMPLATES.keep(r.strategy, key, _STRATEGY % (
-            m(r.commissions), "%s", i(r.fills), "%s", "%s", "%s", i(r.open_positions), i(r.orders), m(r.realized),
-            i(r.refusals), _quote(r.strategy).replace("%", "%%"), i(r.trades_closed), "%s"))
+            _m(r.commissions), '"%s"', i(r.fills), '"%s"', '"%s"', "%s", i(r.open_positions), i(r.orders),
+            _m(r.realized), i(r.refusals), _quote(r.strategy).replace("%", "%%"), i(r.trades_closed), '"%s"'))
     # moving: cumulative, market_value, net, net_pct, unrealized
-    net = r.net
-    net_text = m(net)
-    return template % (m(r.cumulative), m(r.market_value), net_text, _om(r.net_pct),
-                       net_text if r.unrealized == net else m(r.unrealized))
+    own = r.net
+    if own != net:
+        net_text = m(own)
+    cumulative = m(r.cumulative)
+    owners.append((r.strategy, cumulative, net_text))
+    value = r.market_value
+    return template % (cumulative, held[1] if held is not None and value == held[0] else m(value), net_text,
+                       pct_text if r.net_pct == net_pct else _om(r.net_pct),
+                       net_text if r.unrealized == own else m(r.unrealized))
 
 
-def _position_text(p: PositionLine) -> str:
-    """``_position(p)``, the same text."""
+def _position_text(p: PositionLine, values: list[tuple[Decimal, str]] | None = None) -> str:
+    """``_position(p)``, the same text; appends its market value and the value's text to ``values``."""
     key = (p.symbol, p.qty, p.avg_cost, p.owners)
     try:
         template = _POSITION_TEMPLATES.find(p.symbol, key)
     except _NO_NUMBER:
         return _position(p)
-    m = _m
     if template is None:
         template = _POSITION_TEMPLATES.keep(p.symbol, key, _POSITION % (
-            m(p.avg_cost), "%s", "%s", _owners(p.owners).replace("%", "%%"), dec(p.qty),
-            _quote(p.symbol).replace("%", "%%"), "%s"))
+            _m(p.avg_cost), "%s", '"%s"', _owners(p.owners).replace("%", "%%"), dec(p.qty),
+            _quote(p.symbol).replace("%", "%%"), '"%s"'))
     # moving: last, market_value, unrealized
-    return template % ("null" if p.last is None else f'"{fresh_dec(p.last)}"', m(p.market_value), m(p.unrealized))
+    value = p.market_value
+    value_text = fresh_money(value)
+    if values is not None:
+        values.append((value, value_text))
+    return template % ("null" if p.last is None else f'"{fresh_dec(p.last)}"', value_text, fresh_money(p.unrealized))
 
 
 def _lines(lines: tuple[T, ...], text_of: Callable[[T], str]) -> str:
@@ -302,16 +314,45 @@ assert tuple(k for k in _ORDER if k not in _VOLATILE and not k.endswith("_trade"
     "orders", "realized", "realized_pct", "reconnects", "refusals", "rejected", "trades_closed", "trading_state")
 
 
+# Of those, the money that is never null: its slot holds the quotes, and the text is written bare
+# (the same text the recorder stores in its columns).
+_QUOTED = frozenset({"equity_close", "equity_open", "loss_limit_used_pct", "max_intraday_drawdown", "net", "total",
+                     "unrealized", "worst_day_pnl"})
+
+
 def _quiet_template(s: DailySummary, key: tuple[object, ...]) -> str:
-    """The summary's template with its steady values written in and a ``%s`` for each other."""
-    slots = tuple("%s" if k in _VOLATILE else v.replace("%", "%%") for k, v in zip(_ORDER, _values(s), strict=True))
+    """The summary's template with its steady values written in and a slot for each other."""
+    slots = tuple(('"%s"' if k in _QUOTED else "%s") if k in _VOLATILE else v.replace("%", "%%")
+                  for k, v in zip(_ORDER, _values(s), strict=True))
     return _QUIET_TEMPLATES.keep("", key, _SUMMARY % slots)
+
+
+class SummaryTexts(NamedTuple):
+    """A summary's stored JSON and the money texts the reports recorder also stores (as
+    ``serialize.money`` writes them): written once for both."""
+
+    json: str
+    equity_open: str
+    equity_close: str
+    net: str
+    owners: list[tuple[str, str, str]]  # each strategy line's (strategy, cumulative, net)
 
 
 def summary_json(s: DailySummary) -> str:
     """``json.dumps(s.to_json(), sort_keys=True)``, the same text."""
+    return summary_texts(s).json
+
+
+def _whole(s: DailySummary) -> SummaryTexts:
+    m = fresh_money
+    return SummaryTexts(_SUMMARY % _values(s), m(s.equity_open), m(s.equity_close), m(s.net),
+                        [(r.strategy, m(r.cumulative), m(r.net)) for r in s.strategies])
+
+
+def summary_texts(s: DailySummary) -> SummaryTexts:
+    """``summary_json(s)`` and the texts of its money that the recorder stores apart."""
     if s.best_trade is not None or s.worst_trade is not None:  # a day with trades: written whole
-        return _SUMMARY % _values(s)
+        return _whole(s)
     key = (s.adjustments, s.alerts, s.breaks_found, s.breaks_resolved, s.calendar, s.commissions,
            s.daily_loss_limit, s.data_incidents, s.disconnects, s.drawdown_samples, s.engine_starts, s.fills,
            s.half_day, s.loss_limit_hit, s.orders, s.realized, s.realized_pct, s.reconnects, s.refusals, s.rejected,
@@ -319,21 +360,32 @@ def summary_json(s: DailySummary) -> str:
     try:
         template = _QUIET_TEMPLATES.find("", key)
     except _NO_NUMBER:  # a value that cannot be hashed (a signalling NaN): the whole way, as before
-        return _SUMMARY % _values(s)
+        return _whole(s)
     if template is None:
         template = _quiet_template(s, key)
-    m, om = _m, _om
+    m, om = fresh_money, _om
     close, opened, net, net_pct = s.equity_close, s.equity_open, s.net, s.net_pct
     close_text, net_text, pct_text = m(close), m(net), om(net_pct)
     last = _LAST_CLOSE
     opened_text = last[0][1] if last and last[0][0] == opened else m(opened)
     last[:] = [(close, close_text)]
-    return template % (  # the volatile values, in the sorted order of their keys
+    held = s.positions
+    values: list[tuple[Decimal, str]] = []
+    positions = "[" + ", ".join([_position_text(p, values) for p in held]) + "]" if held else "[]"
+    one = values[0] if len(values) == 1 else None
+    owners: list[tuple[str, str, str]] = []
+    lines = s.strategies
+    if lines:
+        strategies = "[" + ", ".join([_strategy_text(r, owners, net, net_text, net_pct, pct_text, one)
+                                      for r in lines]) + "]"
+    else:
+        strategies = "[]"
+    return SummaryTexts(template % (  # the volatile values, in the sorted order of their keys
         s.date.isoformat(), close_text, opened_text, m(s.loss_limit_used_pct), m(s.max_intraday_drawdown),
-        om(s.max_intraday_drawdown_pct), net_text, pct_text, _lines(s.positions, _position_text),
-        _iso(s.session_close), _iso(s.session_open), _lines(s.strategies, _strategy_text),
+        om(s.max_intraday_drawdown_pct), net_text, pct_text, positions, _iso(s.session_close),
+        _iso(s.session_open), strategies,
         net_text if s.total == net else m(s.total), pct_text if s.total_pct == net_pct else om(s.total_pct),
         net_text if s.unrealized == net else m(s.unrealized),
         pct_text if s.unrealized_pct == net_pct else om(s.unrealized_pct),
         net_text if s.worst_day_pnl == net else m(s.worst_day_pnl),
-    )
+    ), opened_text, close_text, net_text, owners)
