@@ -90,6 +90,7 @@ class DailyReports:
         # The owners of the previous close's rows that go on (open_cumulative's, sorted), set
         # only right after a close: a day without fills, orders or refusals has the same ones.
         self._open_owners: list[str] | None = None
+        self._ledger_moved = True  # a fill reached the ledger since open_realized was copied
         self._timer: TimerHandle | None = None
         self._broker_down = False
         self._loading = True  # until start() has read the stored fills
@@ -156,8 +157,10 @@ class DailyReports:
     def _set_open(self, cumulative: dict[str, Decimal] | None, equity: Decimal | None) -> None:
         """The day's starting point: the previous close's figures, or (none known) every
         owner's book as it is now, at the marks of now, on the starting cash."""
-        self.open_realized = dict(self.ledger.realized)
-        self.open_commissions = dict(self.ledger.commissions)
+        if self._ledger_moved:  # else the copies taken at the last close are still its figures
+            self.open_realized = dict(self.ledger.realized)
+            self.open_commissions = dict(self.ledger.commissions)
+            self._ledger_moved = False
         if cumulative is None:
             cumulative = {o: self.ledger.cumulative(o, self._price_of) for o in self.ledger.owners}
         self.open_cumulative = cumulative
@@ -249,6 +252,8 @@ class DailyReports:
     # ---- the bus -------------------------------------------------------------------
 
     def _count_fill(self, fill: FillRecord, closed: list[Trade]) -> None:
+        """``fill``, which the ledger has just applied (closing ``closed``), in the day's tally."""
+        self._ledger_moved = True
         t = self.tally
         if fill.kind == "adjustment":
             t.adjustments += 1
@@ -356,10 +361,12 @@ class DailyReports:
         held = [p for p in book.positions.values() if p.qty != 0]
         if len(held) > 1:
             held.sort(key=lambda p: p.symbol)
-        positions = tuple(
-            PositionLine(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value, p.unrealized_pnl,
-                         tuple(sorted(book.holders(p.symbol).items())))
-            for p in held)
+        lines = []
+        for p in held:
+            holders = tuple(book.holders(p.symbol).items())
+            lines.append(PositionLine(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value, p.unrealized_pnl,
+                                      tuple(sorted(holders)) if len(holders) > 1 else holders))
+        positions = tuple(lines)
         limit = self.loss_limit()
         alerts = t.alerts
         return DailySummary(
@@ -370,7 +377,8 @@ class DailyReports:
             sum(orders.values()) if orders else 0, sum(fills.values()) if fills else 0, t.adjustments,
             sum(refusals.values()) if refusals else 0, t.rejected, len(trades), best, worst, t.max_drawdown,
             _pct(t.max_drawdown, base), t.samples, limit, t.worst_pnl,
-            (max(ZERO, -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO, t.loss_limit_hit,
+            ((ZERO if t.worst_pnl >= ZERO else -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO,
+            t.loss_limit_hit,
             self.trading_state(), t.breaks_found, t.breaks_resolved, t.disconnects, t.reconnects, t.data_incidents,
             (("info", alerts["info"]), ("warning", alerts["warning"]), ("error", alerts["error"]),
              ("critical", alerts["critical"])) if alerts else _NO_ALERTS,
