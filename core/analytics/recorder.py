@@ -17,7 +17,7 @@ from __future__ import annotations
 from core.analytics.report_curves import CURVES_TABLE, MISSING_SQL, PUT_CURVE, backfill_params, curve_params
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.daily_summary_json import iso_text, summary_texts
+from core.domain.daily_summary_json import summary_texts
 from core.domain.events import DailySummaryReady
 from core.persistence.store import Store
 
@@ -65,10 +65,8 @@ class ReportsRecorder:
             self.store.put(("report_curve", params[0]), PUT_CURVE, params)
 
     def on_summary(self, event: DailySummaryReady) -> None:
-        s = event.summary
-        day = s.date.isoformat()
-        close = iso_text(s.session_close)
-        texts = summary_texts(s)  # the JSON, and its money texts the columns hold too
+        texts = summary_texts(event.summary)  # the JSON, and the texts of what the columns hold too
+        day, close = texts.date, texts.session_close
         self.store.put(("daily_report", day), PUT_REPORT,
                        (day, close, texts.equity_open, texts.equity_close, texts.net, texts.json,
                         self.wall_clock.now().isoformat()))

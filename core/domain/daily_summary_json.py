@@ -27,7 +27,7 @@ from typing import NamedTuple, TypeVar
 from core.domain.daily_summary import SEVERITIES, DailySummary, PositionLine, StrategyLine, TradeLine
 from core.domain.daily_summary_numbers import dec, fresh_dec, fresh_money
 
-__all__ = ["SummaryTexts", "iso_text", "summary_json", "summary_texts"]
+__all__ = ["SummaryTexts", "summary_json", "summary_texts"]
 
 T = TypeVar("T")
 
@@ -102,11 +102,6 @@ def _iso(moment: datetime) -> str:
 
 def _om(value: Decimal | None) -> str:
     return "null" if value is None else f'"{fresh_money(value)}"'
-
-
-def iso_text(moment: datetime) -> str:
-    """``moment.isoformat()``, the same text (quicker for the calendar's UTC times)."""
-    return _iso(moment)
 
 
 def _bool(value: bool) -> str:
@@ -332,6 +327,8 @@ class SummaryTexts(NamedTuple):
     ``serialize.money`` writes them): written once for both."""
 
     json: str
+    date: str  # ISO
+    session_close: str  # ISO
     equity_open: str
     equity_close: str
     net: str
@@ -345,7 +342,8 @@ def summary_json(s: DailySummary) -> str:
 
 def _whole(s: DailySummary) -> SummaryTexts:
     m = fresh_money
-    return SummaryTexts(_SUMMARY % _values(s), m(s.equity_open), m(s.equity_close), m(s.net),
+    return SummaryTexts(_SUMMARY % _values(s), s.date.isoformat(), _iso(s.session_close), m(s.equity_open),
+                        m(s.equity_close), m(s.net),
                         [(r.strategy, m(r.cumulative), m(r.net)) for r in s.strategies])
 
 
@@ -380,12 +378,13 @@ def summary_texts(s: DailySummary) -> SummaryTexts:
                                       for r in lines]) + "]"
     else:
         strategies = "[]"
+    day, session_close = s.date.isoformat(), _iso(s.session_close)
     return SummaryTexts(template % (  # the volatile values, in the sorted order of their keys
-        s.date.isoformat(), close_text, opened_text, m(s.loss_limit_used_pct), m(s.max_intraday_drawdown),
-        om(s.max_intraday_drawdown_pct), net_text, pct_text, positions, _iso(s.session_close),
-        _iso(s.session_open), strategies,
+        day, close_text, opened_text, m(s.loss_limit_used_pct), m(s.max_intraday_drawdown),
+        om(s.max_intraday_drawdown_pct), net_text, pct_text, positions, session_close, _iso(s.session_open),
+        strategies,
         net_text if s.total == net else m(s.total), pct_text if s.total_pct == net_pct else om(s.total_pct),
         net_text if s.unrealized == net else m(s.unrealized),
         pct_text if s.unrealized_pct == net_pct else om(s.unrealized_pct),
         net_text if s.worst_day_pnl == net else m(s.worst_day_pnl),
-    ), opened_text, close_text, net_text, owners)
+    ), day, session_close, opened_text, close_text, net_text, owners)
