@@ -221,6 +221,8 @@ class _Kept:
 
 _STRATEGY_TEMPLATES = _Kept(_KEPT_LINES)
 _POSITION_TEMPLATES = _Kept(_KEPT_LINES)
+# Each strategy's last cumulative written, and its text.
+_CUMULATIVE: dict[str, tuple[Decimal, str]] = {}
 _NO_NUMBER = (TypeError, ArithmeticError)  # a key holding a signalling NaN: no hash, no ==
 
 
@@ -245,10 +247,18 @@ def _strategy_text(r: StrategyLine, owners: list[tuple[str, str, str]], net: Dec
     own = r.net
     if own != net:
         net_text = m(own)
-    cumulative = m(r.cumulative)
-    owners.append((r.strategy, cumulative, net_text))
+    cumulative = r.cumulative
+    kept = _CUMULATIVE.get(r.strategy)
+    if kept is not None and kept[0] == cumulative:  # an owner that held nothing: its cumulative stays
+        cumulative_text = kept[1]
+    else:
+        cumulative_text = m(cumulative)
+        if len(_CUMULATIVE) >= _KEPT_LINES:
+            _CUMULATIVE.clear()
+        _CUMULATIVE[r.strategy] = (cumulative, cumulative_text)
+    owners.append((r.strategy, cumulative_text, net_text))
     value = r.market_value
-    return template % (cumulative, held[1] if held is not None and value == held[0] else m(value), net_text,
+    return template % (cumulative_text, held[1] if held is not None and value == held[0] else m(value), net_text,
                        pct_text if r.net_pct == net_pct else _om(r.net_pct),
                        net_text if r.unrealized == own else m(r.unrealized))
 
@@ -363,10 +373,15 @@ def summary_texts(s: DailySummary) -> SummaryTexts:
         template = _quiet_template(s, key)
     m, om = fresh_money, _om
     close, opened, net, net_pct = s.equity_close, s.equity_open, s.net, s.net_pct
-    close_text, net_text, pct_text = m(close), m(net), om(net_pct)
     last = _LAST_CLOSE
-    opened_text = last[0][1] if last and last[0][0] == opened else m(opened)
+    if last:
+        last_close, last_text = last[0]
+        opened_text = last_text if last_close == opened else m(opened)
+        close_text = last_text if last_close == close else m(close)  # a day flat: the same equity
+    else:
+        opened_text, close_text = m(opened), m(close)
     last[:] = [(close, close_text)]
+    net_text, pct_text = m(net), om(net_pct)
     held = s.positions
     values: list[tuple[Decimal, str]] = []
     positions = "[" + ", ".join([_position_text(p, values) for p in held]) + "]" if held else "[]"

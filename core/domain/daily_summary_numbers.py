@@ -104,6 +104,8 @@ def _quoted_money(value: Decimal) -> str:
 # session (an equity, the P&L that follows the marks).
 def _quick_dec(value: Decimal) -> str:
     """``serialize.dec(value)``, the same text."""
+    if not value:  # a zero, of any sign and exponent (NaN is not falsy)
+        return "0"
     text = str(value)
     if "E" in text or not value.is_finite():
         return serialize.dec(value)
@@ -114,6 +116,8 @@ def _quick_dec(value: Decimal) -> str:
 
 def _quick_money(value: Decimal) -> str:
     """``serialize.money(value)``, the same text."""
+    if not value:  # a zero, of any sign and exponent (NaN is not falsy): its str has an exponent
+        return "0"
     text = str(value)
     dot = text.find(".")
     if "E" in text or len(text) > 14 or (dot >= 0 and len(text) - dot > 9) or not value.is_finite():
