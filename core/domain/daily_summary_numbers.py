@@ -120,11 +120,14 @@ def _quick_money(value: Decimal) -> str:
         return "0"
     text = str(value)
     dot = text.find(".")
-    if "E" in text or len(text) > 14 or (dot >= 0 and len(text) - dot > 9) or not value.is_finite():
+    if dot >= 0:  # a finite value (NaN and infinity are written without a dot), not a zero
+        if "E" in text or len(text) > 14 or len(text) - dot > 9:
+            return _rounded_money(value)
+        text = text.rstrip("0")
+        return text[:-1] if text[-1] == "." else text
+    if "E" in text or len(text) > 14 or not value.is_finite():
         return _rounded_money(value)
-    if dot >= 0:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+    return text
 
 
 def _rounded_money(value: Decimal) -> str:
