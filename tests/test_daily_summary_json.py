@@ -320,3 +320,27 @@ def test_a_quiet_day_after_a_busy_one_and_back() -> None:
         kept.clear()
     for s in days + days:
         assert summary_json(s) == json.dumps(s.to_json(), sort_keys=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(any_money, st.decimals(allow_nan=True, allow_infinity=True),
+                          st.sampled_from([Decimal("1E+30"), Decimal(10**30), Decimal("-0.00"), Decimal("0.000"),
+                                           Decimal("1.0"), Decimal("-0.10"), Decimal("5E+2")])),
+                max_size=20))
+def test_a_figure_written_fresh_is_what_serialize_writes(values: list[Decimal]) -> None:
+    """``fresh_money`` and ``fresh_dec`` (no table: a session's new figures) give ``serialize``'s
+    text, or raise what it raises."""
+    from core.domain import serialize
+    from core.domain.daily_summary_numbers import fresh_dec, fresh_money
+
+    for v in values:
+        for fresh, reference in ((fresh_money, serialize.money), (fresh_dec, serialize.dec)):
+            try:
+                want: object = reference(v)
+            except ArithmeticError as exc:
+                want = type(exc)
+            try:
+                got: object = fresh(v)
+            except ArithmeticError as exc:
+                got = type(exc)
+            assert got == want, (v, fresh.__name__)

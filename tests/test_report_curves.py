@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cockpit import readers
 from cockpit.wiring import build_engine
@@ -287,3 +289,24 @@ def test_integers_go_through_their_hex_digits_both_ways() -> None:
     assert hex64(values) == digits and int64s(digits) == values
     with pytest.raises(ValueError):
         int64s("abc")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.integers(-10**20, 10**20).map(lambda n: str(Decimal(n).scaleb(-8))),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.from_regex(r"-?[0-9]{0,12}(\.[0-9]{0,10})?", fullmatch=True),
+    st.text(alphabet="-+.0123456789eE_ ٣", max_size=14),
+))
+def test_plain_money_text_reads_as_the_decimal_it_says(text: str) -> None:
+    """``scaled_text``'s reading of plain digits (and what it remembers) is the Decimal path's."""
+    from decimal import InvalidOperation
+
+    from core.analytics import report_curves
+
+    try:
+        want = report_curves.scaled(Decimal(text))
+    except (InvalidOperation, ValueError):
+        want = None
+    for _ in range(2):  # read, then remembered
+        assert report_curves.scaled_text(text) == want, text

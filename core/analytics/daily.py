@@ -63,6 +63,9 @@ def _pct(value: Decimal, of: Decimal) -> Decimal | None:
     return value / of * HUNDRED if of > 0 else None
 
 
+_NO_ALERTS = (("info", 0), ("warning", 0), ("error", 0), ("critical", 0))
+
+
 class DailyReports:
     """Follows the bus through a session and publishes its summary at the close."""
 
@@ -87,6 +90,7 @@ class DailyReports:
         # The owners of the previous close's rows that go on (open_cumulative's, sorted), set
         # only right after a close: a day without fills, orders or refusals has the same ones.
         self._open_owners: list[str] | None = None
+        self._ledger_moved = True  # a fill reached the ledger since open_realized was copied
         self._timer: TimerHandle | None = None
         self._broker_down = False
         self._loading = True  # until start() has read the stored fills
@@ -153,8 +157,10 @@ class DailyReports:
     def _set_open(self, cumulative: dict[str, Decimal] | None, equity: Decimal | None) -> None:
         """The day's starting point: the previous close's figures, or (none known) every
         owner's book as it is now, at the marks of now, on the starting cash."""
-        self.open_realized = dict(self.ledger.realized)
-        self.open_commissions = dict(self.ledger.commissions)
+        if self._ledger_moved:  # else the copies taken at the last close are still its figures
+            self.open_realized = dict(self.ledger.realized)
+            self.open_commissions = dict(self.ledger.commissions)
+            self._ledger_moved = False
         if cumulative is None:
             cumulative = {o: self.ledger.cumulative(o, self._price_of) for o in self.ledger.owners}
         self.open_cumulative = cumulative
@@ -246,6 +252,8 @@ class DailyReports:
     # ---- the bus -------------------------------------------------------------------
 
     def _count_fill(self, fill: FillRecord, closed: list[Trade]) -> None:
+        """``fill``, which the ledger has just applied (closing ``closed``), in the day's tally."""
+        self._ledger_moved = True
         t = self.tally
         if fill.kind == "adjustment":
             t.adjustments += 1
@@ -322,6 +330,9 @@ class DailyReports:
         realized, commissions = t.realized, t.commissions
         unrealized = net - realized + commissions
         total = realized + unrealized
+        # A percentage is a function of the value (a division, then a product, each rounded to the
+        # context): equal figures have equal ones, computed once (zeros apart: their sign may differ).
+        net_pct = _pct(net, base)
         closed_by: dict[str, int] = {}
         if t.trades:
             trades = sorted(t.trades, key=lambda x: x.pnl)
@@ -335,6 +346,7 @@ class DailyReports:
         if owners is None or t.orders or t.refusals or t.fills or t.adjustments:  # the ledger or the rows moved
             owners = sorted(ledger.owners | t.orders.keys() | t.refusals.keys() | self.open_cumulative.keys())
         strategies = []
+        orders, fills, refusals = t.orders, t.fills, t.refusals  # Counts: .get reads a missing owner as 0, no call
         price_of, open_realized, open_commissions = self._price_of, self.open_realized, self.open_commissions
         open_cumulative, ledger_realized, ledger_commissions = self.open_cumulative, ledger.realized, ledger.commissions
         for owner in owners:
@@ -344,27 +356,32 @@ class DailyReports:
             owner_net = cumulative - open_cumulative.get(owner, ZERO)
             strategies.append(StrategyLine(
                 owner, owner_realized, owner_net - owner_realized + owner_commissions, owner_commissions, owner_net,
-                _pct(owner_net, base), cumulative, t.orders[owner], t.fills[owner], t.refusals[owner],
-                closed_by.get(owner, 0), market_value, open_positions))
+                net_pct if net and owner_net == net else _pct(owner_net, base), cumulative, orders.get(owner, 0),
+                fills.get(owner, 0), refusals.get(owner, 0), closed_by.get(owner, 0), market_value, open_positions))
         held = [p for p in book.positions.values() if p.qty != 0]
         if len(held) > 1:
             held.sort(key=lambda p: p.symbol)
-        positions = tuple(
-            PositionLine(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value, p.unrealized_pnl,
-                         tuple(sorted(book.holders(p.symbol).items())))
-            for p in held)
+        lines = []
+        for p in held:
+            holders = tuple(book.holders(p.symbol).items())
+            lines.append(PositionLine(p.symbol, p.qty, p.avg_cost, p.last_price, p.market_value, p.unrealized_pnl,
+                                      tuple(sorted(holders)) if len(holders) > 1 else holders))
+        positions = tuple(lines)
         limit = self.loss_limit()
         alerts = t.alerts
         return DailySummary(
             session.day, self.sessions.name, session.open, session.close, session.half_day, base, equity,
-            realized, unrealized, commissions, total, net, _pct(realized, base), _pct(unrealized, base),
-            _pct(total, base), _pct(net, base), sum(t.orders.values()), sum(t.fills.values()), t.adjustments,
-            sum(t.refusals.values()), t.rejected, len(trades), best, worst, t.max_drawdown,
+            realized, unrealized, commissions, total, net, _pct(realized, base),
+            net_pct if net and unrealized == net else _pct(unrealized, base),
+            net_pct if net and total == net else _pct(total, base), net_pct,
+            sum(orders.values()) if orders else 0, sum(fills.values()) if fills else 0, t.adjustments,
+            sum(refusals.values()) if refusals else 0, t.rejected, len(trades), best, worst, t.max_drawdown,
             _pct(t.max_drawdown, base), t.samples, limit, t.worst_pnl,
-            (max(ZERO, -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO, t.loss_limit_hit,
+            ((ZERO if t.worst_pnl >= ZERO else -t.worst_pnl) / limit * HUNDRED) if limit > 0 else ZERO,
+            t.loss_limit_hit,
             self.trading_state(), t.breaks_found, t.breaks_resolved, t.disconnects, t.reconnects, t.data_incidents,
             (("info", alerts["info"]), ("warning", alerts["warning"]), ("error", alerts["error"]),
-             ("critical", alerts["critical"])),
+             ("critical", alerts["critical"])) if alerts else _NO_ALERTS,
             t.engine_starts, positions, tuple(strategies),
         )
 

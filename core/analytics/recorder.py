@@ -17,8 +17,7 @@ from __future__ import annotations
 from core.analytics.report_curves import CURVES_TABLE, MISSING_SQL, PUT_CURVE, backfill_params, curve_params
 from core.common.bus import Bus
 from core.common.clock import Clock
-from core.domain.daily_summary_json import summary_json
-from core.domain.daily_summary_numbers import money  # serialize.money, remembered (the same text)
+from core.domain.daily_summary_json import summary_texts
 from core.domain.events import DailySummaryReady
 from core.persistence.store import Store
 
@@ -66,15 +65,12 @@ class ReportsRecorder:
             self.store.put(("report_curve", params[0]), PUT_CURVE, params)
 
     def on_summary(self, event: DailySummaryReady) -> None:
-        s = event.summary
-        day = s.date.isoformat()
-        close = s.session_close.isoformat()
-        equity_open, equity_close = money(s.equity_open), money(s.equity_close)
+        texts = summary_texts(event.summary)  # the JSON, and the texts of what the columns hold too
+        day, close = texts.date, texts.session_close
         self.store.put(("daily_report", day), PUT_REPORT,
-                       (day, close, equity_open, equity_close, money(s.net),
-                        summary_json(s), self.wall_clock.now().isoformat()))
-        curve = curve_params(day, close, equity_open, equity_close,
-                             [(line.strategy, money(line.cumulative), money(line.net)) for line in s.strategies])
+                       (day, close, texts.equity_open, texts.equity_close, texts.net, texts.json,
+                        self.wall_clock.now().isoformat()))
+        curve = curve_params(day, close, texts.equity_open, texts.equity_close, texts.owners)
         if curve is not None:
             self.store.put(("report_curve", day), PUT_CURVE, curve)
         else:  # not held exactly (an owner's name with a tab, money past 64 bits): the reader reads the summary

@@ -17,6 +17,7 @@ which also names what is odd in them.
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 SCALE = 8  # places: a value v is stored as v * 10**SCALE
 _INT64 = 2**63
 _UNIT = Decimal(1).scaleb(-SCALE)
+_READ: dict[str, int] = {}  # plain texts read lately, and their integers
 
 CURVES_TABLE = """
     CREATE TABLE report_curves (
@@ -69,6 +71,19 @@ def scaled_text(text: Any) -> int | None:
     decimal text with at most 8 places inside 64 bits."""
     if not isinstance(text, str):
         return None
+    known = _READ.get(text)  # a session's opening equity is the last one's close; a flat owner's figures stay
+    if known is not None:
+        return known
+    # Plain text (what ``money`` writes): its digits are the integer, without a Decimal's parse.
+    whole, dot, part = text.partition(".")
+    digits = whole[1:] if whole[:1] == "-" else whole
+    if 0 < len(digits) <= 10 and digits.isdigit() and digits.isascii() and (
+            not dot or (0 < len(part) <= 8 and part.isdigit() and part.isascii())):
+        out = int(whole + part + "0" * (SCALE - len(part)))  # at most 18 digits: inside 64 bits
+        if len(_READ) >= 64:
+            _READ.clear()
+        _READ[text] = out
+        return out
     try:
         value = Decimal(text)
     except (InvalidOperation, ValueError):
@@ -105,7 +120,11 @@ def _owners(lines: Iterable[tuple[Any, Any, Any]]) -> tuple[str, str] | None:
 
 def hex64(values: Iterable[int]) -> str:
     """Integers as their 64 bits, big-endian, 16 hex digits each (``int64s`` reads them)."""
-    return b"".join(v.to_bytes(8, "big", signed=True) for v in values).hex()
+    ints = values if isinstance(values, list) else list(values)
+    try:
+        return struct.pack(f">{len(ints)}q", *ints).hex()  # a row per session: one pack, not a bytes per value
+    except struct.error:  # past 64 bits: OverflowError, as to_bytes says it
+        return b"".join(v.to_bytes(8, "big", signed=True) for v in ints).hex()
 
 
 def int64s(hex_text: str) -> list[int]:

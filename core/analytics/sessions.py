@@ -39,6 +39,7 @@ class SessionClock:
         self._closes: list[int] = []  # UTC epoch seconds, sorted
         self._sessions: list[Session] = []
         self._span: tuple[date, date] | None = None
+        self._next = 0  # the index after the session ``after`` gave last (a guess, checked)
 
     @property
     def name(self) -> str:
@@ -71,9 +72,14 @@ class SessionClock:
         sessions, span = self._sessions, self._span
         day = session.close.date()  # a table's closes are UTC (and whole seconds)
         if span is not None and span[0] <= day and day + _AHEAD <= span[1]:
-            # session_of(close + 1 us), without its look-up: the table covers the next two weeks
-            i = bisect_left(self._closes, int(session.close.timestamp()) + 1)
+            # session_of(close + 1 us), without its look-up: the table covers the next two weeks.
+            # The table's sessions follow each other: the one after the last one asked for (the
+            # session a close arms next) is the next in the table, unless it closes at the same time.
+            i, closes = self._next, self._closes
+            if not (0 < i < len(sessions) and sessions[i - 1] is session and closes[i] > closes[i - 1]):
+                i = bisect_left(closes, int(session.close.timestamp()) + 1)
             if i < len(sessions):
+                self._next = i + 1
                 return sessions[i]
         return self.session_of(session.close + timedelta(microseconds=1))
 

@@ -51,8 +51,14 @@ class DayTally:
         self.peak = self.open_equity
 
     def sample(self, equity: Decimal) -> None:
+        # max(a, b) and min(a, b) spelled out (each keeps ``a`` unless ``b`` is beyond it, as they do):
+        # the builtins cost more than the comparison on a sample per fill and per close.
         self.samples += 1
         if equity > self.peak:
             self.peak = equity
-        self.max_drawdown = max(self.max_drawdown, self.peak - equity)
-        self.worst_pnl = min(self.worst_pnl, equity - self.open_equity)
+        drawdown = self.peak - equity
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
+        pnl = equity - self.open_equity
+        if pnl < self.worst_pnl:
+            self.worst_pnl = pnl
