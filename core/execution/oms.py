@@ -82,8 +82,8 @@ class OrderManager:
         self.gate = gate
         self.clock = clock
         self.bus = bus
+        self._held = bus.held()  # the bus's held events (tested before an order changes: no call)
         self.instance_id = instance_id
-        self.view = view_factory(self)  # what the gate checks orders against
         self.last_refusal: str | None = None
         # INFO lines (each order, each fill) are written after the loop step: an order does not wait
         # for the log file (core/common/step_log.py); warnings and errors go at once, in order.
@@ -108,6 +108,7 @@ class OrderManager:
         self._checks: set[asyncio.Task[None]] = set()
         self._committing: asyncio.Task[None] | None = None  # a commit of broker reports (see _commit_soon)
         self._commit_again = False
+        self.view = view_factory(self)  # what the gate checks orders against (it may keep our live views)
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -166,7 +167,7 @@ class OrderManager:
         self.log.error("%s", message)
         self.bus.publish(EngineError("oms", message))
         self._next_seq = highest + 1
-        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.store.put(_SEQ_KEY, PUT_ACCOUNT, self._seq_row)
 
     def has_seen(self, exec_id: str) -> bool:
         """Seen recently (in memory); ``unseen`` also asks the store for older ones."""
@@ -297,7 +298,7 @@ class OrderManager:
             updated_at=now,
         )
         self._next_seq += 1
-        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.store.put(_SEQ_KEY, PUT_ACCOUNT, self._seq_row)  # the row is made at the flush, from the counter then
         self.orders[order.client_order_id] = order
         self._opened(order)
         self._to_send.append(order)
@@ -307,8 +308,11 @@ class OrderManager:
             f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
         )
         # Handed out once the broker has it (send_pending), or before anything published meanwhile.
-        self.bus.hold(OrderChanged(order, previous=None, source=req.source, reduce_only=req.reduce_only))
+        self.bus.hold_new(OrderChanged, order, previous=None, source=req.source, reduce_only=req.reduce_only)
         return order
+
+    def _seq_row(self) -> tuple[str, str]:
+        return ("next_order_seq", str(self._next_seq))
 
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
         now = self.clock.now()
@@ -387,7 +391,7 @@ class OrderManager:
     # ---- broker reports ------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
-        if self.bus.holding:
+        if self._held:
             self.bus.release()  # the subscribers see each order as it was at its event
         placing = self._placing
         if placing is not None and placing.status is OrderStatus.NEW:
@@ -500,7 +504,7 @@ class OrderManager:
     def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None, *,
                     broker: str | None = None) -> bool:
         """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
-        if self.bus.holding:
+        if self._held:
             self.bus.release()  # before the order changes: its held event says what it was
         try:
             check_transition(order.client_order_id, order.status, status)
@@ -584,4 +588,5 @@ class OrderManager:
 
 
 _NONE_WORKING = (ZERO, ZERO)
+_SEQ_KEY = ("account", "next_order_seq")
 _NO_ORDERS: dict[str, Order] = {}

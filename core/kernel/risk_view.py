@@ -25,6 +25,8 @@ class BookView:
         self._oms = oms
         self._quote_ts = quote_ts
         self._day_open_equity = day_open_equity
+        self._positions = portfolio.positions  # the same dict for the book's life
+        self._working_symbols = oms.working_symbols()  # a live view of the OMS's symbols with open orders
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -50,16 +52,19 @@ class BookView:
         return price
 
     def symbols(self) -> Iterable[str]:
-        held = {s for s, p in self._portfolio.positions.items() if p.qty != ZERO}
-        held.update(self._oms.working_symbols())
+        held = {s for s, p in self._positions.items() if p.qty != ZERO}
+        held.update(self._working_symbols)
         return held
 
     def strategy_position(self, strategy: str, symbol: str) -> Decimal:
         return self._portfolio.owner_qty(strategy, symbol)
 
     def strategy_working_sells(self, strategy: str, symbol: str) -> Decimal:
-        return sum((o.remaining for o in self._oms.open_orders_in(symbol)
-                    if o.strategy == strategy and o.side is Side.SELL), ZERO)
+        total = ZERO  # the same sum as sum(..., ZERO), without a generator on a long-only strategy's sells
+        for o in self._oms.open_orders_in(symbol):
+            if o.strategy == strategy and o.side is Side.SELL:
+                total += o.remaining
+        return total
 
     def strategy_holdings(self, strategy: str) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
         """The strategy's own positions and open orders per symbol, in one pass over each."""
