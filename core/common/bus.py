@@ -28,6 +28,8 @@ class Bus:
     def __init__(self) -> None:
         self._handlers: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
         self._every: dict[type, int] = defaultdict(int)  # subscribers that need every event of a type
+        # The non-critical subscribers of each type (a list: a handler need not be hashable).
+        self._lenient: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
         self._held: list[object] = []  # published, not yet handed out (``hold``), oldest first
         self._releasing = False
 
@@ -45,16 +47,8 @@ class Bus:
         those out (core/kernel/driver.py)."""
         if every:
             self._every[event_type] += 1
-        if not critical:
-            inner = handler
-
-            def guarded(event: E) -> None:
-                try:
-                    inner(event)
-                except Exception:
-                    log.exception("subscriber %r failed on %s (ignored)", inner, type(event).__name__)
-
-            handler = guarded
+        if not critical:  # no wrapper around it: the delivery forgives it (``forgives``), no call more per event
+            self._lenient[event_type].append(handler)
         self._handlers[event_type].append(handler)
 
     def unsubscribe(self, event_type: type[E], handler: Callable[[E], None]) -> None:
@@ -63,20 +57,37 @@ class Bus:
         handlers = self._handlers.get(event_type)
         if handlers and handler in handlers:
             handlers.remove(handler)
+            lenient = self._lenient.get(event_type)
+            if lenient and handler in lenient and handler not in handlers:
+                lenient.remove(handler)
 
     def needs_every(self, event_type: type) -> bool:
         """Whether some subscriber of ``event_type`` needs every event (see ``subscribe``)."""
         return self._every.get(event_type, 0) > 0
 
     def handlers(self, event_type: type) -> list[Callable[[Any], None]]:
-        """The live handler list for ``event_type`` (hot paths may hold on to it)."""
+        """The live handler list for ``event_type`` (hot paths may hold on to it). A hot path that
+        calls them itself asks ``forgives`` about what one raises, as ``publish`` does."""
         return self._handlers[event_type]
+
+    def forgives(self, handler: Callable[[Any], None], event: object) -> bool:
+        """Called with the exception ``handler`` raised on ``event`` in hand: True (and the error
+        logged) for a subscriber made with ``critical=False``; False for a critical one, whose
+        error the caller raises on."""
+        if handler not in self._lenient.get(type(event), ()):
+            return False
+        log.exception("subscriber %r failed on %s (ignored)", handler, type(event).__name__)
+        return True
 
     def publish(self, event: object) -> None:
         if self._held and not self._releasing:
             self.release()  # what was held comes first
         for handler in self._handlers.get(type(event), ()):
-            handler(event)
+            try:
+                handler(event)
+            except Exception:
+                if not self.forgives(handler, event):
+                    raise
 
     def hold(self, event: object) -> None:
         """Publish ``event`` at the next ``release()`` or before the next ``publish``, whichever
@@ -104,7 +115,11 @@ class Bus:
                 if type(event) is partial:  # held by hold_new: made now (no event is a partial)
                     event = event()
                 for handler in self._handlers.get(type(event), ()):
-                    handler(event)
+                    try:
+                        handler(event)
+                    except Exception:
+                        if not self.forgives(handler, event):
+                            raise
         except BaseException:
             self._held.clear()  # as if what came after the failure had not been published
             raise

@@ -51,16 +51,14 @@ SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only re
 FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
 
 
-class _Worded:
-    """A log argument worded when the line is written (after the loop step), not when it is noted."""
+class _Worded(tuple[Callable[[Decimal], str], Decimal]):
+    """A log argument worded when the line is written (after the loop step), not when it is noted:
+    ``_Worded((word, value))``. A tuple, so that making one on a fill's path runs no Python code."""
 
-    __slots__ = ("word", "value")
-
-    def __init__(self, word: Callable[[Decimal], str], value: Decimal) -> None:
-        self.word, self.value = word, value
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return self.word(self.value)
+        return self[0](self[1])
 
 
 class OrderManager:
@@ -495,7 +493,7 @@ class OrderManager:
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
-                      _Worded(text.qty, ex.qty), ex.symbol, ex.price, _Worded(text.money, ex.commission),
+                      _Worded((text.qty, ex.qty)), ex.symbol, ex.price, _Worded((text.money, ex.commission)),
                       ex.client_order_id or reason)
         return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 

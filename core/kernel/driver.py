@@ -97,7 +97,11 @@ class EventDriver:
             assert type(ev) is Bar
             venue, hooks, price = self.bar_bus, engine._bar_handlers, ev.close
         for h in venue:  # the paper venue fills first, at this price
-            h(ev)
+            try:
+                h(ev)
+            except Exception:
+                if not self.bus.forgives(h, ev):  # as Bus.publish: a non-critical subscriber's error is logged
+                    raise
         self._mark(sym, price, ts)
         for h in hooks.get(sym, ()):
             h(ev)
@@ -116,7 +120,11 @@ class EventDriver:
         ts = bar.ts
         self.sim.advance_to(ts)  # type: ignore[union-attr]  # run_units runs on a SimClock only
         for h in self.bar_bus:  # the paper venue first (DAY orders expire at a session's bar)
-            h(bar)
+            try:
+                h(bar)
+            except Exception:
+                if not self.bus.forgives(h, bar):
+                    raise
         sym, price = bar.symbol, bar.close
         self.last_prices[sym] = price
         self.quote_ts[sym] = ts
