@@ -30,6 +30,7 @@ import secrets
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from core.common.bus import Bus
 from core.common.clock import Clock
@@ -61,6 +62,53 @@ class _Worded(tuple[Callable[[Decimal], str], Decimal]):
         return self[0](self[1])
 
 
+_ORDER_LINE = "order %s %s %s %s %s%s (%s)"
+
+
+class _OmsLog(StepLog):
+    """The OMS's step log, whose "order ..." line for a new order is noted once the broker has the
+    order (``say_orders``), not on its way there: the step's first note schedules the write (an
+    asyncio ``call_soon``), work the order need not wait for. Every other line the OMS notes or
+    writes, and every flush, says the waiting ones first: the log keeps the order things happened in."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger)
+        self._orders: list[Order] = []
+
+    def order(self, order: Order) -> None:
+        """The line of a new order, to be noted by the next ``say_orders`` (or any other line)."""
+        self._orders.append(order)
+
+    def say_orders(self) -> None:
+        orders = self._orders
+        if not orders:
+            return
+        self._orders = []
+        for o in orders:  # fields an order never changes: the line says what it said when the order was made
+            super().info(_ORDER_LINE, o.client_order_id, o.side, o.qty, o.symbol, o.order_type,
+                         f" @ {o.limit_price}" if o.limit_price is not None else "", o.strategy)
+
+    def info(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().info(msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().warning(msg, *args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().error(msg, *args)
+
+    def flush(self) -> None:
+        if self._orders:
+            self.say_orders()
+        super().flush()
+
+
 class OrderManager:
     def __init__(
         self,
@@ -85,7 +133,7 @@ class OrderManager:
         self.last_refusal: str | None = None
         # INFO lines (each order, each fill) are written after the loop step: an order does not wait
         # for the log file (core/common/step_log.py); warnings and errors go at once, in order.
-        self.log = StepLog(log)
+        self.log = _OmsLog(log)
         # Open orders and the most recent finished ones (late reports still find them); older
         # finished orders and exec ids leave memory: the store keeps them.
         self.orders: dict[str, Order] = {}
@@ -300,11 +348,7 @@ class OrderManager:
         self.orders[order.client_order_id] = order
         self._opened(order)
         self._to_send.append(order)
-        self.log.info(
-            "order %s %s %s %s %s%s (%s)",
-            order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
-            f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
-        )
+        self.log.order(order)  # its line is noted once the broker has it (send_pending), or before any other
         # Handed out once the broker has it (send_pending), or before anything published meanwhile.
         self.bus.hold_new(OrderChanged, order, previous=None, source=req.source, reduce_only=req.reduce_only)
         return order
@@ -357,7 +401,11 @@ class OrderManager:
         bus = self.bus
         if not self.broker.records_in_engine_store:
             bus.release()  # the new orders' rows (and audit rows) go with the write-ahead commit
-            await self.store.write_ahead()
+            try:
+                await self.store.write_ahead()
+            except BaseException:
+                self.log.say_orders()  # the orders made, in the log before whatever says why none left
+                raise
         batch = self._take_unsent()
         try:
             for order in batch:
@@ -371,6 +419,7 @@ class OrderManager:
                 if order.status is OrderStatus.NEW:  # a report during place() marked it sent already
                     self._set_status(order, OrderStatus.SUBMITTED, broker=self.broker.kind)
         finally:
+            self.log.say_orders()
             bus.release()
 
     def cancel(self, client_order_id: str) -> bool:
