@@ -26,7 +26,7 @@ events counted as if every quote had been made, so the bookkeeping runs at the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,12 +145,13 @@ class EventDriver:
         else:
             self.cur_ts, self.n_at_ts = ts, 1
 
-    async def send(self) -> None:
-        """Orders the last event made: the cursor points at it while they are written and sent."""
+    def send(self) -> Coroutine[Any, Any, None]:
+        """Orders the last event made: the cursor points at it while they are written and sent. Returns
+        the OMS's ``send_pending()`` to await (no coroutine of its own on the order's path)."""
         assert self.cur_ts is not None
         self.engine.cursor = Cursor(self.cur_ts, self.n_at_ts)
         self.engine._cursor_dirty = True
-        await self.oms.send_pending()
+        return self.oms.send_pending()
 
     # ---- the loops ---------------------------------------------------------------------
 

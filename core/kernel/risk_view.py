@@ -26,6 +26,7 @@ class BookView:
         self._quote_ts = quote_ts
         self._day_open_equity = day_open_equity
         self._positions = portfolio.positions  # the same dict for the book's life
+        self._prices = oms.last_prices  # the book's marks (the same dict for the book's life, as the driver's)
         self._working_symbols = oms.working_symbols()  # a live view of the OMS's symbols with open orders
 
     def now(self) -> datetime:
@@ -38,16 +39,16 @@ class BookView:
         return self._oms.working_qty(symbol)
 
     def quote(self, symbol: str) -> tuple[Decimal, datetime] | None:
-        price = self._oms.last_prices.get(symbol)
+        price = self._prices.get(symbol)
         ts = self._quote_ts.get(symbol)
         if price is None or ts is None or price <= 0:
             return None
         return price, ts
 
     def mark(self, symbol: str) -> Decimal | None:
-        price = self._oms.last_prices.get(symbol)
+        price = self._prices.get(symbol)
         if price is None:
-            pos = self._portfolio.positions.get(symbol)
+            pos = self._positions.get(symbol)
             price = pos.last_price if pos is not None else None
         return price
 
