@@ -4,6 +4,7 @@ showing the order as it was at its event (core/common/bus.py ``hold``, core/exec
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import timedelta
 from decimal import Decimal
@@ -157,3 +158,23 @@ async def test_a_refused_start_rejects_what_was_queued_and_sends_nothing(make_ri
     await rig.oms.send_pending()
     assert placed == [] and not rig.oms.has_unsent and order.status is OrderStatus.REJECTED
     assert statuses == [(None, OrderStatus.NEW, None), (OrderStatus.NEW, OrderStatus.REJECTED, "not sent: refused")]
+
+
+async def test_the_log_says_each_order_where_it_was_made_though_it_is_noted_after_the_send(
+        make_rig, caplog: pytest.LogCaptureFixture) -> None:
+    """An order's "order ..." line is noted once the broker has it; the lines the OMS notes or writes
+    meanwhile (a refusal, a cancel) still come after it, and a sent one's line is there too."""
+    rig = await make_rig()
+    rig.quote("AAPL", "100", OPEN)
+    with caplog.at_level(logging.INFO, logger="cockpit.oms"):
+        first = rig.oms.submit(OrderRequest("test", "AAPL", Side.BUY, Decimal(5), OrderType.MARKET), TimeInForce.DAY)
+        assert first is not None
+        rig.oms.submit(OrderRequest("test", "AAPL", Side.BUY, Decimal(10**9), OrderType.MARKET), TimeInForce.DAY)
+        assert rig.oms.cancel(first.client_order_id)
+        second = await rig.order(Side.SELL, 3)
+        rig.oms.log.flush()  # what the loop's step end would write
+    assert second is not None
+    lines = [r.getMessage() for r in caplog.records if r.name == "cockpit.oms"]
+    assert [line.split(":")[0] for line in lines] == [
+        f"order {first.client_order_id} BUY 5 AAPL MARKET (test)", "refused BUY 1000000000 AAPL (test)",
+        f"order {first.client_order_id} CANCELLED", f"order {second.client_order_id} SELL 3 AAPL MARKET (test)"]

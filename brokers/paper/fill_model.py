@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from core.config import PaperConfig
@@ -30,6 +30,14 @@ class FillModel:
     commission_max_pct: Decimal
     max_volume_share: Decimal
     price_increment: Decimal
+    # The slippage factors a buy and a sell pay (1 +/- slippage_bps / 10000): the same Decimals on
+    # every fill, so made once here rather than on each.
+    _up: Decimal = field(init=False, repr=False, compare=False)
+    _down: Decimal = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_up", 1 + self.slippage_bps / _BPS)
+        object.__setattr__(self, "_down", 1 - self.slippage_bps / _BPS)
 
     @classmethod
     def from_config(cls, cfg: PaperConfig) -> FillModel:
@@ -46,7 +54,7 @@ class FillModel:
         """The fill price against ``quote``, or None if the order cannot fill on it."""
         if side is Side.BUY:
             touch = quote.ask
-            price = (touch * (1 + self.slippage_bps / _BPS)).quantize(self.price_increment, ROUND_CEILING)
+            price = (touch * self._up).quantize(self.price_increment, ROUND_CEILING)
             if order_type is OrderType.LIMIT:
                 assert limit is not None
                 if touch > limit:
@@ -54,7 +62,7 @@ class FillModel:
                 price = min(price, limit)
         else:
             touch = quote.bid
-            price = (touch * (1 - self.slippage_bps / _BPS)).quantize(self.price_increment, ROUND_FLOOR)
+            price = (touch * self._down).quantize(self.price_increment, ROUND_FLOOR)
             if order_type is OrderType.LIMIT:
                 assert limit is not None
                 if touch < limit:

@@ -30,6 +30,7 @@ import secrets
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from core.common.bus import Bus
 from core.common.clock import Clock
@@ -51,16 +52,61 @@ SEEN_EXECS_KEPT = 20_000  # exec ids kept in memory: a broker re-reports only re
 FINISHED_ORDERS_KEPT = 1_000  # finished orders kept for late reports (a fill after a cancel)
 
 
-class _Worded:
-    """A log argument worded when the line is written (after the loop step), not when it is noted."""
+class _Worded(tuple[Callable[[Decimal], str], Decimal]):
+    """A log argument worded when the line is written (after the loop step), not when it is noted:
+    ``_Worded((word, value))``. A tuple, so that making one on a fill's path runs no Python code."""
 
-    __slots__ = ("word", "value")
-
-    def __init__(self, word: Callable[[Decimal], str], value: Decimal) -> None:
-        self.word, self.value = word, value
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return self.word(self.value)
+        return self[0](self[1])
+
+
+_ORDER_LINE = "order %s %s %s %s %s%s (%s)"
+
+
+class _OmsLog(StepLog):
+    """The OMS's step log, whose "order ..." line for a new order is noted once the broker has the
+    order (``say_orders``), not on its way there: the step's first note schedules the write (an
+    asyncio ``call_soon``), work the order need not wait for. Every other line the OMS notes or
+    writes, and every flush, says the waiting ones first: the log keeps the order things happened in."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger)
+        self._orders: list[Order] = []
+
+    def order(self, order: Order) -> None:
+        """The line of a new order, to be noted by the next ``say_orders`` (or any other line)."""
+        self._orders.append(order)
+
+    def say_orders(self) -> None:
+        orders = self._orders
+        if not orders:
+            return
+        self._orders = []
+        for o in orders:  # fields an order never changes: the line says what it said when the order was made
+            super().info(_ORDER_LINE, o.client_order_id, o.side, o.qty, o.symbol, o.order_type,
+                         f" @ {o.limit_price}" if o.limit_price is not None else "", o.strategy)
+
+    def info(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().info(msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().warning(msg, *args)
+
+    def error(self, msg: str, *args: Any) -> None:
+        if self._orders:
+            self.say_orders()
+        super().error(msg, *args)
+
+    def flush(self) -> None:
+        if self._orders:
+            self.say_orders()
+        super().flush()
 
 
 class OrderManager:
@@ -82,12 +128,12 @@ class OrderManager:
         self.gate = gate
         self.clock = clock
         self.bus = bus
+        self._held = bus.held()  # the bus's held events (tested before an order changes: no call)
         self.instance_id = instance_id
-        self.view = view_factory(self)  # what the gate checks orders against
         self.last_refusal: str | None = None
         # INFO lines (each order, each fill) are written after the loop step: an order does not wait
         # for the log file (core/common/step_log.py); warnings and errors go at once, in order.
-        self.log = StepLog(log)
+        self.log = _OmsLog(log)
         # Open orders and the most recent finished ones (late reports still find them); older
         # finished orders and exec ids leave memory: the store keeps them.
         self.orders: dict[str, Order] = {}
@@ -108,6 +154,7 @@ class OrderManager:
         self._checks: set[asyncio.Task[None]] = set()
         self._committing: asyncio.Task[None] | None = None  # a commit of broker reports (see _commit_soon)
         self._commit_again = False
+        self.view = view_factory(self)  # what the gate checks orders against (it may keep our live views)
         broker.set_report_handler(self.on_report)
 
     # ---- state loading -------------------------------------------------------------
@@ -166,7 +213,7 @@ class OrderManager:
         self.log.error("%s", message)
         self.bus.publish(EngineError("oms", message))
         self._next_seq = highest + 1
-        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.store.put(_SEQ_KEY, PUT_ACCOUNT, self._seq_row)
 
     def has_seen(self, exec_id: str) -> bool:
         """Seen recently (in memory); ``unseen`` also asks the store for older ones."""
@@ -297,18 +344,17 @@ class OrderManager:
             updated_at=now,
         )
         self._next_seq += 1
-        self.store.put(("account", "next_order_seq"), PUT_ACCOUNT, ("next_order_seq", str(self._next_seq)))
+        self.store.put(_SEQ_KEY, PUT_ACCOUNT, self._seq_row)  # the row is made at the flush, from the counter then
         self.orders[order.client_order_id] = order
         self._opened(order)
         self._to_send.append(order)
-        self.log.info(
-            "order %s %s %s %s %s%s (%s)",
-            order.client_order_id, order.side, order.qty, order.symbol, order.order_type,
-            f" @ {order.limit_price}" if order.limit_price is not None else "", order.strategy,
-        )
+        self.log.order(order)  # its line is noted once the broker has it (send_pending), or before any other
         # Handed out once the broker has it (send_pending), or before anything published meanwhile.
-        self.bus.hold(OrderChanged(order, previous=None, source=req.source, reduce_only=req.reduce_only))
+        self.bus.hold_new(OrderChanged, order, previous=None, source=req.source, reduce_only=req.reduce_only)
         return order
+
+    def _seq_row(self) -> tuple[str, str]:
+        return ("next_order_seq", str(self._next_seq))
 
     def reject_intent(self, req: OrderRequest, reason: str) -> None:
         now = self.clock.now()
@@ -355,7 +401,11 @@ class OrderManager:
         bus = self.bus
         if not self.broker.records_in_engine_store:
             bus.release()  # the new orders' rows (and audit rows) go with the write-ahead commit
-            await self.store.write_ahead()
+            try:
+                await self.store.write_ahead()
+            except BaseException:
+                self.log.say_orders()  # the orders made, in the log before whatever says why none left
+                raise
         batch = self._take_unsent()
         try:
             for order in batch:
@@ -369,6 +419,7 @@ class OrderManager:
                 if order.status is OrderStatus.NEW:  # a report during place() marked it sent already
                     self._set_status(order, OrderStatus.SUBMITTED, broker=self.broker.kind)
         finally:
+            self.log.say_orders()
             bus.release()
 
     def cancel(self, client_order_id: str) -> bool:
@@ -387,7 +438,7 @@ class OrderManager:
     # ---- broker reports ------------------------------------------------------------
 
     def on_report(self, report: Report) -> None:
-        if self.bus.holding:
+        if self._held:
             self.bus.release()  # the subscribers see each order as it was at its event
         placing = self._placing
         if placing is not None and placing.status is OrderStatus.NEW:
@@ -491,7 +542,7 @@ class OrderManager:
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
         self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
-                      _Worded(text.qty, ex.qty), ex.symbol, ex.price, _Worded(text.money, ex.commission),
+                      _Worded((text.qty, ex.qty)), ex.symbol, ex.price, _Worded((text.money, ex.commission)),
                       ex.client_order_id or reason)
         return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
 
@@ -500,7 +551,7 @@ class OrderManager:
     def _set_status(self, order: Order, status: OrderStatus, reason: str | None = None, *,
                     broker: str | None = None) -> bool:
         """Move ``order`` to ``status``; False (and an error log) if the state machine refuses."""
-        if self.bus.holding:
+        if self._held:
             self.bus.release()  # before the order changes: its held event says what it was
         try:
             check_transition(order.client_order_id, order.status, status)
@@ -584,4 +635,5 @@ class OrderManager:
 
 
 _NONE_WORKING = (ZERO, ZERO)
+_SEQ_KEY = ("account", "next_order_seq")
 _NO_ORDERS: dict[str, Order] = {}

@@ -26,7 +26,7 @@ events counted as if every quote had been made, so the bookkeeping runs at the s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,11 @@ class EventDriver:
             assert type(ev) is Bar
             venue, hooks, price = self.bar_bus, engine._bar_handlers, ev.close
         for h in venue:  # the paper venue fills first, at this price
-            h(ev)
+            try:
+                h(ev)
+            except Exception:
+                if not self.bus.forgives(h, ev):  # as Bus.publish: a non-critical subscriber's error is logged
+                    raise
         self._mark(sym, price, ts)
         for h in hooks.get(sym, ()):
             h(ev)
@@ -116,7 +120,11 @@ class EventDriver:
         ts = bar.ts
         self.sim.advance_to(ts)  # type: ignore[union-attr]  # run_units runs on a SimClock only
         for h in self.bar_bus:  # the paper venue first (DAY orders expire at a session's bar)
-            h(bar)
+            try:
+                h(bar)
+            except Exception:
+                if not self.bus.forgives(h, bar):
+                    raise
         sym, price = bar.symbol, bar.close
         self.last_prices[sym] = price
         self.quote_ts[sym] = ts
@@ -137,12 +145,13 @@ class EventDriver:
         else:
             self.cur_ts, self.n_at_ts = ts, 1
 
-    async def send(self) -> None:
-        """Orders the last event made: the cursor points at it while they are written and sent."""
+    def send(self) -> Coroutine[Any, Any, None]:
+        """Orders the last event made: the cursor points at it while they are written and sent. Returns
+        the OMS's ``send_pending()`` to await (no coroutine of its own on the order's path)."""
         assert self.cur_ts is not None
         self.engine.cursor = Cursor(self.cur_ts, self.n_at_ts)
         self.engine._cursor_dirty = True
-        await self.oms.send_pending()
+        return self.oms.send_pending()
 
     # ---- the loops ---------------------------------------------------------------------
 

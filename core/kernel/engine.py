@@ -200,7 +200,10 @@ class Engine:
         self._hook_owner: dict[object, str] = {}  # each guarded hook -> its strategy's name
         # (strategy, symbol) -> the error that quarantined it; this run only (see _guard)
         self.quarantined: dict[tuple[str, str], str] = {}
-        self._strategies_by_name = {s.name: s for s in strategies}
+        # A class's declaration (ClassVar), read once: whether each strategy may go short (others: yes).
+        self._may_short_of = {s.name: s.may_short for s in strategies}
+        # The strategies with an on_fill hook of their own: a fill of another owner calls nothing.
+        self._fill_hooks = {s.name: s for s in strategies if s.overrides("on_fill")}
         self.market_tz = ZoneInfo(settings.engine.market_tz)
         self.equity = EquityTracker(self.market_tz)
         # Realized P&L per symbol when the exchange day began (per batch: exact at a live pace).
@@ -256,7 +259,8 @@ class Engine:
         await self._load_equity()
         if halt is not None:
             await self.controls.execute(halt)
-        self.bus.subscribe(FillApplied, self._on_fill)
+        if self._fill_hooks:  # no strategy with an on_fill hook: no subscriber to call on every fill
+            self.bus.subscribe(FillApplied, self._on_fill)
         self.store.before_flush(self._before_flush)
         self.store.before_flush(self._persist_marks, ahead=False)  # not on an order's write-ahead
         # What the store says is open from an earlier run: the broker reports on it from its first sync.
@@ -786,15 +790,11 @@ class Engine:
     def position(self, strategy: str, symbol: str) -> Decimal:
         return self.portfolio.owner_qty(strategy, symbol)
 
-    def _may_short(self, strategy: str) -> bool:
-        found = self._strategies_by_name.get(strategy)
-        return found.may_short if found is not None else True
-
     def target_position(self, strategy: str, symbol: str, qty: Decimal) -> None:
         if self.warming_up:
             return
         assert self.oms is not None
-        current = self.position(strategy, symbol)
+        current = self.portfolio.owner_qty(strategy, symbol)  # self.position(), one call fewer on every order
         working = self.oms.working_signed(strategy, symbol)
         if current + working == qty:
             return
@@ -808,9 +808,9 @@ class Engine:
             side = Side.BUY if delta > 0 else Side.SELL
             # Held with the order it makes: both reach the subscribers once the broker has the order
             # (or before anything else is published: the OMS's refusal, a cancel), in this order.
-            self.bus.hold(SignalRaised(strategy, symbol, {"target": qty, "current": current, "working": working}))
+            self.bus.hold_new(SignalRaised, strategy, symbol, {"target": qty, "current": current, "working": working})
             self.oms.submit(OrderRequest(strategy, symbol, side, abs(delta), OrderType.MARKET,
-                                         may_short=self._may_short(strategy)), TimeInForce.DAY)
+                                         may_short=self._may_short_of.get(strategy, True)), TimeInForce.DAY)
 
     def submit_order(
         self,
@@ -827,10 +827,10 @@ class Engine:
         assert self.oms is not None
         if self.quarantined and self._refused_quarantined(strategy, symbol, side, qty, order_type):
             return
-        self.bus.hold(SignalRaised(strategy, symbol, {"side": side, "qty": qty, "type": order_type,  # as above
-                                                         "limit": limit_price}))
+        self.bus.hold_new(SignalRaised, strategy, symbol, {"side": side, "qty": qty, "type": order_type,  # as above
+                                                          "limit": limit_price})
         self.oms.submit(OrderRequest(strategy, symbol, side, qty, order_type, limit_price,
-                                     may_short=self._may_short(strategy)), tif)
+                                     may_short=self._may_short_of.get(strategy, True)), tif)
 
     def cancel_orders(self, strategy: str, symbol: str) -> None:
         if self.warming_up:
@@ -903,8 +903,8 @@ class Engine:
         self.bus.publish(StrategyQuarantined(strategy.name, symbol, error))
 
     def _on_fill(self, event: FillApplied) -> None:
-        strategy = self._strategies_by_name.get(event.strategy)
-        if (strategy is not None and strategy.enabled and strategy.overrides("on_fill")
+        strategy = self._fill_hooks.get(event.strategy)
+        if (strategy is not None and strategy.enabled
                 and (strategy.name, event.fill.symbol) not in self.quarantined):
             try:
                 strategy.on_fill(event.fill)

@@ -25,6 +25,9 @@ class BookView:
         self._oms = oms
         self._quote_ts = quote_ts
         self._day_open_equity = day_open_equity
+        self._positions = portfolio.positions  # the same dict for the book's life
+        self._prices = oms.last_prices  # the book's marks (the same dict for the book's life, as the driver's)
+        self._working_symbols = oms.working_symbols()  # a live view of the OMS's symbols with open orders
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -36,30 +39,33 @@ class BookView:
         return self._oms.working_qty(symbol)
 
     def quote(self, symbol: str) -> tuple[Decimal, datetime] | None:
-        price = self._oms.last_prices.get(symbol)
+        price = self._prices.get(symbol)
         ts = self._quote_ts.get(symbol)
         if price is None or ts is None or price <= 0:
             return None
         return price, ts
 
     def mark(self, symbol: str) -> Decimal | None:
-        price = self._oms.last_prices.get(symbol)
+        price = self._prices.get(symbol)
         if price is None:
-            pos = self._portfolio.positions.get(symbol)
+            pos = self._positions.get(symbol)
             price = pos.last_price if pos is not None else None
         return price
 
     def symbols(self) -> Iterable[str]:
-        held = {s for s, p in self._portfolio.positions.items() if p.qty != ZERO}
-        held.update(self._oms.working_symbols())
+        held = {s for s, p in self._positions.items() if p.qty != ZERO}
+        held.update(self._working_symbols)
         return held
 
     def strategy_position(self, strategy: str, symbol: str) -> Decimal:
         return self._portfolio.owner_qty(strategy, symbol)
 
     def strategy_working_sells(self, strategy: str, symbol: str) -> Decimal:
-        return sum((o.remaining for o in self._oms.open_orders_in(symbol)
-                    if o.strategy == strategy and o.side is Side.SELL), ZERO)
+        total = ZERO  # the same sum as sum(..., ZERO), without a generator on a long-only strategy's sells
+        for o in self._oms.open_orders_in(symbol):
+            if o.strategy == strategy and o.side is Side.SELL:
+                total += o.remaining
+        return total
 
     def strategy_holdings(self, strategy: str) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
         """The strategy's own positions and open orders per symbol, in one pass over each."""
