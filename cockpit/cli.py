@@ -61,6 +61,39 @@ def _speed(text: str) -> float | str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``, by its rule: ``$COLUMNS`` when a positive number,
+    else the terminal's width on stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter with the width it would find (``_columns``) without importing
+    shutil, and through it the compression modules, which every parser's first argument did
+    (argparse makes a formatter per argument), in every command's start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help is ``_Formatter``'s unless told otherwise; its subparsers
+    (``add_subparsers`` makes them of its own class) too."""
+
+    def __init__(self, *args: Any, formatter_class: Any = _Formatter, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 #: Every subcommand in the order of `cockpit --help`, with its one-line help, and the function
 #: that adds it (with the others it adds) to the subparsers: only the one a command line names is
 #: built (``_LazyCommands``), so a reader imports no other command's module and builds no other
@@ -246,7 +279,7 @@ _CONTROL = frozenset(name for name, _, group in _COMMANDS if group == "control")
 def build_parser(*, lazy: bool = True) -> argparse.ArgumentParser:
     """The whole command line. ``lazy`` (the default): a subcommand's own parser is built only
     when a command line names it; ``lazy=False`` builds every one now (the same parser)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cockpit",
         description="Terminal trading cockpit: runs the trading engine; subcommands read its state.",
     )

@@ -453,17 +453,27 @@ def _scaled_scopes(columns: Any, scaled_base: int, trades: _Trades, tz: Any,
     closed, still_open = trades
     curves = columns.owner_curves(scaled_base)
     days = columns.days
+    account_inputs = (columns.opens, columns.closes, closed, still_open)
+    account: list[dict[str, Any]] = []  # the account's figures, once computed
+
+    def top() -> dict[str, Any]:
+        if not account:
+            account.append(scaled_performance(days, *account_inputs[:2], unscaled, closed, still_open, tz,
+                                              risk_free_rate).to_json())
+        return dict(account[0])
 
     def of(owner: str) -> _Figures:
-        opens, closes = curves.get(owner, ([], []))
-        return lambda: scaled_performance(days if opens else [], opens, closes, unscaled,
-                                          [t for t in closed if t.owner == owner],
-                                          [t for t in still_open if t.owner == owner], tz, risk_free_rate).to_json()
+        def figures() -> dict[str, Any]:
+            opens, closes = curves.get(owner, ([], []))
+            own = ([t for t in closed if t.owner == owner], [t for t in still_open if t.owner == owner])
+            if opens and (opens, closes, *own) == account_inputs:
+                return top()  # the whole account's curve and trades (one strategy on its capital): its figures
+            return scaled_performance(days if opens else [], opens, closes, unscaled, *own, tz,
+                                      risk_free_rate).to_json()
+        return figures
 
     owners = set(curves) | {t.owner for t in closed} | {t.owner for t in still_open}
-    return ({o: of(o) for o in owners},
-            lambda: scaled_performance(days, columns.opens, columns.closes, unscaled, closed, still_open, tz,
-                                       risk_free_rate).to_json())
+    return {o: of(o) for o in owners}, top
 
 
 def _scopes(reports: list[dict[str, Any]], days: list[Any], base: Decimal, trades: _Trades, tz: Any,

@@ -53,15 +53,14 @@ PUT_CURVE = (
 #: The days of ``daily_reports`` without their narrow row (``backfill_params``).
 MISSING_SQL = ("SELECT d.date, d.session_close, d.summary FROM daily_reports d"
                " LEFT JOIN report_curves c ON c.date = d.date WHERE c.date IS NULL ORDER BY d.date")
-#: What the reader reads: the number of stored summaries, and of their narrow rows, each column
-#: of those rows as one text, in the table's order, which is the dates' (SQLite does not promise
-#: that of ``group_concat``, nor does a subquery's ORDER BY, which costs a sort: ``read_columns``
-#: checks the dates rise).
-#: The counts say whether every stored summary has its narrow row (the rows of both tables, and
-#: those in both).
+#: What the reader reads: the dates of the stored summaries, and each column of their narrow rows,
+#: each as one text, in the tables' order, which is the dates' (SQLite does not promise that of
+#: ``group_concat``, nor does a subquery's ORDER BY, which costs a sort: ``read_columns`` checks
+#: the dates rise). The two lists of dates being the same says that every stored summary has its
+#: narrow row and every narrow row its summary (a scan of the summaries' key, where counting the
+#: rows in both tables looked each date up in the other).
 COLUMNS_SQL = (
-    "SELECT (SELECT count(*) FROM daily_reports),"
-    " (SELECT count(*) FROM report_curves c JOIN daily_reports d ON d.date = c.date), count(*),"
+    "SELECT (SELECT group_concat(date, ',') FROM daily_reports), count(*),"
     " group_concat(date, ','), group_concat(equity_open, ','), group_concat(equity_close, ','),"
     " group_concat(owner_names, char(10)), group_concat(owner_values, char(10)) FROM report_curves")
 
@@ -244,11 +243,11 @@ def read_columns(row: Sequence[Any]) -> Columns | None:
     """``COLUMNS_SQL``'s row as columns; None when some stored day has no narrow row, or one
     is odd (the caller then reads the summaries the full way)."""
     try:
-        reports, both, count, dates, opens, closes, names, values = row
-        if not count or not count == both == reports:
-            return None
+        reports, count, dates, opens, closes, names, values = row
+        if not count or reports != dates:
+            return None  # a summary without its narrow row, or the other way round
         texts = dates.split(",")
-        if texts != sorted(texts):  # (the dates are the table's key: no two alike)
+        if texts != sorted(texts):  # (the dates are the tables' key: no two alike)
             return None  # not in date order (SQLite does not promise group_concat's order)
         days = list(map(date.fromisoformat, texts))
         o, c = list(map(int, opens.split(","))), list(map(int, closes.split(",")))
