@@ -460,7 +460,8 @@ class Store:
             try:
                 if self._writer is not None:
                     conn, self._writer = self._writer, None
-                    conn.close()
+                    # on aiosqlite's thread: behind a commit still there (one whose awaiting task was cancelled)
+                    await self._db._execute(conn.close)  # type: ignore[no-untyped-call]
                 await self.checkpointer.close()  # first: the store's connection, closed last, removes the WAL
             finally:
                 await self._db.close()
