@@ -37,6 +37,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -485,12 +486,16 @@ def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[An
 
 def _write_batch_waiting(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
     """``_write_batch`` on aiosqlite's thread with the writer whose busy wait is the loop's short one:
-    here it may wait ``THREAD_BUSY_MS`` for the write lock (the loop runs on), then short again."""
-    conn.execute(f"PRAGMA busy_timeout={THREAD_BUSY_MS}")
-    try:
-        _write_batch(conn, groups)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={int(WRITE_AHEAD_BUSY_SECONDS * 1000)}")
+    here the transaction is tried again while the write lock stays busy, for up to ``THREAD_BUSY_MS``
+    (what a longer busy timeout would do, without setting it per commit); the loop runs on meanwhile."""
+    deadline = time.monotonic() + THREAD_BUSY_MS / 1000
+    while True:
+        try:
+            _write_batch(conn, groups)  # busy: at BEGIN IMMEDIATE, nothing written
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
 
 
 def _statement(item: tuple[str, tuple[Any, ...]]) -> str:
