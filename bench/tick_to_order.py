@@ -17,8 +17,11 @@ are measured. Latency, with ``time.perf_counter_ns`` at the same points in every
   simulator (``cockpit ib-sim``) runs on 127.0.0.1 as a child process (``--sim inprocess``:
   on the engine's own loop); IB's pacing (45 messages per 1.1 s) sets the IBKR gap to 30 ms.
 
-On paper the window holds no await, so the loop thread's CPU time over it is printed too: what
-the path costs without the waits a busy machine adds (other processes on the same cores).
+The window holds no await (on IBKR: unless the write-ahead finds a commit in flight, or the
+order waits in the adapter's queue), so the loop thread's CPU time over it is printed too: what
+the path costs without the waits a busy machine adds (other processes on the same cores), the
+figure to compare trees by when the load is high (where the window does await, what else the
+loop ran meanwhile is counted in).
 The first ``WARM_UP`` quotes of each run are left out (the contract lookup, first allocations).
 The GC runs as in `cockpit` (frozen after start; ``--gc on``: no freeze; ``--gc off``:
 disabled); collections inside the measured window are counted and timed, with the number of
@@ -304,8 +307,10 @@ async def ibkr_run(state: Path, orders: int, gap: float, gc_policy: str, sim_mod
         engine_ref.append(engine)
         placed: dict[str, int] = {}
         sent: dict[str, int] = {}
+        placed_cpu: dict[str, int] = {}
+        sent_cpu: dict[str, int] = {}
         quote_of: dict[str, int] = {}
-        timed_place(broker, feed, placed, quote_of)
+        timed_place(broker, feed, placed, quote_of, placed_cpu)
         watch = GcWatch()
         gc.callbacks.append(watch)
         await engine.start()
@@ -315,6 +320,7 @@ async def ibkr_run(state: Path, orders: int, gap: float, gc_policy: str, sim_mod
         def timed_send(order_id: int, contract: Any, order: Any) -> None:
             send(order_id, contract, order)
             sent[order.orderRef] = time.perf_counter_ns()
+            sent_cpu[order.orderRef] = time.thread_time_ns()
 
         client.placeOrder = timed_send  # type: ignore[method-assign]
         sync = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[(await store.fetchone("PRAGMA synchronous"))[0]]
@@ -337,8 +343,10 @@ async def ibkr_run(state: Path, orders: int, gap: float, gc_policy: str, sim_mod
           f"synchronous={sync}), {feed.quotes} quotes {gap * 1000:g} ms apart: {made} orders, {filled} filled")
     values, windows = samples(feed, placed, quote_of)
     report("quote -> place() (committed)", values)
+    report("quote -> place(), loop CPU", samples(feed, placed_cpu, quote_of, cpu=True)[0])
     values, windows = samples(feed, sent, quote_of)
     report("quote -> socket", values)
+    report("quote -> socket, loop CPU", samples(feed, sent_cpu, quote_of, cpu=True)[0])
     print(f"  {watch.summary(windows)}; store commits {store.commits}")
 
 

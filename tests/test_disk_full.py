@@ -26,7 +26,8 @@ async def test_a_full_database_is_disk_full_not_a_rollback_error(tmp_path: Path)
     store.append(_FILL_SQL, ("kept",))
     await store.flush()
     pages = (await store.fetchone("PRAGMA page_count"))[0]
-    await store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite answers SQLITE_FULL past this
+    # on the connection the store commits on (its writer): SQLite answers SQLITE_FULL past this
+    store.writer.execute(f"PRAGMA max_page_count = {pages}")
     for n in range(2000):
         store.append(_FILL_SQL, (f"lost-{n}", ))
     with pytest.raises(DiskFull, match=r"disk full: .* MB free in "):

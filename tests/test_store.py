@@ -169,3 +169,59 @@ async def test_with_power_durability_the_write_ahead_goes_through_the_thread(tmp
     await store.write_ahead()
     assert (store.write_aheads, store.commits) == (0, 1)
     await store.close()
+
+
+async def test_every_commit_is_made_on_the_one_writer_from_either_thread(tmp_path: Path) -> None:
+    """A flush commits on aiosqlite's thread, a write-ahead ("process") on the loop's: both on the
+    store's one writing connection (another connection's commit would empty its page cache)."""
+    import threading
+
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
+    seen: list[tuple[str, str]] = []
+    store.writer.set_trace_callback(lambda sql: seen.append((threading.current_thread().name, sql)))
+    store.append("INSERT INTO t VALUES (?)", ("flushed",))
+    await store.flush()
+    store.append("INSERT INTO t VALUES (?)", ("ahead",))
+    await store.write_ahead()
+    inserts = [(name, sql) for name, sql in seen if sql.startswith("INSERT")]
+    assert [sql for _, sql in inserts] == ["INSERT INTO t VALUES ('flushed')", "INSERT INTO t VALUES ('ahead')"]
+    assert inserts[0][0] != threading.main_thread().name and inserts[1][0] == threading.main_thread().name
+    assert (store.write_aheads, store.write_ahead_fallbacks, store.commits) == (1, 0, 2)
+    store.writer.set_trace_callback(None)
+    await store.close()
+
+
+async def test_a_cancelled_flush_keeps_the_writer_until_its_commit_ends(tmp_path: Path) -> None:
+    """The task awaiting a flush is cancelled while aiosqlite's thread still waits for the write lock:
+    the store refuses further writes (its batch is no longer known to be on disk), the commit goes
+    on in the thread, and closing the store waits for it before the writer is closed."""
+    import asyncio
+
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
+    blocker = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    store.append("INSERT INTO t VALUES (?)", ("a",))
+    task = asyncio.ensure_future(store.flush())
+
+    async def thread_has_the_writer() -> None:  # and waits in it for the write lock
+        while not store._writing.locked():
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(thread_has_the_writer(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(StoreFailed):
+        await store.write_ahead()
+    closing = asyncio.ensure_future(store.close())
+    for _ in range(50):
+        await asyncio.sleep(0)  # the loop runs on (closing the writer here would hold it): close waits
+    assert not closing.done() and store._writing.locked()
+    blocker.execute("COMMIT")
+    await closing
+    assert blocker.execute("SELECT k FROM t").fetchall() == [("a",)]
+    blocker.close()

@@ -46,6 +46,8 @@ def format_ts(value: datetime) -> str:
         value = value.replace(tzinfo=UTC)
     elif value.tzinfo is not UTC:
         value = value.astimezone(UTC)
+    if value.microsecond:  # the default ("auto") already gives microseconds, and is quicker than asking
+        return value.isoformat()
     return value.isoformat(timespec="microseconds")
 
 

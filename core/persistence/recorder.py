@@ -62,9 +62,11 @@ PUT_SETTING = (
 
 def order_row(o: Order) -> tuple[str | None, ...]:
     """The ``orders`` row of ``o`` (UPSERT_ORDER's parameters)."""
+    created = dt(o.created_at)
+    updated = o.updated_at
     return (o.client_order_id, o.strategy, o.symbol, o.side.value, dec(o.qty), o.order_type.value, o.tif.value,
             opt_dec(o.limit_price), o.status.value, dec(o.filled_qty), opt_dec(o.avg_fill_price), o.broker_order_id,
-            o.reason, dt(o.created_at), dt(o.updated_at or o.created_at))
+            o.reason, created, created if updated is None or updated is o.created_at else dt(updated))
 
 
 def fill_row(event: FillApplied) -> tuple[str | None, ...]:

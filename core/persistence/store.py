@@ -5,12 +5,18 @@ waits per row. A flush is one transaction, so what is on disk is always a consis
 prefix of the engine's history. Callers that must be durable before acting (an order
 before it is sent) await ``write_ahead()``: the same one transaction of everything buffered
 (but the puts of hooks registered ``ahead=False``: position marks, left to the next flush),
-made on the loop's own thread through a second connection when no other commit is in flight
-(no hop to aiosqlite's thread and back, which cost about a millisecond), else after the one in
-flight. That connection waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock
-(another process writing): then the transaction goes through aiosqlite's thread as ``flush()``
-does, so the loop is never held longer. With durability "power" (an fsync per commit) the
-write-ahead goes through aiosqlite's thread too: the loop is never held for an fsync.
+made on the loop's own thread when no other commit is in flight (no hop to aiosqlite's thread
+and back, which cost about a millisecond), else after the one in flight. On the loop's thread it
+waits at most ``WRITE_AHEAD_BUSY_SECONDS`` for SQLite's write lock (another process writing):
+then the transaction goes through aiosqlite's thread as ``flush()`` does, so the loop is never
+held longer. With durability "power" (an fsync per commit) the write-ahead goes through
+aiosqlite's thread too: the loop is never held for an fsync.
+
+Every commit, a flush's on aiosqlite's thread as a write-ahead's on the loop's, is made on one
+connection of its own (the writer), one at a time (the store's lock): SQLite empties a
+connection's page cache whenever another connection has written since its last transaction, so
+with two writing connections each write-ahead read its tables' pages again after every
+background commit of a broker's report. aiosqlite's connection only reads, after the migrations.
 
 Two kinds of write: ``append`` (history rows, kept in order) and ``put`` (current-state
 rows keyed by what they describe; only the latest put per key is written). A put may hand a
@@ -30,6 +36,8 @@ import asyncio
 import logging
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,8 +62,10 @@ SYNCHRONOUS = {"process": "NORMAL", "power": "FULL"}
 
 DB_FILENAME = FILES_DB_FILENAME  # re-exported: core/persistence/files.py has the name (no imports)
 #: How long a write-ahead commit on the loop's thread may wait for the write lock (SQLite's busy
-#: timeout on that connection) before it goes through aiosqlite's thread instead.
+#: timeout on the writer) before it goes through aiosqlite's thread instead.
 WRITE_AHEAD_BUSY_SECONDS = 0.005
+#: How long a commit on aiosqlite's thread waits for the write lock (the loop runs on meanwhile).
+THREAD_BUSY_MS = 5000
 
 CORE_MIGRATIONS: list[str] = [
     # v1
@@ -170,7 +180,11 @@ class Store:
         self._had_data = False  # the file held an account when opened: migrating it backs it up first
         self._backed_up = False
         self._db: aiosqlite.Connection | None = None
-        self._loop_conn: sqlite3.Connection | None = None  # write-ahead commits on the loop's thread
+        self._writer: sqlite3.Connection | None = None  # every commit, on one thread at a time (the lock)
+        self._loop_commits = False  # write-aheads on the loop's thread ("process"): the writer's busy wait is short
+        # Held while a transaction is made on the writer, by either thread: the store's asyncio lock
+        # orders the commits, this one also covers a commit whose awaiting task was cancelled.
+        self._writing = threading.Lock()
         self.write_aheads = 0  # made on the loop's thread
         self.write_ahead_fallbacks = 0  # the lock was busy: made through aiosqlite's thread
         self.checkpointer = Checkpointer(self.path)  # WAL checkpoints off the commits (core/persistence/checkpoint.py)
@@ -199,9 +213,9 @@ class Store:
         try:
             await self._open()
         except Exception as exc:
-            if self._loop_conn is not None:
-                self._loop_conn.close()
-                self._loop_conn = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
             if self._db is not None:  # its thread would keep the process alive after the error
                 await self._db.close()
                 self._db = None
@@ -217,14 +231,16 @@ class Store:
         # One hop to the database thread for the settings and the first look (each hop costs ~100 us).
         self._had_data = await self._in_db_thread(_set_up, SYNCHRONOUS[self.durability])
         await self.migrate("core", CORE_MIGRATIONS)
-        if self.durability == "process":
-            # The write-ahead's own connection (the loop's thread only), set as the store's is. Not with
-            # "power": each commit then waits for an fsync (milliseconds), which must not hold the loop.
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=WRITE_AHEAD_BUSY_SECONDS)
-            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._loop_conn = conn
+        # The writer, set as aiosqlite's connection is. Its commits run on the loop's thread (write-aheads
+        # with "process") or on aiosqlite's (the rest), never two at once: the store's lock is held
+        # around each. Not on the loop with "power": each commit then waits for an fsync (milliseconds).
+        self._loop_commits = self.durability == "process"
+        timeout = WRITE_AHEAD_BUSY_SECONDS if self._loop_commits else THREAD_BUSY_MS / 1000
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._writer = conn
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
         """Apply the migrations of ``component`` not applied yet; return the version now.
@@ -308,29 +324,32 @@ class Store:
 
     async def write_ahead(self) -> None:
         """``flush()`` before an order is sent: the same one transaction, made here on the loop's
-        thread (a second connection) unless SQLite's write lock stays busy for
-        ``WRITE_AHEAD_BUSY_SECONDS``; a flush in flight is waited for first, as ``flush()`` does."""
+        thread unless SQLite's write lock stays busy for ``WRITE_AHEAD_BUSY_SECONDS`` (or the writer
+        is still finishing a commit on aiosqlite's thread); a flush in flight is waited for first,
+        as ``flush()`` does."""
         self._refuse_if_failed()
         async with self._lock:  # free (the usual case): taken without yielding to the loop
             taken = self._take(ahead=True)
             if taken is None:
                 return
             groups, rows = taken
-            conn = self._loop_conn
-            if conn is not None:
-                try:
-                    _write_batch(conn, groups)
-                except sqlite3.OperationalError as exc:
-                    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            if self._loop_commits:
+                if self._writing.acquire(blocking=False):  # never held across an await: free unless the thread has it
+                    try:
+                        _write_batch(self.writer, groups)
+                    except sqlite3.OperationalError as exc:
+                        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                            self._failed_with(exc)
+                        # Busy: nothing was written (rolled back); the same rows through aiosqlite's thread.
+                    except BaseException as exc:
                         self._failed_with(exc)
-                    # Busy: nothing was written (rolled back); the same rows through aiosqlite's thread.
-                    self.write_ahead_fallbacks += 1
-                except BaseException as exc:
-                    self._failed_with(exc)
-                else:
-                    self.write_aheads += 1
-                    self._committed(rows)
-                    return
+                    else:
+                        self.write_aheads += 1
+                        self._committed(rows)
+                        return
+                    finally:
+                        self._writing.release()
+                self.write_ahead_fallbacks += 1
             await self._commit(groups, rows)
 
     def _refuse_if_failed(self) -> None:
@@ -362,9 +381,29 @@ class Store:
         # matter) by statement: one executemany per table however the puts came.
         return _group(appends) + _group(sorted(puts, key=_statement)), len(queued) + len(pending)
 
+    @property
+    def writer(self) -> sqlite3.Connection:
+        """The connection every commit is made on (under the store's lock, on one thread at a time)."""
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
     async def _commit(self, groups: list[tuple[str, list[tuple[Any, ...]]]], rows: int) -> None:
+        """The transaction on aiosqlite's thread, on the writer (under the store's lock), in one hop.
+
+        A whole transaction in one hop instead of one per statement: each hop costs ~100 us, which
+        dominated the replay. ``_execute`` is aiosqlite's own (pinned 0.22.1) queueing primitive,
+        left untyped by it.
+        """
+        writer, writing = self.writer, self._writing
+        write = _write_batch_waiting if self._loop_commits else _write_batch
+
+        def commit() -> None:
+            with writing:  # a commit whose awaiting task was cancelled still has it: the loop's waits
+                write(writer, groups)
+
         try:
-            await self._in_db_thread(_write_batch, groups)
+            await self.db._execute(commit)  # type: ignore[no-untyped-call]
         except BaseException as exc:
             self._failed_with(exc)
         self._committed(rows)
@@ -384,14 +423,10 @@ class Store:
         self.checkpointer.after_commit()
 
     async def _in_db_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's worker thread in one hop.
-
-        A whole transaction in one hop instead of one per statement: each hop costs
-        ~100 us, which dominated the replay. ``_execute``/``_conn`` are aiosqlite's own
-        (pinned 0.22.1) queueing primitive and connection.
-        """
+        """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's worker thread in one hop (each hop
+        costs ~100 us). ``_execute``/``_conn`` are aiosqlite's own (pinned 0.22.1) queueing primitive
+        and connection, left untyped by it."""
         db = self.db
-        # aiosqlite leaves its private queueing primitive untyped; its use is pinned above.
         return await db._execute(lambda: fn(db._conn, *args))  # type: ignore[no-untyped-call]
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -413,9 +448,10 @@ class Store:
                 await self.flush()
         finally:
             try:
-                if self._loop_conn is not None:
-                    conn, self._loop_conn = self._loop_conn, None
-                    conn.close()
+                if self._writer is not None:
+                    conn, self._writer = self._writer, None
+                    # on aiosqlite's thread: behind a commit still there (one whose awaiting task was cancelled)
+                    await self._db._execute(conn.close)  # type: ignore[no-untyped-call]
                 await self.checkpointer.close()  # first: the store's connection, closed last, removes the WAL
             finally:
                 await self._db.close()
@@ -435,7 +471,7 @@ def _set_up(conn: sqlite3.Connection, synchronous: str) -> bool:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, not a commit
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={THREAD_BUSY_MS}")
     found = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('account', 'orders', 'fills')").fetchone()
     held = found[0] == 3 and conn.execute("SELECT EXISTS(SELECT 1 FROM account) OR EXISTS(SELECT 1 FROM orders)"
@@ -461,7 +497,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-    """One transaction: every statement or none (runs on the database thread)."""
+    """One transaction: every statement or none (on the loop's thread or the database thread)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for sql, rows in groups:
@@ -473,6 +509,20 @@ def _write_batch(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[An
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _write_batch_waiting(conn: sqlite3.Connection, groups: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    """``_write_batch`` on aiosqlite's thread with the writer whose busy wait is the loop's short one:
+    here the transaction is tried again while the write lock stays busy, for up to ``THREAD_BUSY_MS``
+    (what a longer busy timeout would do, without setting it per commit); the loop runs on meanwhile."""
+    deadline = time.monotonic() + THREAD_BUSY_MS / 1000
+    while True:
+        try:
+            _write_batch(conn, groups)  # busy: at BEGIN IMMEDIATE, nothing written
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
 
 
 def _statement(item: tuple[str, tuple[Any, ...]]) -> str:
