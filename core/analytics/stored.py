@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
@@ -41,7 +41,7 @@ def _ignore(_: str) -> None:
 
 
 def _number(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if type(value) is not str and (isinstance(value, bool) or not isinstance(value, int | float)):  # text: the usual
         raise ValueError(f"not a number: {value!r}"[:80])
     parsed = Decimal(value)
     if not parsed.is_finite():
@@ -58,29 +58,29 @@ def _time(value: Any) -> datetime:
     return parsed
 
 
-def fill_records(fills: Iterable[Row], allocations: Iterable[Row], warn: Warn = _ignore) -> list[FillRecord]:
-    """Fills oldest first with their allocations (a fill without any belongs to its strategy)."""
+def fill_records(fills: Iterable[Sequence[Any]], allocations: Iterable[Sequence[Any]],
+                 warn: Warn = _ignore) -> list[FillRecord]:
+    """Fills oldest first with their allocations (a fill without any belongs to its strategy), from
+    ``FILLS_SQL``'s and ``ALLOCATIONS_SQL``'s rows, read by position (their columns' order)."""
     shares: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)
-    for r in allocations:
+    for alloc_id, alloc_owner, alloc_qty in allocations:
         try:
-            shares[str(r["exec_id"])].append((str(r["owner"]), _number(r["qty"])))
-        except (ValueError, InvalidOperation, KeyError) as exc:
-            warn(f"fill_allocations row of {r['exec_id']!r} skipped: {exc}")
+            shares[str(alloc_id)].append((str(alloc_owner), _number(alloc_qty)))
+        except (ValueError, InvalidOperation) as exc:
+            warn(f"fill_allocations row of {alloc_id!r} skipped: {exc}")
     out = []
-    for r in fills:
-        exec_id = str(r["exec_id"])
+    for raw_id, strategy, symbol, side, qty, price, commission, realized, ts, kind in fills:
+        exec_id = str(raw_id)
         try:
-            side = r["side"]
             if side not in ("BUY", "SELL"):
                 raise ValueError(f"side {side!r}"[:80])
-            signed = _number(r["qty"]) * (1 if side == "BUY" else -1)
+            signed = _number(qty) * (1 if side == "BUY" else -1)
             allocation = tuple(shares.get(exec_id, ()))
             if allocation and sum((q for _, q in allocation), Decimal(0)) != signed:
                 raise ValueError("its allocations do not sum to its quantity")
-            out.append(FillRecord(exec_id, _time(r["ts"]), str(r["strategy"]), str(r["symbol"]), signed,
-                                  _number(r["price"]), _number(r["commission"]), _number(r["realized_pnl"]),
-                                  allocation, str(r["kind"] or "trade")))
-        except (ValueError, InvalidOperation, KeyError) as exc:
+            out.append(FillRecord(exec_id, _time(ts), str(strategy), str(symbol), signed, _number(price),
+                                  _number(commission), _number(realized), allocation, str(kind or "trade")))
+        except (ValueError, InvalidOperation) as exc:
             warn(f"fill {exec_id} left out of the analytics: {exc}")
     return out
 
