@@ -33,26 +33,27 @@ class StoredBook:
     def __init__(self, conn: sqlite3.Connection, warn: readers.Warn) -> None:
         self.holdings: dict[str, dict[str, list[Decimal]]] = defaultdict(dict)
         self.marks: dict[str, Decimal | None] = {}
-        for r in conn.execute("SELECT symbol, last_price FROM positions"):
-            symbol = readers.text(r["symbol"], "positions.symbol", warn) or readers.UNREADABLE
-            self.marks[symbol] = readers.number(r["last_price"], f"positions.last_price of {symbol}", warn,
+        for symbol_raw, last_price in conn.execute("SELECT symbol, last_price FROM positions"):
+            symbol = readers.text(symbol_raw, "positions.symbol", warn) or readers.UNREADABLE
+            self.marks[symbol] = readers.number(last_price, f"positions.last_price of {symbol}", warn,
                                                 nullable=True)
         shares: dict[str, list[tuple[str, Any]]] = defaultdict(list)
         if readers.has_table(conn, "fill_allocations"):
-            for r in conn.execute("SELECT exec_id, owner, qty FROM fill_allocations"):
-                shares[r["exec_id"]].append((r["owner"], r["qty"]))
-        for r in conn.execute("SELECT exec_id, strategy, symbol, side, qty FROM fills ORDER BY seq"):
-            where = f"fills.qty of {r['exec_id']}"
-            own = shares.get(r["exec_id"])
+            for exec_id, owner, qty_raw in conn.execute("SELECT exec_id, owner, qty FROM fill_allocations"):
+                shares[exec_id].append((owner, qty_raw))
+        # the rows by position (each query's columns in order): a name's lookup per column cost more
+        for exec_id, strategy, symbol, side, qty_raw in conn.execute(
+                "SELECT exec_id, strategy, symbol, side, qty FROM fills ORDER BY seq"):
+            own = shares.get(exec_id)
             if not own:  # fills written before owners were recorded belong to the order's strategy
-                qty = readers.number(r["qty"], where, warn)
+                qty = readers.number(qty_raw, f"fills.qty of {exec_id}", warn)
                 if qty is None:
                     continue
-                own = [(r["strategy"], qty if r["side"] == "BUY" else -qty)]
+                own = [(strategy, qty if side == "BUY" else -qty)]
             for owner, raw in own:
-                qty = readers.number(raw, f"fill_allocations.qty of {r['exec_id']}", warn)
+                qty = readers.number(raw, f"fill_allocations.qty of {exec_id}", warn)
                 if qty is not None and isinstance(owner, str):
-                    self._at(owner, str(r["symbol"]))[0] += qty
+                    self._at(owner, str(symbol))[0] += qty
         for r in conn.execute("SELECT client_order_id, strategy, symbol, side, qty, filled_qty FROM orders WHERE "
                               "status NOT IN ('FILLED', 'CANCELLED', 'REJECTED')"):
             qty = readers.number(r["qty"], f"orders.qty of {r['client_order_id']}", warn)
