@@ -138,17 +138,23 @@ async def test_a_write_ahead_leaves_flush_only_hooks_to_the_next_flush(tmp_path:
     await store.close()
 
 
+async def _store_and_a_blocker(tmp_path: Path) -> tuple[Store, sqlite3.Connection]:
+    """A "process" store with a table t, and another connection holding SQLite's write lock."""
+    store = Store(tmp_path / "s.sqlite", durability="process")
+    await store.open()
+    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
+    blocker = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    return store, blocker
+
+
 async def test_a_write_ahead_the_lock_keeps_busy_goes_through_the_thread_and_waits(tmp_path: Path) -> None:
     """Another connection holds SQLite's write lock: the loop's thread tries for at most
     WRITE_AHEAD_BUSY_SECONDS, then the same rows go through aiosqlite's thread, which waits for the
     lock while the loop runs on."""
     import asyncio
 
-    store = Store(tmp_path / "s.sqlite", durability="process")
-    await store.open()
-    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
-    blocker = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    store, blocker = await _store_and_a_blocker(tmp_path)
     store.append("INSERT INTO t VALUES (?)", ("a",))
     task = asyncio.ensure_future(store.write_ahead())
     while store.write_ahead_fallbacks == 0:
@@ -199,11 +205,7 @@ async def test_a_cancelled_flush_keeps_the_writer_until_its_commit_ends(tmp_path
     on in the thread, and closing the store waits for it before the writer is closed."""
     import asyncio
 
-    store = Store(tmp_path / "s.sqlite", durability="process")
-    await store.open()
-    await store.migrate("extra", ["CREATE TABLE t (k TEXT PRIMARY KEY)"])
-    blocker = sqlite3.connect(tmp_path / "s.sqlite", isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    store, blocker = await _store_and_a_blocker(tmp_path)
     store.append("INSERT INTO t VALUES (?)", ("a",))
     task = asyncio.ensure_future(store.flush())
 
