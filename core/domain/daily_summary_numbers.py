@@ -28,7 +28,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.domain import serialize, text
 
-__all__ = ["KEPT", "Remembered", "dec", "fresh_dec", "fresh_money", "money", "money_text", "pct", "pct_text", "signed"]
+__all__ = ["KEPT", "Remembered", "dec", "fresh_dec", "fresh_money", "money_text", "pct", "pct_text", "signed"]
 
 KEPT = 8192
 _LARGEST = 20  # adjusted exponent: 1e21 and above are made each time
@@ -92,10 +92,6 @@ def reference_pct(value: Decimal | None) -> str:
     return "n/a" if value is None else _pct(value)
 
 
-def _quoted_money(value: Decimal) -> str:
-    return f'"{serialize.money(value)}"'
-
-
 # ``str`` of a finite Decimal is its plain text (``format(v, "f")``) when it has no exponent
 # part: its exponent is at most 0 and it is not below 1e-6. With at most 8 decimals, its
 # quantize to 1e-8 (``serialize.money``) only adds zeros that are stripped again; a short text
@@ -157,13 +153,7 @@ def fresh_dec(value: Decimal) -> str:
     return _quick_dec(value)
 
 
-def _quick_quoted_money(value: Decimal) -> str:
-    return f'"{_quick_money(value)}"'
-
-
-# serialize.money and dec write -0 as "0" (checked by tests/test_daily_summary_json.py)
-money = Remembered(serialize.money, signed_zero=False, quick=_quick_money)  # stored JSON: exact to 1e-8
-quoted_money = Remembered(_quoted_money, signed_zero=False, quick=_quick_quoted_money)  # in its JSON quotes
+# serialize.dec writes -0 as "0" (checked by tests/test_daily_summary_json.py)
 dec = Remembered(serialize.dec, signed_zero=False, quick=_quick_dec)  # stored JSON: quantities, prices
 money_text = Remembered(text.money)  # words: 81,029.95
 signed = Remembered(_signed)  # words: +1,234.50
