@@ -6,7 +6,8 @@ subscriber: a handler is a dict increment, and what it raises never reaches the 
 snapshot per scrape, and the alert counters from the alert router's own stats, so nothing here
 reaches into the engine. Both listeners (the Unix socket and TCP) share the engine's collector.
 
-A plain route, not ``app.mount``: a mount answers ``/metrics`` with a 307 to ``/metrics/`` and
+The collector is made when the control API starts (``registry_for``, no FastAPI needed), the
+route when its app is built. A plain route, not ``app.mount``: a mount answers ``/metrics`` with a 307 to ``/metrics/`` and
 would shadow ``/metrics/performance``.
 """
 
@@ -18,10 +19,8 @@ import weakref
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
-from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -30,6 +29,9 @@ from core.control.read_model import CapitalView
 from core.domain import events as ev
 from core.domain.model import Bar, OrderStatus, Quote
 from core.kernel.engine import Engine
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 #: tick-to-order buckets, seconds: 50 us .. 10 ms
 LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3)
@@ -246,6 +248,9 @@ def registry_for(engine: Engine) -> CollectorRegistry:
 
 
 def prometheus_router(engine: Engine) -> APIRouter:
+    from fastapi import APIRouter
+    from fastapi.responses import Response
+
     router = APIRouter()
     registry = registry_for(engine)
 

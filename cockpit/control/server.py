@@ -1,9 +1,13 @@
 """Serves the control API inside the engine's loop: a Unix socket (mode 0600) in the state
 dir, and optionally TCP on 127.0.0.1 with a bearer token from the environment.
 
-The sockets are bound here, not by uvicorn: the Unix socket gets its mode before it
-listens, so no other user can connect in between. uvicorn's own signal handling is
-switched off; the engine's runner owns SIGINT/SIGTERM. The Unix listener runs uvicorn's h11
+The app is built on its first request (cockpit/control/lazy_app.py), so FastAPI and the
+route schemas stay off the start path; the sockets listen from the start all the same, and
+the Prometheus counters follow the bus from the start.
+
+The sockets are bound here, not by uvicorn: the Unix socket gets its mode before it listens,
+so no other user can connect in between. uvicorn's own signal handling is switched off
+(cockpit/control/embedded.py); the engine's runner owns SIGINT/SIGTERM. The Unix listener runs uvicorn's h11
 protocol with the peer's credentials added (``PeerCredProtocol``): the audit trail records
 the uid the kernel reports, never the client's claim.
 
@@ -16,29 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from cockpit.control.api import make_app
-from cockpit.control.peer import PeerCredProtocol
 from core.config import ConfigError, Settings
 from core.kernel.engine import Engine
+
+if TYPE_CHECKING:
+    from cockpit.control.embedded import EmbeddedServer
 
 log = logging.getLogger("cockpit.api")
 
 _UNIX_PATH_MAX = 107
-
-
-class _EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the runner handles signals
 
 
 def socket_path(settings: Settings) -> Path:
@@ -89,6 +87,13 @@ def _bind_tcp(port: int) -> socket.socket:
     return sock
 
 
+def _make_app(engine: Engine, token: str | None, token_name: str) -> Any:
+    """``make_app``, imported when first needed (FastAPI is the bulk of the control API's cost)."""
+    from cockpit.control.api import make_app
+
+    return make_app(engine, token, token_name)
+
+
 MIN_TOKEN = 16
 
 
@@ -114,7 +119,7 @@ class ControlServer:
         self.path = socket_path(settings)
         self.token = read_token(settings)  # before anything starts: a bad TCP setting refuses here
         self._tcp: socket.socket | None = None
-        self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
+        self._servers: list[tuple[EmbeddedServer, asyncio.Task[None]]] = []
 
     def prepare(self) -> None:
         """Bind the TCP port, if any, before the engine starts: a port in use refuses first."""
@@ -122,18 +127,26 @@ class ControlServer:
             self._tcp = _bind_tcp(self.settings.api.tcp_port)
 
     async def start(self) -> None:
+        import uvicorn
+
+        from cockpit.control.embedded import EmbeddedServer
+        from cockpit.control.lazy_app import LazyApp
+        from cockpit.control.peer import PeerCredProtocol
+        from cockpit.control.routes_prometheus import registry_for
+
         self.prepare()
+        registry_for(self.engine)  # the counters count from the start, not from the first request
         listeners: list[tuple[socket.socket, str | None]] = [(_bind_unix(self.path), None)]
         if self._tcp is not None:
             listeners.append((self._tcp, self.token))
             self._tcp = None  # the server owns it now
         for sock, token in listeners:
-            app = make_app(self.engine, token, self.settings.api.token_name)
+            app = LazyApp(functools.partial(_make_app, self.engine, token, self.settings.api.token_name))
             config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
                                     http=PeerCredProtocol if token is None else "h11",
                                     # TCP serves the web pages' event streams: a stop never waits on an open browser
                                     timeout_graceful_shutdown=None if token is None else 3)
-            server = _EmbeddedServer(config)
+            server = EmbeddedServer(config)
             task = asyncio.ensure_future(server.serve(sockets=[sock]))
             self._servers.append((server, task))
         log.info("control API on %s%s", self.path,
@@ -142,7 +155,7 @@ class ControlServer:
     async def stop(self) -> None:
         """Close every listener and remove our socket; each step runs even if one before failed."""
         for server, _ in self._servers:
-            server.should_exit = True
+            server.exit()
         for _, task in self._servers:
             with contextlib.suppress(Exception):
                 await task
