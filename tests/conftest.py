@@ -22,14 +22,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config._env_timeout_method = "signal"  # type: ignore[attr-defined]  # pytest-timeout's setting
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow end-to-end runs first (in their order): a two-minute campaign that starts near the
-    end holds the whole run that long after the other worker is done. With ``--dist worksteal``
-    (pyproject.toml) an idle worker takes tests queued on the busy one, so the slow tests need
-    not land on one worker."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order
-
-
 @pytest.fixture
 def cockpit_cmd() -> list[str]:
     """The cockpit CLI as a subprocess command, using this interpreter."""
