@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-# Its campaign process has 600 s (two to three minutes on 2 cores beside the other slow tests).
+# Its campaign process has 600 s (two to three minutes on a busy 2-core machine).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(660)]
 
 
