@@ -12,38 +12,34 @@ which order it is. The encoder and the decoder read the dataclass fields, as bef
 from __future__ import annotations
 
 from ib_async import Order, Stock
-
-_UNSET_DOUBLE = 1.7976931348623157e308
-
-
-def _shown(obj: object, names: tuple[str, ...]) -> str:
-    parts = []
-    for name in names:
-        value = getattr(obj, name)
-        if value is None or value == "" or value == _UNSET_DOUBLE:
-            continue
-        parts.append(f"{name}={value!r}")
-    return f"{type(obj).__qualname__}({', '.join(parts)})"
+from ib_async.util import UNSET_DOUBLE
 
 
-class SentOrder(Order):
+class _ShortRepr:
+    """The repr of the fields in ``_SHOWN`` that are set (first in the MRO: it replaces ib_async's)."""
+
+    _SHOWN: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in self._SHOWN:
+            value = getattr(self, name)
+            if value is None or value == "" or value == UNSET_DOUBLE:
+                continue
+            parts.append(f"{name}={value!r}")
+        return f"{type(self).__qualname__}({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+class SentOrder(_ShortRepr, Order):
     """An order the adapter places (its fields are Order's; only the repr differs)."""
 
     _SHOWN = ("orderId", "clientId", "permId", "action", "totalQuantity", "orderType", "lmtPrice", "auxPrice",
               "tif", "orderRef", "account", "parentId", "transmit")
 
-    def __repr__(self) -> str:
-        return _shown(self, self._SHOWN)
 
-    __str__ = __repr__
-
-
-class SmartStock(Stock):
+class SmartStock(_ShortRepr, Stock):
     """A US stock the adapter trades or subscribes to (qualified in place: IB's fields kept)."""
 
     _SHOWN = ("conId", "symbol", "exchange", "primaryExchange", "currency", "localSymbol", "tradingClass")
-
-    def __repr__(self) -> str:
-        return _shown(self, self._SHOWN)
-
-    __str__ = __repr__
