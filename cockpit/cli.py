@@ -612,7 +612,7 @@ def _read(command: str, args: argparse.Namespace) -> int:
     db = _reader_settings(args).db
     try:
         conn = readers.connect_readonly(db)
-        with conn:
+        try:  # closed here, not by the collector: a Connection is in a cycle (its statement cache)
             if command == "positions":
                 data: Any = readers.positions(conn, include_flat=args.all)
             elif command == "orders":
@@ -621,6 +621,8 @@ def _read(command: str, args: argparse.Namespace) -> int:
                 data = readers.fills(conn, limit=args.limit)
             else:
                 data = readers.pnl(conn)
+        finally:
+            conn.close()
     except readers.NoState as exc:
         raise CliError(str(exc)) from None
     except sqlite3.Error as exc:
@@ -654,13 +656,15 @@ def _analytics(command: str, args: argparse.Namespace) -> int:
         gc.disable()
     try:
         conn = readers.connect_readonly(db)
-        with conn:
+        try:  # closed here (see _read)
             if command == "metrics":
                 data: Any = readers.performance(conn, strategy=args.strategy, risk_free_rate=metrics.risk_free_rate,
                                                 market_tz=metrics.market_tz, allocation=metrics.allocation,
                                                 strategies=metrics.strategies)
             else:
                 data = readers.daily_reports(conn, args.date)
+        finally:
+            conn.close()
     except readers.NoState as exc:
         raise CliError(str(exc)) from None
     except readers.UnknownStrategy as exc:

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 from collections import defaultdict
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_positions_equal_sum_of_fills_and_pnl_recomputes_to_the_cent(reference: 
 
 
 def test_engine_book_matches_the_paper_venue_account(reference: dict) -> None:
-    with sqlite3.connect(reference["state"] / "cockpit.sqlite") as conn:
+    with closing(sqlite3.connect(f"file:{reference['state'] / 'cockpit.sqlite'}?mode=ro", uri=True)) as conn:
         venue_pos = {s: Decimal(q) for s, q in conn.execute("SELECT symbol, qty FROM paper_positions")}
         venue_cash = Decimal(conn.execute("SELECT value FROM paper_account WHERE key='cash'").fetchone()[0])
         venue_execs = conn.execute("SELECT count(*) FROM paper_executions").fetchone()[0]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from ib_async.client import Client
 from ib_async.decoder import Decoder
 from ib_async.order import PriceCondition
 
+from brokers.ibkr import convert
 from brokers.ibsim import messages as m
 from brokers.ibsim.contracts import contract_info
 from brokers.ibsim.requests import BadRequest, parse_place_order
@@ -31,6 +32,8 @@ from brokers.ibsim.wire import (
     read_frame,
     split_payload,
 )
+from core.domain.model import Order as EngineOrder
+from core.domain.model import OrderType, Side, TimeInForce
 
 VERSIONS = list(range(157, 179))
 AAPL = contract_info("AAPL", 265598)
@@ -334,6 +337,26 @@ def test_place_order_as_ib_async_writes_it(v: int, order: Order) -> None:
     assert req.outside_rth == bool(order.outsideRth)
     assert req.conditions == len(order.conditions)
     assert req.transmit and req.parent_id == 0
+
+
+@pytest.mark.parametrize("kind", [OrderType.LIMIT, OrderType.MARKET])
+def test_the_adapters_order_and_stock_are_written_as_ib_asyncs_own(kind: OrderType) -> None:
+    """SentOrder and SmartStock only change the repr (ib_async formats each Trade into its log at
+    every placeOrder and orderStatus, at any level): the same bytes go out as for LimitOrder or
+    MarketOrder on a Stock, and the repr still says which order it is."""
+    ours = EngineOrder(client_order_id="cid-7", strategy="s", symbol="AAPL", side=Side.SELL, qty=Decimal(3),
+                  order_type=kind, tif=TimeInForce.DAY, limit_price=Decimal("101.25") if kind is OrderType.LIMIT else None,
+                  created_at=datetime(2026, 12, 3, tzinfo=timezone.utc))
+    sent = convert.ib_order(ours, 31, "DU7")
+    common = {"orderRef": "cid-7", "tif": "DAY", "orderId": 31, "transmit": True, "account": "DU7"}
+    theirs = (LimitOrder("SELL", 3.0, 101.25, **common) if kind is OrderType.LIMIT else MarketOrder("SELL", 3.0, **common))
+    for v in (157, 178):
+        assert written_by_ib_async(v, 31, convert.stock("AAPL"), sent) == written_by_ib_async(
+            v, 31, Stock("AAPL", "SMART", "USD"), theirs)
+    shown = repr(sent)
+    assert shown.startswith("SentOrder(orderId=31, ") and "action='SELL'" in shown and "orderRef='cid-7'" in shown
+    assert ("lmtPrice=101.25" in shown) is (kind is OrderType.LIMIT)
+    assert repr(convert.stock("AAPL")) == "SmartStock(conId=0, symbol='AAPL', exchange='SMART', currency='USD')"
 
 
 def test_a_short_place_order_is_refused() -> None:

@@ -132,6 +132,28 @@ def test_cli_refusals_are_one_line(reference: Path, tmp_path: Path, capsys, clea
         assert code == 1 and err.startswith("cockpit: no cockpit state at") and err.strip().count("\n") == 0, err
 
 
+def test_each_reader_closes_its_connection(reference: Path, capsys, clean_env) -> None:
+    """Closed by the command, not by the collector: a sqlite3 Connection sits in a cycle (its
+    statement cache), so one left open lives until a collection, and one in the TUI's or the
+    API's process holds a file descriptor that long."""
+    import gc
+
+    def open_connections() -> int:
+        return sum(type(o) is sqlite3.Connection for o in gc.get_objects())
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        before = open_connections()
+        for args in (("metrics",), ("report", "daily", "--json"), ("positions", "--json"), ("orders",), ("fills",),
+                     ("pnl", "--json"), ("metrics", "--strategy", "nope")):
+            cli(capsys, reference, *args)
+            assert open_connections() == before, args
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def test_a_sigkill_mid_run_then_resume_leaves_exactly_one_row_per_session(reference: Path, tmp_path: Path) -> None:
     state, end = tmp_path / "killed", "2008-06-30"
     # Paced (about 70 simulated days a wall second) so that it is surely still running when killed.
@@ -150,9 +172,11 @@ def test_a_sigkill_mid_run_then_resume_leaves_exactly_one_row_per_session(refere
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     again = replay(state, end)  # nothing left to replay: the last day is in already
     assert again.returncode == 0 and "[daily.summary]" not in again.stderr
-    with sqlite3.connect(state / "cockpit.sqlite") as conn:
+    with closing(sqlite3.connect(state / "cockpit.sqlite")) as conn:
         rows = conn.execute("SELECT date, equity_close, net, summary FROM daily_reports ORDER BY date").fetchall()
-    with sqlite3.connect(reference / "cockpit.sqlite") as conn:
+    # Read-only, and closed here: the shared reference is copied by the next tests, and a connection
+    # left to the collector (it is in a cycle) deletes the WAL whenever it is collected, mid-copy too.
+    with closing(sqlite3.connect(f"file:{reference / 'cockpit.sqlite'}?mode=ro", uri=True)) as conn:
         ref = {r[0]: r[1:] for r in conn.execute("SELECT date, equity_close, net, summary FROM daily_reports")}
     assert [r[0] for r in rows] == xnys_sessions(date(2008, 1, 1), date(2008, 6, 30))
     for day, equity_close, net, summary in rows:

@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# Its campaign process has 600 s (two to three minutes on a busy 2-core machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(660)]
 
 
 def test_two_dozen_random_sigkills_lose_and_double_nothing(clean_env) -> None:

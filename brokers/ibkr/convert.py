@@ -10,10 +10,10 @@ import math
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from ib_async import Contract, LimitOrder, MarketOrder, Stock
-from ib_async import Order as IBOrder
+from ib_async import Contract
 from ib_async import Trade as IBTrade
 
+from brokers.ibkr.ib_objects import SentOrder, SmartStock
 from core.domain.model import Order, OrderStatus, OrderType, Side, TimeInForce
 
 UTC = timezone.utc
@@ -42,9 +42,9 @@ def usable(x: float | None) -> bool:
     return x is not None and not math.isnan(x) and abs(x) < _UNSET
 
 
-def stock(symbol: str) -> Stock:
+def stock(symbol: str) -> SmartStock:
     """The contract every order and subscription uses: a US stock routed SMART, in USD."""
-    return Stock(symbol, "SMART", "USD")
+    return SmartStock(symbol, "SMART", "USD")
 
 
 def ib_action(side: Side) -> str:
@@ -57,7 +57,7 @@ def side_of(ib_side: str) -> Side:
 
 
 def ib_order(order: Order, order_id: int, account: str = "", *, qty: Decimal | None = None,
-             limit_price: Decimal | None = None) -> IBOrder:
+             limit_price: Decimal | None = None) -> SentOrder:
     """Our order as IB's, tagged with our client order id as ``orderRef``."""
     quantity = float(qty if qty is not None else order.qty)
     common = dict(orderRef=order.client_order_id, tif=order.tif.value, orderId=order_id, transmit=True)
@@ -66,8 +66,9 @@ def ib_order(order: Order, order_id: int, account: str = "", *, qty: Decimal | N
     if order.order_type is OrderType.LIMIT:
         price = limit_price if limit_price is not None else order.limit_price
         assert price is not None
-        return LimitOrder(ib_action(order.side), quantity, float(price), **common)
-    return MarketOrder(ib_action(order.side), quantity, **common)
+        return SentOrder(orderType="LMT", action=ib_action(order.side), totalQuantity=quantity, lmtPrice=float(price),
+                         **common)
+    return SentOrder(orderType="MKT", action=ib_action(order.side), totalQuantity=quantity, **common)
 
 
 def exec_time(t: datetime | None, fallback: datetime) -> datetime:
