@@ -23,15 +23,16 @@ quote would have set. A bar that does not qualify, or that a batch boundary fall
 bookkeeping must see the marks of that very event), goes event by event. Batches are 512
 events counted as if every quote had been made, so the bookkeeping runs at the same events.
 
-**A venue's reports wait for the event's orders.** While an event is dispatched, what the paper
-venue reports (the ack of an order that became live, a fill at this quote) reaches the book and
-the orders at once, but the order manager holds the events saying so on the bus
+**A venue's reports wait for the event's orders.** While an event is dispatched (after the
+timers due by its time: each runs at its own time, and what it changes is published then), what
+the paper venue reports (a fill at this quote, a DAY order expired at a session's bar) reaches the
+book and the orders at once, but the order manager holds the events saying so on the bus
 (``OrderManager.defer_reports``): they are handed out once the event's orders reached the broker
 (``send_pending``), or after the event when it made none, and always before the next event is
-taken, so the timers and the subscribers of the next one see what they saw before, in the same
-order. The fill's bookkeeping (store rows, audit, daily report, alerts) is then not on the way of
-the order the quote makes. Not when a strategy has an ``on_fill`` hook: that is a bus subscriber,
-and a strategy sees its fill before the same event's quote or bar hooks.
+taken (the clock has not moved meanwhile), so every subscriber sees the same events in the same
+order at the same engine time. The fill's bookkeeping (store rows, audit, daily report, alerts)
+is then not on the way of the order the quote makes. Not when a strategy has an ``on_fill`` hook:
+that is a bus subscriber, and a strategy sees its fill before the same event's quote or bar hooks.
 """
 
 from __future__ import annotations
@@ -91,14 +92,14 @@ class EventDriver:
     def event(self, ev: Item) -> None:
         """One event (its orders are sent by the caller: ``self.unsent``; the events it held are handed
         out by the caller, after sending: ``self.held``)."""
+        engine = self.engine
+        ts = ev.ts
+        sim = self.sim
+        if sim is not None:
+            sim.advance_to(ts)  # each timer runs at its own time: what it reports goes out then, not held
         oms = self.oms
         oms.defer_reports = self.defer
         try:
-            engine = self.engine
-            ts = ev.ts
-            sim = self.sim
-            if sim is not None:
-                sim.advance_to(ts)
             sym = ev.symbol
             if type(ev) is PendingQuote:
                 if not self.needed(sym):
@@ -137,11 +138,11 @@ class EventDriver:
 
     def bar(self, bar: Bar) -> None:
         """``event(bar)`` for a one-file replay's bar (on a SimClock), without asking what it is."""
+        ts = bar.ts
+        self.sim.advance_to(ts)  # type: ignore[union-attr]  # run_units runs on a SimClock only
         oms = self.oms
-        oms.defer_reports = self.defer
+        oms.defer_reports = self.defer  # after the timers, as in ``event``
         try:
-            ts = bar.ts
-            self.sim.advance_to(ts)  # type: ignore[union-attr]  # run_units runs on a SimClock only
             for h in self.bar_bus:  # the paper venue first (DAY orders expire at a session's bar)
                 try:
                     h(bar)
