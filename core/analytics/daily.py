@@ -271,7 +271,8 @@ class DailyReports:
             self._pending.append(record)
             return
         self._count_fill(record, self.ledger.apply(record))
-        self.tally.sample(self.portfolio.equity())
+        # The equity the fill left, as the event says: it may reach us after the next mark moved.
+        self.tally.sample(self.portfolio.equity() if e.equity is None else e.equity)
 
     def _on_order(self, e: ev.OrderChanged) -> None:
         if e.previous is None:

@@ -40,7 +40,10 @@ class FillApplied:
 
     ``strategy`` is the fill's owner (the order's strategy, or operator/external);
     ``allocation`` says whose positions it moved ((owner, signed qty), summing to the
-    fill); ``kind`` is "trade" or "adjustment" (an override or an accepted break)."""
+    fill); ``kind`` is "trade" or "adjustment" (an override or an accepted break).
+    ``equity`` is the book's equity just after the fill, at the marks then: the daily report
+    samples it from here, since the event may reach it after the next mark moved (the order
+    manager holds the events of a venue's reports until the order path is done; oms.py)."""
 
     fill: Execution
     strategy: str
@@ -49,6 +52,7 @@ class FillApplied:
     kind: str = "trade"
     actor: str = "broker"
     reason: str | None = None
+    equity: Decimal | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,6 +10,13 @@
   else is published, or the OMS changes an order: every subscriber sees the events in the order
   they happened, and each order as it was at its event). A write-ahead commit hands them out
   first: the order's row and its audit rows go with it.
+- What a venue reports while the run loop dispatches an event (``defer_reports``: the paper
+  venue's acks and fills, made by the quote itself) changes the book, the order and the open-order
+  index at once, so the strategies and the gate that the same event reaches next see it; the
+  events saying so are held on the bus too, and handed out once that event's orders left
+  (``send_pending``) or before the run loop takes the next event (core/kernel/driver.py): the
+  bookkeeping of a fill (the store's rows, the audit trail, the daily report, alerts) is not on
+  the way of the order the same quote makes. The bus keeps every event in its place.
 - A fill reported twice (same exec id) is applied once.
 - Status changes go through the state machine; an illegal one is refused and logged.
 - Every change is published on the bus (OrderChanged, FillApplied, IntentRejected); the
@@ -149,6 +156,9 @@ class OrderManager:
         self._next_seq = 1
         self._to_send: list[Order] = []
         self._placing: Order | None = None  # the order in broker.place() right now
+        # Set by the run loop while it dispatches an event (core/kernel/driver.py): the events of the
+        # changes made meanwhile are held on the bus (``_emit``) rather than handed out at once.
+        self.defer_reports = False
         self._adjustments = 0
         self._lost_reported: set[str] = set()  # our orders with fills but no row in memory (see _check_lost)
         self._checks: set[asyncio.Task[None]] = set()
@@ -514,10 +524,10 @@ class OrderManager:
             if order.status.is_terminal:
                 # A fill after a cancel/reject: the book takes it; the status stays terminal.
                 self.log.warning("fill on %s order %s", order.status, order.client_order_id)
-                self.bus.publish(OrderChanged(order, previous=order.status))
+                self._emit(OrderChanged(order, previous=order.status))
             else:
                 self._set_status(order, target)
-        self.bus.publish(event)  # after the order's own state: a subscriber never sees it half done
+        self._emit(event)  # after the order's own state: a subscriber never sees it half done
 
     def book_adjustment(self, symbol: str, signed_qty: Decimal, price: Decimal, *, owner: str, actor: str,
                         reason: str) -> FillApplied:
@@ -541,10 +551,11 @@ class OrderManager:
         self._remember_exec(ex.exec_id)
         allocation = self.portfolio.allocate(owner, ex.symbol, ex.qty * ex.side.sign)
         realized = self.portfolio.apply_fill(ex, allocation)
+        equity = self.portfolio.equity()  # as it is now: the event may be handed out after the next mark
         self.log.info("%s %s %s %s %s @ %s comm %s (%s)", "fill" if kind == "trade" else kind, ex.exec_id, ex.side,
                       _Worded((text.qty, ex.qty)), ex.symbol, ex.price, _Worded((text.money, ex.commission)),
                       ex.client_order_id or reason)
-        return FillApplied(ex, owner, realized, allocation, kind, actor, reason)
+        return FillApplied(ex, owner, realized, allocation, kind, actor, reason, equity)
 
     # ---- helpers -------------------------------------------------------------------
 
@@ -568,8 +579,19 @@ class OrderManager:
             self._forget_finished(order)
         if status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
             self.log.info("order %s %s%s", order.client_order_id, status, f": {reason}" if reason else "")
-        self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))
+        if self.defer_reports:  # made when handed out: before this order changes again (see above)
+            self.bus.hold_new(OrderChanged, order, previous=previous, reason=reason, broker=broker)
+        else:
+            self.bus.publish(OrderChanged(order, previous=previous, reason=reason, broker=broker))
         return True
+
+    def _emit(self, event: object) -> None:
+        """Publish ``event``, or hold it while the run loop dispatches an event (``defer_reports``):
+        either way every subscriber sees it in its place among the others (core/common/bus.py)."""
+        if self.defer_reports:
+            self.bus.hold(event)
+        else:
+            self.bus.publish(event)
 
     # ---- the open orders' index (the one writer: the three methods below) ---------------
 

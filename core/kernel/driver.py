@@ -22,6 +22,17 @@ before), the cursor counts them, and the bar is handled as usual; it sets the ma
 quote would have set. A bar that does not qualify, or that a batch boundary falls inside (the
 bookkeeping must see the marks of that very event), goes event by event. Batches are 512
 events counted as if every quote had been made, so the bookkeeping runs at the same events.
+
+**A venue's reports wait for the event's orders.** While an event is dispatched (after the
+timers due by its time: each runs at its own time, and what it changes is published then), what
+the paper venue reports (a fill at this quote, a DAY order expired at a session's bar) reaches the
+book and the orders at once, but the order manager holds the events saying so on the bus
+(``OrderManager.defer_reports``): they are handed out once the event's orders reached the broker
+(``send_pending``), or after the event when it made none, and always before the next event is
+taken (the clock has not moved meanwhile), so every subscriber sees the same events in the same
+order at the same engine time. The fill's bookkeeping (store rows, audit, daily report, alerts)
+is then not on the way of the order the quote makes. Not when a strategy has an ``on_fill`` hook:
+that is a bus subscriber, and a strategy sees its fill before the same event's quote or bar hooks.
 """
 
 from __future__ import annotations
@@ -67,6 +78,10 @@ class EventDriver:
         self.cur_ts: datetime | None = cursor.ts if cursor else None
         self.n_at_ts = cursor.n_at_ts if cursor else 0
         self.made = 0  # synthetic quotes made into Quotes (the rest were not needed)
+        # The reports of an event wait for its orders (see the module's docstring), unless a strategy
+        # must see its fills (an on_fill hook, a bus subscriber) before the event's other hooks.
+        self.defer = not engine._fill_hooks
+        self.held = engine.bus.held()  # the bus's held events: tested after every event without a call
 
     def needed(self, symbol: str) -> bool:
         """Whether someone observes the next quote of ``symbol``."""
@@ -75,37 +90,43 @@ class EventDriver:
     # ---- one event at a time ---------------------------------------------------------
 
     def event(self, ev: Item) -> None:
-        """One event (its orders are sent by the caller: ``self.unsent``)."""
+        """One event (its orders are sent by the caller: ``self.unsent``; the events it held are handed
+        out by the caller, after sending: ``self.held``)."""
         engine = self.engine
         ts = ev.ts
         sim = self.sim
         if sim is not None:
-            sim.advance_to(ts)
-        sym = ev.symbol
-        if type(ev) is PendingQuote:
-            if not self.needed(sym):
-                self._mark(sym, ev.last, ts)
-                self._count(ts)
-                return
-            ev = ev.quote()
-            self.made += 1
-        venue: list[Callable[[Any], None]]
-        hooks: dict[str, list[Callable[[Any], None]]]
-        if type(ev) is Quote:
-            venue, hooks, price = self.quote_bus, engine._quote_handlers, ev.last
-        else:
-            assert type(ev) is Bar
-            venue, hooks, price = self.bar_bus, engine._bar_handlers, ev.close
-        for h in venue:  # the paper venue fills first, at this price
-            try:
+            sim.advance_to(ts)  # each timer runs at its own time: what it reports goes out then, not held
+        oms = self.oms
+        oms.defer_reports = self.defer
+        try:
+            sym = ev.symbol
+            if type(ev) is PendingQuote:
+                if not self.needed(sym):
+                    self._mark(sym, ev.last, ts)
+                    self._count(ts)
+                    return
+                ev = ev.quote()
+                self.made += 1
+            venue: list[Callable[[Any], None]]
+            hooks: dict[str, list[Callable[[Any], None]]]
+            if type(ev) is Quote:
+                venue, hooks, price = self.quote_bus, engine._quote_handlers, ev.last
+            else:
+                assert type(ev) is Bar
+                venue, hooks, price = self.bar_bus, engine._bar_handlers, ev.close
+            for h in venue:  # the paper venue fills first, at this price
+                try:
+                    h(ev)
+                except Exception:
+                    if not self.bus.forgives(h, ev):  # as Bus.publish: a non-critical subscriber's error is logged
+                        raise
+            self._mark(sym, price, ts)
+            for h in hooks.get(sym, ()):
                 h(ev)
-            except Exception:
-                if not self.bus.forgives(h, ev):  # as Bus.publish: a non-critical subscriber's error is logged
-                    raise
-        self._mark(sym, price, ts)
-        for h in hooks.get(sym, ()):
-            h(ev)
-        self._count(ts)
+            self._count(ts)
+        finally:
+            oms.defer_reports = False
 
     def _mark(self, sym: str, price: Any, ts: datetime) -> None:
         self.last_prices[sym] = price
@@ -119,25 +140,30 @@ class EventDriver:
         """``event(bar)`` for a one-file replay's bar (on a SimClock), without asking what it is."""
         ts = bar.ts
         self.sim.advance_to(ts)  # type: ignore[union-attr]  # run_units runs on a SimClock only
-        for h in self.bar_bus:  # the paper venue first (DAY orders expire at a session's bar)
-            try:
+        oms = self.oms
+        oms.defer_reports = self.defer  # after the timers, as in ``event``
+        try:
+            for h in self.bar_bus:  # the paper venue first (DAY orders expire at a session's bar)
+                try:
+                    h(bar)
+                except Exception:
+                    if not self.bus.forgives(h, bar):
+                        raise
+            sym, price = bar.symbol, bar.close
+            self.last_prices[sym] = price
+            self.quote_ts[sym] = ts
+            pos = self.positions.get(sym)
+            if pos is not None:
+                pos.last_price = price
+                self.dirty.add(sym)
+            for h in self.bar_hooks.get(sym, ()):
                 h(bar)
-            except Exception:
-                if not self.bus.forgives(h, bar):
-                    raise
-        sym, price = bar.symbol, bar.close
-        self.last_prices[sym] = price
-        self.quote_ts[sym] = ts
-        pos = self.positions.get(sym)
-        if pos is not None:
-            pos.last_price = price
-            self.dirty.add(sym)
-        for h in self.bar_hooks.get(sym, ()):
-            h(bar)
-        if ts == self.cur_ts:
-            self.n_at_ts += 1
-        else:
-            self.cur_ts, self.n_at_ts = ts, 1
+            if ts == self.cur_ts:
+                self.n_at_ts += 1
+            else:
+                self.cur_ts, self.n_at_ts = ts, 1
+        finally:
+            oms.defer_reports = False
 
     def _count(self, ts: datetime) -> None:
         if ts == self.cur_ts:
@@ -157,12 +183,14 @@ class EventDriver:
 
     async def run_batches(self, stream: AsyncIterator[Sequence[Item]]) -> None:
         """Any feed: the batches it yields, event by event."""
-        unsent, event, done = self.unsent, self.event, self.engine.batch_done
+        unsent, event, done, held, release = self.unsent, self.event, self.engine.batch_done, self.held, self.bus.release
         async for batch in stream:
             for ev in batch:
                 event(ev)
                 if unsent:
                     await self.send()
+                if held:  # what the event held, before the next one (send_pending handed out the rest)
+                    release()
             if await done(self.cur_ts, self.n_at_ts, len(batch)):
                 return
 
@@ -175,6 +203,7 @@ class EventDriver:
         between two awaits)."""
         assert self.sim is not None
         unsent, event, done, sim = self.unsent, self.event, self.engine.batch_done, self.sim
+        held, release = self.held, self.bus.release  # what an event held, handed out before the next one
         advance, due_by, on_bar = sim.advance_to, sim.due_by, self.bar
         quote_hooks, wants, needs_every = self.quote_hooks, self.wants_quotes, self.bus.needs_every
         n = maker.n
@@ -185,6 +214,8 @@ class EventDriver:
             event(ev)
             if unsent:
                 await self.send()
+            if held:
+                release()
             count += 1
             if count == BATCH:
                 count = 0
@@ -199,6 +230,8 @@ class EventDriver:
                     event(ev)
                     if unsent:
                         await self.send()
+                    if held:
+                        release()
                     count += 1
                     if count == BATCH:
                         count = 0
@@ -214,6 +247,8 @@ class EventDriver:
                     if unsent:
                         await self.send()
                         every_quote = needs_every(Quote)
+                    if held:
+                        release()
             elif n == 1:
                 self._count(bar.start)  # the open, at the start (which may be the last bar's end)
             elif bar.ts - bar.start < TINY_BAR:  # quotes that may share stamps: counted one by one
@@ -225,6 +260,8 @@ class EventDriver:
             if unsent:
                 await self.send()
                 every_quote = needs_every(Quote)
+            if held:
+                release()
             count += unit
             if count == BATCH:
                 count = 0

@@ -203,7 +203,7 @@ class Engine:
         # A class's declaration (ClassVar), read once: whether each strategy may go short (others: yes).
         self._may_short_of = {s.name: s.may_short for s in strategies}
         # The strategies with an on_fill hook of their own: a fill of another owner calls nothing.
-        self._fill_hooks = {s.name: s for s in strategies if s.overrides("on_fill")}
+        self._fill_hooks: dict[str, Strategy] = {s.name: s for s in strategies if s.overrides("on_fill")}
         self.market_tz = ZoneInfo(settings.engine.market_tz)
         self.equity = EquityTracker(self.market_tz)
         # Realized P&L per symbol when the exchange day began (per batch: exact at a live pace).
