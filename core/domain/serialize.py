@@ -9,8 +9,14 @@ from typing import Any
 
 
 def dec(value: Decimal) -> str:
-    """A Decimal as plain text, never in exponent form."""
-    text = format(value, "f")
+    """A Decimal as plain text, never in exponent form.
+
+    ``str`` first: it is about three times as fast as ``format(value, "f")`` and gives the same
+    digits unless it chose the exponent form (very small or very large numbers, ``1E+2``), which
+    only ``format`` then writes out. This runs several times per order before its write-ahead."""
+    text = str(value)
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
