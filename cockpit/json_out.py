@@ -11,9 +11,12 @@ values come out exactly as they did.
 
 from __future__ import annotations
 
-import json
-from json.encoder import encode_basestring_ascii  # the C escaper
 from typing import Any
+
+try:  # the C escaper json.encoder uses, without importing json (its decoder compiles regular expressions)
+    from _json import encode_basestring_ascii
+except ImportError:  # an interpreter without the C module
+    from json.encoder import encode_basestring_ascii
 
 _MAX_DEPTH = 100  # deeper than any reader's answer: the standard library then does it (and its errors)
 _FLOAT = float.__repr__
@@ -29,6 +32,8 @@ def dumps(value: Any) -> str:
     try:
         return _text(value, "\n", 0)
     except _Unusual:
+        import json
+
         return json.dumps(value, indent=2)
 
 
