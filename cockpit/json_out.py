@@ -4,15 +4,19 @@ With an indent, the standard library leaves its C encoder out and walks the valu
 generator per container: `cockpit report daily --json` over two years (1.4 MB) spent about
 100 ms there. ``dumps`` writes the same text with one recursive function over the types the
 readers give (dict with text keys, list, tuple, str, int, float, bool, None) and the C string
-escaper. Anything else (another key or value type, a cycle, a value nested very deep) is left to
-``json.dumps`` itself, so errors and odd values come out exactly as they did.
+escaper, each container one ``str.join`` over its items. Anything else (another key or value
+type, a cycle, a value nested very deep) is left to ``json.dumps`` itself, so errors and odd
+values come out exactly as they did.
 """
 
 from __future__ import annotations
 
-import json
-from json.encoder import encode_basestring_ascii  # the C escaper
 from typing import Any
+
+try:  # the C escaper json.encoder uses, without importing json (its decoder compiles regular expressions)
+    from _json import encode_basestring_ascii
+except ImportError:  # an interpreter without the C module
+    from json.encoder import encode_basestring_ascii
 
 _MAX_DEPTH = 100  # deeper than any reader's answer: the standard library then does it (and its errors)
 _FLOAT = float.__repr__
@@ -25,12 +29,12 @@ class _Unusual(Exception):
 
 def dumps(value: Any) -> str:
     """``json.dumps(value, indent=2)``."""
-    out: list[str] = []
     try:
-        _write(value, out, "\n", 0)
+        return _text(value, "\n", 0)
     except _Unusual:
+        import json
+
         return json.dumps(value, indent=2)
-    return "".join(out)
 
 
 def _float(value: float) -> str:
@@ -72,64 +76,35 @@ def _scalar(value: Any) -> str:
     raise _Unusual
 
 
-def _write(value: Any, out: list[str], newline: str, depth: int) -> None:
-    if isinstance(value, dict):
+def _text(value: Any, newline: str, depth: int) -> str:
+    """``value`` as indented JSON text, its first line at the indent ``newline`` ends with.
+
+    A container is one join over its items, each a scalar's word or a container's own text;
+    a key that is not text (the C escaper's TypeError) or a value it does not know goes to
+    ``json.dumps``."""
+    kind = type(value)
+    word = _SCALARS.get
+    if kind is dict or (kind is not list and isinstance(value, dict)):
         if not value:
-            out.append("{}")
-            return
+            return "{}"
         if depth >= _MAX_DEPTH:
             raise _Unusual
         inner = newline + "  "
-        scalars = _SCALARS
-        if all(type(k) is str for k in value):
-            try:  # the usual leaf, text keys and values of the exact scalar types: one join
-                body = ("," + inner).join([encode_basestring_ascii(k) + ": " + scalars[type(v)](v)
-                                           for k, v in value.items()])
-            except KeyError:  # a container (or another type) among the values: item by item below
-                pass
-            else:
-                out.append("{" + inner + body + newline + "}")
-                return
-        head = "{" + inner
-        for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
-                raise _Unusual  # numbers, booleans and None as keys: the standard library words them
-            word = scalars.get(type(item))
-            if word is not None:
-                out.append(head + encode_basestring_ascii(key) + ": " + word(item))
-            elif isinstance(item, (dict, list, tuple)):
-                out.append(head + encode_basestring_ascii(key) + ": ")
-                _write(item, out, inner, depth + 1)
-            else:
-                out.append(head + encode_basestring_ascii(key) + ": " + _scalar(item))
-            head = "," + inner
-        out.append(newline + "}")
-    elif isinstance(value, (list, tuple)):
+        deeper = depth + 1
+        try:
+            body = ("," + inner).join([encode_basestring_ascii(k) + ": " + (
+                w(v) if (w := word(type(v))) is not None else _text(v, inner, deeper)) for k, v in value.items()])
+        except TypeError:  # numbers, booleans and None as keys: the standard library words them
+            raise _Unusual from None
+        return "{" + inner + body + newline + "}"
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         if not value:
-            out.append("[]")
-            return
+            return "[]"
         if depth >= _MAX_DEPTH:
             raise _Unusual
         inner = newline + "  "
-        scalars = _SCALARS
-        try:  # a list of exact scalars: one join
-            body = ("," + inner).join([scalars[type(v)](v) for v in value])
-        except KeyError:
-            pass
-        else:
-            out.append("[" + inner + body + newline + "]")
-            return
-        head = "[" + inner
-        for item in value:
-            word = scalars.get(type(item))
-            if word is not None:
-                out.append(head + word(item))
-            elif isinstance(item, (dict, list, tuple)):
-                out.append(head)
-                _write(item, out, inner, depth + 1)
-            else:
-                out.append(head + _scalar(item))
-            head = "," + inner
-        out.append(newline + "]")
-    else:
-        out.append(_scalar(value))
+        deeper = depth + 1
+        body = ("," + inner).join([w(v) if (w := word(type(v))) is not None else _text(v, inner, deeper)
+                                   for v in value])
+        return "[" + inner + body + newline + "]"
+    return _scalar(value)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -24,15 +24,14 @@ if TYPE_CHECKING:
 
 _MONEY = Decimal("0.01")
 _PRICE = Decimal("0.0001")
+_WIDE = Context(prec=80)  # the readers' widest sums round without an error (one context, not one per cell)
 
 
 def _rounded(text: Any, places: Decimal, grouped: bool) -> str:
     if text is None:
         return "-"
     try:
-        with localcontext() as ctx:
-            ctx.prec = 80  # the readers' widest sums round without an error
-            value = Decimal(str(text)).quantize(places, ROUND_HALF_UP)
+        value = Decimal(str(text)).quantize(places, ROUND_HALF_UP, context=_WIDE)
     except (InvalidOperation, ValueError, ArithmeticError):
         return str(text)
     return f"{value:,}" if grouped else f"{value}"
@@ -68,13 +67,13 @@ class _Line(NamedTuple):
 
 _WIDTH = 220  # the page when the output is not a terminal (piped or captured: not squeezed to 80 columns)
 _MARKUP = re.compile(r"\[|:\S*?:")  # what rich might read as a markup tag or an emoji code
+_LATIN = re.compile("[ -~\xa1-\xac\xae-\xff]*")  # printable ASCII and Latin-1 but NBSP and the soft hyphen
 
 
 def _plain_text(text: str) -> bool:
     """One line rich shows as it is: printable ASCII or Latin-1 (one column per character; no NBSP,
     no soft hyphen), and no space at either end (rich trims those when it justifies a cell)."""
-    return (all(" " <= c <= "~" or ("\xa1" <= c <= "\xff" and c != "\xad") for c in text)
-            and text[:1] != " " and text[-1:] != " ")
+    return _LATIN.fullmatch(text) is not None and text[:1] != " " and text[-1:] != " "
 
 
 def _not_a_terminal() -> bool:

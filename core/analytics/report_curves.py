@@ -16,7 +16,6 @@ which also names what is odd in them.
 
 from __future__ import annotations
 
-import json
 import struct
 import sys
 from array import array
@@ -149,6 +148,8 @@ def backfill_params(rows: Iterable[Sequence[Any]]) -> list[tuple[str, str, int, 
     """``PUT_CURVE``'s parameters for ``MISSING_SQL``'s rows (date, session_close, summary), of
     each summary that reads as a summary of its date with a list of owner rows; the others are
     left to the reader's full path."""
+    import json  # here: the readers of the curves never parse a summary on this path
+
     out = []
     for day, session_close, summary in rows:
         try:

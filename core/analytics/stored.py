@@ -7,7 +7,6 @@ odd row never hides the rest.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
@@ -87,6 +86,8 @@ def fill_records(fills: Iterable[Sequence[Any]], allocations: Iterable[Sequence[
 
 def report_rows(rows: Iterable[Row], warn: Warn = _ignore) -> list[dict[str, Any]]:
     """The stored daily summaries (their JSON form), oldest first; unreadable ones skipped."""
+    import json  # here, not at the top: `cockpit metrics` reads the stored curves without it
+
     out = []
     for r in rows:
         try:
@@ -109,6 +110,8 @@ def curve_rows(rows: Iterable[Row], full: Callable[[str], Iterable[Row]], warn: 
     ``date, summary`` row (so it is kept or skipped, and named, as ``report_rows`` does). (Of a
     key written twice in one summary, which the recorder never does, SQLite reads the first,
     Python's parser the last.)"""
+    import json
+
     out: list[dict[str, Any]] = []
     loads = json.loads
     for r in rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,23 +41,31 @@ def _not_serializable(o: Any) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-# json.dumps's C encoder with its default settings, made once each (json.dumps makes one per
-# call, a visible cost for a row written per fill or per session). No circular check: what is
-# written is plain data; a value the C encoder refuses goes through json.dumps itself.
-_ENCODERS = {
-    sort: _c_make_encoder(None, _not_serializable, json.encoder.encode_basestring_ascii, None, ": ", ", ", sort,
-                          False, True) if _c_make_encoder is not None else None
-    for sort in (False, True)
-}
+_ENCODERS: dict[bool, Any] = {}  # json.dumps's C encoder per sort_keys, made on first use (_encoder)
+
+
+def _encoder(sort_keys: bool) -> Any:
+    """json.dumps's C encoder with its default settings, made once each (json.dumps makes one per
+    call, a visible cost for a row written per fill or per session), None without the C module.
+    No circular check: what is written is plain data; a value the C encoder refuses goes through
+    json.dumps itself. Made here, not at import: the readers import this module for ``dec`` and
+    ``money`` and never write JSON through it."""
+    import json
+
+    make = getattr(json.encoder, "c_make_encoder", None)
+    encode = _ENCODERS[sort_keys] = make(None, _not_serializable, json.encoder.encode_basestring_ascii, None, ": ",
+                                         ", ", sort_keys, False, True) if make is not None else None
+    return encode
 
 
 def json_text(value: Any, *, sort_keys: bool = False) -> str:
     """``json.dumps(value, sort_keys=sort_keys)``, the same text, faster."""
-    encode = _ENCODERS[sort_keys]
+    encode = _ENCODERS[sort_keys] if sort_keys in _ENCODERS else _encoder(sort_keys)
     if encode is not None and not isinstance(value, str):
         try:
             return "".join(encode(value, 0))
         except (TypeError, ValueError, RecursionError):
             pass
+    import json
+
     return json.dumps(value, sort_keys=sort_keys)
