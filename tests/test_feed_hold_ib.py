@@ -97,7 +97,14 @@ async def test_strategies_are_held_on_the_delayed_fallback_until_failback(tmp_pa
         result = await engine.controls.manual_order("buy", "AAPL", "1", actor="test")  # the operator's goes
         assert "sent order" in result.message
 
-        for _ in range(8):  # the primary healthy for failback_seconds (5) on the wall clock
+        # The primary healthy for failback_seconds (5) on the wall clock. Each step waits for a fresh
+        # quote from the primary first: the freshness check reads the same clock, so a clock moved
+        # ahead of the data (a loaded machine) would find the primary stale and restart the wait.
+        for _ in range(40):
+            if feed.active.name == "ibkr":  # type: ignore[attr-defined]
+                break
+            passed = sources["ibkr"].gate.passed
+            await eventually(lambda before=passed: sources["ibkr"].gate.passed > before, 30, "a fresh quote from the primary")
             wall.advance(timedelta(seconds=0.75))
             await asyncio.sleep(0)
         await eventually(lambda: feed.active.name == "ibkr", 30, "the failback")  # type: ignore[attr-defined]
